@@ -1,0 +1,73 @@
+"""The swappable executor: start a target, run a Locust, stop them.
+
+The runner only talks to these protocols; `local` runs processes pinned with
+sched_setaffinity, `docker` runs the same commands in Compose services, and
+the tests use a fake one for the matrix, resume and failure paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from bench.cells import ServerConfig
+from bench.loadspec import LoadSpec
+
+
+class TargetError(RuntimeError):
+    """The target could not start or died; the message is the reason recorded in summary.csv."""
+
+
+class Target(Protocol):
+    url: str  # base URL the load generator uses, e.g. http://127.0.0.1:8000
+
+    def alive(self) -> bool: ...
+
+    def pids(self) -> list[int]:
+        """Host pids of every target process (master and workers), for resource sampling."""
+        ...
+
+    def log_tail(self, lines: int = 20) -> str: ...
+
+    def save_log(self, dest: Path) -> None:
+        """Copy the target's log so far into a cell folder."""
+        ...
+
+
+class LoadRun(Protocol):
+    def pids(self) -> list[int]:
+        """Host pids of every Locust process (master, workers, forked --processes)."""
+        ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float) -> int:
+        """Exit code; raises TimeoutError past the deadline."""
+        ...
+
+    def kill(self) -> None: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def start_target(self, cfg: ServerConfig, stats_dir: Path) -> Target:
+        """Start the target and return once /healthz answers; TargetError otherwise.
+
+        stats_dir receives the workers' in-target samples (BENCH_STATS_DIR).
+        """
+        ...
+
+    def stop_target(self, target: Target) -> None: ...
+
+    def start_load(self, spec: LoadSpec, out_dir: Path) -> LoadRun:
+        """Start Locust writing its CSVs, HTML, log and result JSON under out_dir."""
+        ...
+
+    def metadata(self) -> dict[str, Any]:
+        """What env.json records about this backend (engine versions, image ids...)."""
+        ...
+
+    def close(self) -> None:
+        """Stop everything still running (also on Ctrl-C)."""
+        ...

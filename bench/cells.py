@@ -1,0 +1,107 @@
+"""One immutable spec per cell, the server config it needs, and the load it sends.
+
+The whole matrix is expanded before anything runs, so `bench plan` and
+`bench run` share one expansion (pyperf's immutable Run, not TechEmpower's
+attribute copying).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything that needs a target restart when it changes."""
+
+    server: str  # uvicorn | gunicorn
+    workers: int
+    threadpool_tokens: int
+    target_cpuset: str
+    port: int
+    bind: str
+    loop: str  # auto | asyncio | uvloop
+    http: str  # auto | h11 | httptools
+
+
+@dataclass(frozen=True)
+class Cell:
+    style: str
+    workload: str
+    users: int
+    spawn_rate: float
+    duration: float
+    warmup: float
+    server: str
+    workers: int
+    threadpool_tokens: int
+    target_cpuset: str
+    loadgen_cpuset: str
+    cpu_iterations: int
+    sleep_ms: int
+    repeats: int
+    loadgen_processes: int
+    loadgen_workers: int
+    port: int
+    bind: str
+    loop: str
+    http: str
+    fail_on_saturation: bool
+    # matrix axes this cell was expanded along, in scenario order: they name it
+    axes: tuple[str, ...] = ()
+
+    @property
+    def server_config(self) -> ServerConfig:
+        return ServerConfig(
+            self.server, self.workers, self.threadpool_tokens, self.target_cpuset,
+            self.port, self.bind, self.loop, self.http,
+        )
+
+    @property
+    def cell_id(self) -> str:
+        parts = [self.style, self.workload, f"u{self.users}", self.server, f"w{self.workers}",
+                 f"tp{self.threadpool_tokens}"]
+        named = {"style", "workload", "users", "server", "workers", "threadpool_tokens"}
+        for key in self.axes:
+            if key not in named:
+                parts.append(f"{key}{getattr(self, key)}")
+        return re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join(parts))
+
+    @property
+    def path(self) -> str:
+        """The one endpoint this cell loads, with its query."""
+        query = ""
+        if self.workload == "cpu":
+            query = f"?iterations={self.cpu_iterations}"
+        elif self.workload in ("sleep", "blocking_sleep"):
+            query = f"?ms={self.sleep_ms}"
+        return f"/{self.style}/{self.workload}{query}"
+
+    @property
+    def ramp_s(self) -> float:
+        return math.ceil(self.users / self.spawn_rate)
+
+    def estimated_s(self) -> float:
+        """Wall time of one repeat: warmup run + measured run, each with its ramp, plus start-up."""
+        per_locust_start = 3.0 + (2.0 if self.loadgen_workers else 0.0)
+        warm = (self.ramp_s + self.warmup + per_locust_start) if self.warmup > 0 else 0.0
+        return warm + self.ramp_s + self.duration + per_locust_start
+
+    def params(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("axes")
+        return out
+
+
+def expand(defaults: dict[str, Any], matrix: dict[str, list[Any]]) -> list[Cell]:
+    """The product of the matrix axes over the defaults, in scenario order (last axis fastest)."""
+    axes = tuple(matrix)
+    cells = []
+    for combo in itertools.product(*(matrix[a] for a in axes)):
+        values = {**defaults, **dict(zip(axes, combo))}
+        cells.append(Cell(**values, axes=axes))
+    return cells

@@ -1,0 +1,81 @@
+"""The load one Locust run sends, and the Locust command lines for it.
+
+Both backends build their command lines here, so the local processes and the
+containers run exactly the same Locust invocation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.cells import Cell
+
+LOCUSTFILE = "loadgen/locustfile.py"
+MASTER_PORT_OFFSET = 557  # master's port = target port + offset, away from Locust's 5557 default
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    host: str  # http://127.0.0.1:PORT - loopback unless the user pointed --target-url elsewhere
+    path: str
+    users: int
+    spawn_rate: float
+    run_time_s: int
+    processes: int
+    workers: int  # 0: one Locust (maybe forked with --processes); N: master + N worker processes
+    master_port: int
+    phase: str  # warmup | measure
+
+    @property
+    def prefix(self) -> str:
+        return self.phase
+
+
+def load_spec(cell: Cell, host: str, phase: str) -> LoadSpec:
+    seconds = cell.warmup if phase == "warmup" else cell.duration
+    return LoadSpec(
+        host=host,
+        path=cell.path,
+        users=cell.users,
+        spawn_rate=cell.spawn_rate,
+        run_time_s=int(cell.ramp_s + seconds),
+        processes=cell.loadgen_processes,
+        workers=cell.loadgen_workers,
+        master_port=cell.port + MASTER_PORT_OFFSET,
+        phase=phase,
+    )
+
+
+def env_for(spec: LoadSpec, out_dir: str) -> dict[str, str]:
+    """Environment the locustfile reads (see loadgen/locustfile.py)."""
+    return {
+        "BENCH_PATH": spec.path,
+        "BENCH_RESULT_OUT": f"{out_dir}/{spec.prefix}_result.json",
+    }
+
+
+def master_argv(spec: LoadSpec, out_dir: str, locustfile: str = LOCUSTFILE) -> list[str]:
+    """The Locust that writes the CSVs: a standalone one, or the master of distributed workers."""
+    argv = [
+        "locust", "-f", locustfile, "--headless",
+        "--host", spec.host,
+        "-u", str(spec.users), "-r", str(spec.spawn_rate),
+        "--run-time", f"{spec.run_time_s}s",
+        # stats (and our HDR histogram) restart once every user is spawned: the ramp is not measured
+        "--reset-stats",
+        "--csv", f"{out_dir}/{spec.prefix}", "--csv-full-history",
+        "--html", f"{out_dir}/{spec.prefix}.html",
+        "--only-summary", "--exit-code-on-error", "0",
+        "--stop-timeout", "0",
+    ]
+    if spec.workers:
+        argv += ["--master", "--expect-workers", str(spec.workers),
+                 "--master-bind-host", "127.0.0.1", "--master-bind-port", str(spec.master_port)]
+    elif spec.processes > 1:
+        argv += ["--processes", str(spec.processes)]
+    return argv
+
+
+def worker_argv(spec: LoadSpec, master_host: str = "127.0.0.1", locustfile: str = LOCUSTFILE) -> list[str]:
+    return ["locust", "-f", locustfile, "--worker", "--master-host", master_host,
+            "--master-port", str(spec.master_port), "--reset-stats"]
