@@ -102,6 +102,6 @@ def expand(defaults: dict[str, Any], matrix: dict[str, list[Any]]) -> list[Cell]
     axes = tuple(matrix)
     cells = []
     for combo in itertools.product(*(matrix[a] for a in axes)):
-        values = {**defaults, **dict(zip(axes, combo))}
+        values = {**defaults, **dict(zip(axes, combo, strict=True))}
         cells.append(Cell(**values, axes=axes))
     return cells

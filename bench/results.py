@@ -121,7 +121,9 @@ def read_rows(path: Path) -> list[SummaryRow]:
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ValueError(f"{path}: columns differ from this version's summary.csv (schema {SCHEMA_VERSION})")
+            raise ValueError(
+                f"{path}: columns differ from this version's summary.csv (schema {SCHEMA_VERSION})"
+            )
         return [SummaryRow(**{k: _from_csv(k, v) for k, v in rec.items()}) for rec in reader]
 
 
