@@ -25,6 +25,7 @@ class LoadSpec:
     workers: int  # 0: one Locust (maybe forked with --processes); N: master + N worker processes
     master_port: int
     phase: str  # warmup | measure
+    cpuset: str  # CPUs every Locust process is pinned to
 
     @property
     def prefix(self) -> str:
@@ -43,6 +44,7 @@ def load_spec(cell: Cell, host: str, phase: str) -> LoadSpec:
         workers=cell.loadgen_workers,
         master_port=cell.port + MASTER_PORT_OFFSET,
         phase=phase,
+        cpuset=cell.loadgen_cpuset,
     )
 
 

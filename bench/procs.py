@@ -1,0 +1,86 @@
+"""Processes the runner starts: pinned, in their own session, always killed on the way out."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+
+def pinned(argv: list[str], cpus: str) -> list[str]:
+    """Prefix taskset so the process and everything it forks (workers) inherit the CPU set."""
+    return ["taskset", "-c", cpus, *argv] if shutil.which("taskset") else argv
+
+
+def spawn(argv: list[str], log: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as fh:
+        # a new session so one killpg reaches uvicorn's or gunicorn's workers and Locust's children
+        return subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, cwd=cwd, start_new_session=True)
+
+
+def kill_tree(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """SIGTERM the session, wait up to `grace`, then SIGKILL whatever is left."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+    # workers can outlive their master briefly; the session id still finds them
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(grace)
+
+
+def tree_pids(pid: int) -> list[int]:
+    try:
+        root = psutil.Process(pid)
+        return [pid, *(c.pid for c in root.children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def get(url: str, timeout: float = 5.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.read()
+
+
+def wait_ready(url: str, alive: Callable[[], bool], deadline_s: float,
+               clock: Callable[[], float] = time.monotonic) -> None:
+    """Poll url until it answers 200; raise RuntimeError if the process dies or time runs out."""
+    end = clock() + deadline_s
+    while clock() < end:
+        if not alive():
+            raise RuntimeError("exited before answering")
+        try:
+            get(url, timeout=1.0)
+            return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            time.sleep(0.1)
+    raise RuntimeError(f"no answer from {url} within {deadline_s:.0f} s")
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
