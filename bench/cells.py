@@ -50,7 +50,6 @@ class Cell:
     bind: str
     loop: str
     http: str
-    fail_on_saturation: bool
     # matrix axes this cell was expanded along, in scenario order: they name it
     axes: tuple[str, ...] = ()
 
@@ -98,10 +97,24 @@ class Cell:
 
 
 def expand(defaults: dict[str, Any], matrix: dict[str, list[Any]]) -> list[Cell]:
-    """The product of the matrix axes over the defaults, in scenario order (last axis fastest)."""
+    """The product of the matrix axes over the defaults, in scenario order (last axis fastest).
+
+    Identical cells collapse into one: `workers = [1, "cores"]` on a one-CPU target is one cell.
+    """
     axes = tuple(matrix)
-    cells = []
+    cells: dict[Cell, None] = {}
     for combo in itertools.product(*(matrix[a] for a in axes)):
         values = {**defaults, **dict(zip(axes, combo, strict=True))}
-        cells.append(Cell(**values, axes=axes))
-    return cells
+        cells.setdefault(Cell(**values, axes=axes))
+    return list(cells)
+
+
+def work_order(cells: list[Cell]) -> list[tuple[Cell, int]]:
+    """Repeats interleaved (all cells once, then again) so slow drift favours no cell; within a
+    pass, cells sharing a server config run together so the target restarts only when needed."""
+    configs: dict[ServerConfig, int] = {}
+    for cell in cells:
+        configs.setdefault(cell.server_config, len(configs))
+    ordered = sorted(cells, key=lambda c: configs[c.server_config])
+    passes = max((c.repeats for c in cells), default=0)
+    return [(c, r) for r in range(1, passes + 1) for c in ordered if r <= c.repeats]

@@ -68,7 +68,6 @@ KEYS: dict[str, Key] = {
     "bind": Key(str, "127.0.0.1", "address the target binds (another one is an explicit choice)"),
     "loop": Key(str, "auto", "uvicorn event loop", choices=("auto", "asyncio", "uvloop")),
     "http": Key(str, "auto", "uvicorn HTTP implementation", choices=("auto", "h11", "httptools")),
-    "fail_on_saturation": Key(bool, False, "fail the run when Locust was the bottleneck"),
 }
 TOP_LEVEL = ("name", "description", "defaults", "matrix", "checks")
 

@@ -1,0 +1,68 @@
+# FastAPI def vs async benchmark. `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SCENARIO ?= default
+BACKEND ?= auto
+SET ?=
+OUT ?= results
+BASE_IMAGE ?= python:3.12-slim
+export BASE_IMAGE
+
+SET_ARGS := $(foreach s,$(SET),--set $(s))
+
+.PHONY: help venv bench smoke plan test lint report compare serve base-image wheelhouse images docker-up docker-down clean
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+
+venv: $(VENV)/.installed ## the virtual environment with every pinned version (made on first use)
+
+$(VENV)/.installed: requirements-dev.txt app/requirements.txt loadgen/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+bench: venv ## run SCENARIO (default: default) on BACKEND (auto|local|docker); SET="k=v k2=a,b"
+	$(if $(filter docker,$(BACKEND)),$(MAKE) images &&) $(BIN)/python -m bench run $(SCENARIO) --backend $(BACKEND) --out $(OUT) $(SET_ARGS)
+
+smoke: ## the smoke scenario (under 2 minutes)
+	$(MAKE) bench SCENARIO=smoke
+
+plan: venv ## print the cells of SCENARIO and the estimated wall time
+	$(BIN)/python -m bench plan $(SCENARIO) $(SET_ARGS)
+
+serve: venv ## run the target alone with SCENARIO's server settings (Ctrl-C stops it)
+	$(BIN)/python -m bench serve $(SCENARIO) $(SET_ARGS)
+
+report: venv ## rewrite the report of RUN=results/<run_id>
+	$(BIN)/python -m bench report $(RUN)
+
+compare: venv ## compare A=results/<a> B=results/<b> [THRESHOLD=5]
+	$(BIN)/python -m bench compare $(A) $(B) $(if $(THRESHOLD),--threshold $(THRESHOLD))
+
+test: venv ## lint + the whole test suite (Docker tests run when an engine answers, required when CI is set)
+	$(BIN)/ruff check bench app loadgen tests
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check bench app loadgen tests
+
+base-image: ## a local base image from Debian's registry, for hosts that cannot pull python:3.12-slim
+	bash scripts/base-image.sh $(BASE_IMAGE_NAME)
+
+wheelhouse: ## download the pinned wheels for the image's Python, for builds without network
+	bash scripts/wheelhouse.sh
+
+images: ## build the target and loadgen images (BASE_IMAGE=...)
+	docker compose build
+
+docker-up: ## start a Docker engine + Compose v2 on this host if none answers (root)
+	bash scripts/docker-up.sh
+
+docker-down: ## stop the engine docker-up started
+	bash scripts/docker-down.sh
+
+clean: ## remove results, caches and the virtual environment
+	rm -rf results build .pytest_cache .ruff_cache $(VENV)
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

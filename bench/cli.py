@@ -1,0 +1,146 @@
+"""Command line: a thin layer over scenario -> cells -> backend -> results -> report.
+
+Bad input: one line on stderr and exit 2 before anything starts (no run directory).
+Exit 0: every cell ok (and every check passed); 1: some cell or check failed; 130: interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn
+
+from bench import cpuset
+from bench import scenario as scenario_mod
+from bench.errors import BadInput
+from bench.results import SCHEMA_VERSION, read_rows
+
+
+def _signal_to_interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="FastAPI def vs async benchmark matrix")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_scenario(p: argparse.ArgumentParser, optional: bool = False) -> None:
+        p.add_argument("scenario", nargs="?" if optional else None,
+                       help="a name in scenarios/ (e.g. smoke) or a path to a TOML file")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a key; a comma list makes it a matrix axis (';' for cpusets)")
+
+    with_scenario(sub.add_parser("plan", help="print the cells and the estimated wall time"))
+    run = sub.add_parser("run", help="run the matrix and write results/<run_id>/")
+    with_scenario(run, optional=True)
+    run.add_argument("--backend", choices=("auto", "local", "docker"), default="auto")
+    run.add_argument("--out", type=Path, default=scenario_mod.ROOT / "results")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="run only the cells RUN_DIR lacks")
+    run.add_argument("--target-url", help="load an already-running target instead of starting one")
+    run.add_argument("--no-report", action="store_true", help="skip report.html/report.md at the end")
+    serve = sub.add_parser("serve", help="run the target alone in the foreground (Ctrl-C stops it)")
+    with_scenario(serve, optional=True)
+    rep = sub.add_parser("report", help="(re)write report.html, report.md and plots of a run")
+    rep.add_argument("run_dir", type=Path)
+    cmp_ = sub.add_parser("compare", help="per-cell change of rps and p99 between two runs")
+    cmp_.add_argument("run_a", type=Path)
+    cmp_.add_argument("run_b", type=Path)
+    cmp_.add_argument("--threshold", type=float, metavar="PCT",
+                      help="exit 1 when rps drops or p99 rises by more than PCT percent")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _signal_to_interrupt)
+    try:
+        if args.command == "plan":
+            return cmd_plan(args)
+        if args.command == "run":
+            from bench.run_cmd import cmd_run
+
+            return cmd_run(args)
+        if args.command == "serve":
+            return cmd_serve(args)
+        if args.command == "report":
+            from bench.report import write_report
+
+            check_run_dir(args.run_dir)
+            for path in write_report(args.run_dir):
+                print(path)
+            return 0
+        from bench.compare import run_compare
+
+        return run_compare(args.run_a, args.run_b, args.threshold)
+    except BadInput as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # report/compare refusing a run dir
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def check_run_dir(run_dir: Path) -> dict:
+    env_path = run_dir / "env.json"
+    if not env_path.is_file():
+        raise BadInput(f"{run_dir}: not a run directory (no env.json)")
+    env = json.loads(env_path.read_text())
+    if env.get("schema_version") != SCHEMA_VERSION:
+        raise BadInput(f"{run_dir}: schema_version {env.get('schema_version')!r}, this bench reads "
+                       f"{SCHEMA_VERSION}")
+    read_rows(run_dir / "summary.csv")  # refuses other columns
+    return env
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    scen = scenario_mod.load(args.scenario, args.set)
+    from bench.cells import work_order
+
+    items = work_order(scen.cells())
+    print(f"scenario {scen.name}: {len(scen.cells())} cells, {len(items)} runs with repeats")
+    configs = []
+    for i, (cell, repeat) in enumerate(items, 1):
+        if not configs or configs[-1] != cell.server_config:
+            configs.append(cell.server_config)
+            cfg = cell.server_config
+            print(f"  target: {cfg.server} x{cfg.workers} workers, {cfg.threadpool_tokens} tokens, "
+                  f"CPUs {cfg.target_cpuset}, port {cfg.port}")
+        print(f"  {i:3d}. {cell.cell_id} r{repeat}  GET {cell.path}  users={cell.users}  "
+              f"Locust CPUs {cell.loadgen_cpuset}  ~{cell.estimated_s():.0f} s")
+    for cell in {c.server_config: c for c, _ in items}.values():
+        if cpuset.parse(cell.target_cpuset) & cpuset.parse(cell.loadgen_cpuset):
+            print(f"  warning: target CPUs {cell.target_cpuset} overlap Locust's {cell.loadgen_cpuset}: "
+                  "they compete for the same cores")
+    total = sum(c.estimated_s() for c, _ in items) + 3.0 * len(configs)
+    print(f"estimated wall time: {time.strftime('%H:%M:%S', time.gmtime(total))} "
+          f"({len(configs)} target starts)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bench.backends.local import LocalBackend
+
+    scen = scenario_mod.load(args.scenario or "default", args.set)
+    cfg = scen.cells()[0].server_config
+    backend = LocalBackend()
+    run_dir = scenario_mod.ROOT / "results" / "serve"
+    target = backend.start_target(cfg, run_dir / "stats")
+    print(f"serving {cfg.server} x{cfg.workers} on {target.url} (CPUs {cfg.target_cpuset}); "
+          f"log {run_dir / 'target.log'}; Ctrl-C stops", flush=True)
+    try:
+        while target.alive():
+            time.sleep(0.5)
+        print(f"bench: target exited: {target.log_tail(5)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        backend.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

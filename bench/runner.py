@@ -1,0 +1,237 @@
+"""The matrix loop: for each cell x repeat, reuse or start the target, check it, warm up,
+measure, and append one row to summary.csv at once (a crash at cell 37 keeps 36)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import cpuset, hdr, procs
+from bench.backends.base import Backend, LoadRun, Target, TargetError
+from bench.cells import Cell, ServerConfig
+from bench.loadspec import load_spec
+from bench.locust_csv import first_failure, read_aggregated
+from bench.monitor import Monitor
+from bench.results import SummaryRow, append_row
+
+SATURATED_PCT = 90.0  # of a core per Locust process, or of the Locust cpuset in total
+LOCUST_GRACE_S = 60.0  # start-up, stop and CSV writing on top of --run-time
+
+
+class CellFailed(Exception):
+    """The reason this cell is recorded as failed."""
+
+
+@dataclass
+class RemoteTarget:
+    """A target someone else runs (--target-url): we load it and read /info, nothing more."""
+
+    url: str
+
+    def alive(self) -> bool:
+        try:
+            procs.get(f"{self.url}/healthz", timeout=5)
+            return True
+        except OSError:
+            return False
+
+    def pids(self) -> list[int]:
+        return []
+
+    def log_tail(self, lines: int = 20) -> str:
+        return ""
+
+    def save_log(self, dest: Path) -> None:
+        return None
+
+
+@dataclass
+class Runner:
+    backend: Backend
+    run_dir: Path
+    run_id: str
+    target_url: str | None = None
+    on_row: Callable[[SummaryRow], None] = lambda row: None
+    clock: Callable[[], float] = time.time
+    _target: Target | None = None
+    _target_cfg: ServerConfig | None = None
+    _stats_dir: Path | None = None
+    _starts: int = 0
+    rows: list[SummaryRow] = field(default_factory=list)
+    _affinity_seen: str = ""  # what /info said, kept for the failed row too
+
+    def run(self, items: list[tuple[Cell, int]]) -> list[SummaryRow]:
+        try:
+            for cell, repeat in items:
+                row = self.run_cell(cell, repeat)
+                append_row(self.run_dir / "summary.csv", row)
+                self.rows.append(row)
+                self.on_row(row)
+        finally:
+            self._stop_target()
+            self.backend.close()
+        return self.rows
+
+    def run_cell(self, cell: Cell, repeat: int) -> SummaryRow:
+        cell_dir = self.run_dir / "cells" / cell.cell_id / f"r{repeat}"
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        started = _iso(self.clock())
+        base = identity_row(cell, repeat, self.run_id, self.backend.name)
+        try:
+            figures = self._measure(cell, cell_dir)
+            row = SummaryRow(**{**base, **figures, "status": "ok", "error": "", "started_at": started,
+                                "ended_at": _iso(self.clock())})
+        except (CellFailed, TargetError) as exc:
+            row = SummaryRow(**{**base, "status": "failed", "error": _one_line(str(exc)),
+                                "target_affinity": self._affinity_seen, "started_at": started,
+                                "ended_at": _iso(self.clock())})
+        finally:
+            if self._target is not None:
+                self._target.save_log(cell_dir / "target.log")
+        return row
+
+    def _measure(self, cell: Cell, cell_dir: Path) -> dict[str, Any]:
+        self._affinity_seen = ""
+        target = self._ensure_target(cell)
+        info = json.loads(procs.get(f"{target.url}/info"))
+        (cell_dir / "target_info.json").write_text(json.dumps(info, indent=2))
+        self._affinity_seen = cpuset.format(info.get("cpu_affinity", []))
+        if self.target_url is None and self._affinity_seen != cell.target_cpuset:
+            raise CellFailed(
+                f"target runs on CPUs {self._affinity_seen}, not the requested {cell.target_cpuset}"
+            )
+        if self.target_url is None and info.get("threadpool_tokens") != cell.threadpool_tokens:
+            raise CellFailed(f"target threadpool has {info.get('threadpool_tokens')} tokens, "
+                             f"not the requested {cell.threadpool_tokens}")
+        self._verify_endpoint(target, cell)
+        if cell.warmup > 0:
+            self._locust(cell, "warmup", cell_dir, target)  # discarded, kept apart as warmup_*
+        return self._locust(cell, "measure", cell_dir, target)
+
+    def _verify_endpoint(self, target: Target, cell: Cell) -> None:
+        """One request before the load: a 422 or 500 should fail the cell, not fill a CSV."""
+        try:
+            procs.get(f"{target.url}{cell.path}", timeout=cell.sleep_ms / 1000 + 30)
+        except OSError as exc:
+            raise CellFailed(f"GET {cell.path} failed before the load: {exc}") from None
+
+    def _locust(self, cell: Cell, phase: str, cell_dir: Path, target: Target) -> dict[str, Any]:
+        spec = load_spec(cell, target.url, phase)
+        started = self.clock()
+        load = self.backend.start_load(spec, cell_dir)
+        try:
+            with Monitor({"target": target.pids, "loadgen": load.pids}) as mon:
+                code = self._wait(load, spec.run_time_s + LOCUST_GRACE_S, target)
+        finally:
+            load.kill()
+        ended = self.clock()
+        if not target.alive():
+            self._drop_target()
+            raise CellFailed(f"target died during the {phase}: {target.log_tail(5)}")
+        log = cell_dir / f"{phase}_locust.log"
+        if code != 0:
+            raise CellFailed(f"Locust exited with code {code} in the {phase}: {procs.tail(log, 5)}")
+        if phase == "warmup":
+            return {}
+        return self._figures(cell, cell_dir, mon, started + cell.ramp_s, ended)
+
+    def _wait(self, load: LoadRun, deadline_s: float, target: Target) -> int:
+        try:
+            return load.wait(deadline_s)
+        except TimeoutError as exc:
+            raise CellFailed(str(exc)) from None
+
+    def _figures(self, cell: Cell, cell_dir: Path, mon: Monitor, t0: float, t1: float) -> dict[str, Any]:
+        stats_csv = cell_dir / "measure_stats.csv"
+        if not stats_csv.exists():
+            log = procs.tail(cell_dir / "measure_locust.log", 5)
+            raise CellFailed(f"Locust wrote no {stats_csv.name}: {log}")
+        agg = read_aggregated(stats_csv)
+        if agg.requests == 0:
+            raise CellFailed("no request completed in the measured window")
+        out: dict[str, Any] = {"requests": agg.requests, "failures": agg.failures, "rps": agg.rps,
+                               "mean_ms": agg.mean_ms, "p50_ms": agg.p50_ms, "p90_ms": agg.p90_ms,
+                               "p95_ms": agg.p95_ms, "p99_ms": agg.p99_ms, "p999_ms": agg.p999_ms,
+                               "max_ms": agg.max_ms, "latency_source": "locust"}
+        result_path = cell_dir / "measure_result.json"
+        cpu_warning = False
+        if result_path.exists():
+            hist, meta = hdr.load_result(result_path)
+            cpu_warning = bool(meta.get("cpu_warning"))
+            # Locust tells when its users were all spawned and when it stopped: the real window
+            t0, t1 = float(meta.get("t_start", t0)), float(meta.get("t_stop", t1))
+            if hist.get_total_count() > 0:
+                out.update(hdr.percentiles_ms(hist), latency_source="hdr")
+        if agg.failures:
+            example = first_failure(cell_dir / "measure_failures.csv")
+            out["error"] = f"{agg.failures} failed requests, e.g. {example}"
+        load_use = mon.usage("loadgen", t0, t1)
+        saturated = cpu_warning or is_saturated(cell, load_use.cpu_pct, load_use.max_proc_cpu_pct)
+        target_use = mon.usage("target", t0, t1)
+        out.update(
+            loadgen_cpu_pct=load_use.cpu_pct, loadgen_saturated=saturated,
+            target_cpu_pct=target_use.cpu_pct, target_rss_mb=target_use.rss_mb,
+            target_threads=target_use.threads,
+            cpu_ms_per_request=1000.0 * target_use.cpu_s / agg.requests,
+        )
+        if self._stats_dir is not None:
+            from app.sampler import read_dir  # stdlib-only module shared with the target
+
+            out.update(read_dir(self._stats_dir, t0, t1))
+        return out
+
+    def _ensure_target(self, cell: Cell) -> Target:
+        if self.target_url is not None:
+            if self._target is None:
+                self._target = RemoteTarget(self.target_url.rstrip("/"))
+            return self._target
+        cfg = cell.server_config
+        if self._target is not None and (self._target_cfg != cfg or not self._target.alive()):
+            self._stop_target()
+        if self._target is None:
+            self._starts += 1
+            self._stats_dir = self.run_dir / "targets" / f"{self._starts:02d}" / "stats"
+            self._target = self.backend.start_target(cfg, self._stats_dir)
+            self._target_cfg = cfg
+        return self._target
+
+    def _stop_target(self) -> None:
+        if self._target is not None and self.target_url is None:
+            self.backend.stop_target(self._target)
+        self._drop_target()
+
+    def _drop_target(self) -> None:
+        self._target, self._target_cfg = None, None
+
+
+def is_saturated(cell: Cell, total_pct: float, busiest_pct: float) -> bool:
+    """Locust is the bottleneck when one of its processes (single-threaded gevent) nears a full
+    core, or all of them together near the cores they may use."""
+    generators = cell.loadgen_workers or cell.loadgen_processes
+    capacity = 100.0 * min(generators, len(cpuset.parse(cell.loadgen_cpuset)))
+    return busiest_pct >= SATURATED_PCT or total_pct >= capacity * SATURATED_PCT / 100
+
+
+def identity_row(cell: Cell, repeat: int, run_id: str, backend: str) -> dict[str, Any]:
+    """The cell's parameters as summary columns: the spec travels with its results."""
+    return {
+        "run_id": run_id, "cell_id": cell.cell_id, "repeat": repeat, "backend": backend,
+        "server": cell.server, "workers": cell.workers, "style": cell.style, "workload": cell.workload,
+        "users": cell.users, "spawn_rate": cell.spawn_rate, "duration_s": cell.duration,
+        "warmup_s": cell.warmup, "sleep_ms": cell.sleep_ms, "cpu_iterations": cell.cpu_iterations,
+        "threadpool_tokens": cell.threadpool_tokens, "target_cpuset": cell.target_cpuset,
+        "loadgen_cpuset": cell.loadgen_cpuset, "loadgen_processes": cell.loadgen_processes,
+        "loadgen_workers": cell.loadgen_workers, "target_affinity": "",
+    }
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+def _one_line(text: str) -> str:
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())[:500]
