@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     def with_scenario(p: argparse.ArgumentParser, optional: bool = False) -> None:
         p.add_argument("scenario", nargs="?" if optional else None,
                        help="a name in scenarios/ (e.g. smoke) or a path to a TOML file")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+        p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                        help="override a key; a comma list makes it a matrix axis (';' for cpusets)")
 
     with_scenario(sub.add_parser("plan", help="print the cells and the estimated wall time"))

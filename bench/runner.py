@@ -178,7 +178,7 @@ class Runner:
             target_threads=target_use.threads,
             cpu_ms_per_request=1000.0 * target_use.cpu_s / agg.requests,
         )
-        if self._stats_dir is not None:
+        if self._stats_dir is not None and self._stats_dir.is_dir():
             from app.sampler import read_dir  # stdlib-only module shared with the target
 
             out.update(read_dir(self._stats_dir, t0, t1))

@@ -77,16 +77,20 @@ class Scenario:
     name: str
     description: str
     defaults: dict[str, Any]
-    matrix: dict[str, list[Any]]
+    matrix: list[dict[str, list[Any]]]  # one product per block; the cells are their union
     checks: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the TOML text as read, kept beside the results
 
     def cells(self) -> list[Cell]:
-        return expand(self.defaults, self.matrix)
+        unique: dict[tuple[Any, ...], Cell] = {}
+        for block in self.matrix:
+            for cell in expand(self.defaults, block):
+                unique.setdefault(tuple(cell.params().values()), cell)  # a cell two blocks share runs once
+        return list(unique.values())
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "defaults": self.defaults,
-                "matrix": self.matrix, "checks": self.checks}
+                "matrix": self.matrix[0] if len(self.matrix) == 1 else self.matrix, "checks": self.checks}
 
 
 def coerce(key: str, value: Any) -> Any:
@@ -173,44 +177,59 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
         if key not in TOP_LEVEL:
             raise BadInput(f"{where}unknown top-level key {key!r} (allowed: {', '.join(TOP_LEVEL)})")
     defaults_in = data.get("defaults", {})
-    matrix_in = data.get("matrix", {})
-    if not isinstance(defaults_in, dict) or not isinstance(matrix_in, dict):
-        raise BadInput(f"{where}[defaults] and [matrix] must be tables")
+    if not isinstance(defaults_in, dict):
+        raise BadInput(f"{where}[defaults] must be a table")
+    # [matrix] is one product; [[matrix]] is several, run one after the other (their union)
+    blocks_in = data.get("matrix", {})
+    blocks_in = blocks_in if isinstance(blocks_in, list) else [blocks_in]
+    if not all(isinstance(b, dict) for b in blocks_in):
+        raise BadInput(f"{where}[matrix] must be a table or [[matrix]] an array of tables")
     try:
         defaults = {k: coerce(k, v) for k, v in defaults_in.items()}
-        matrix: dict[str, list[Any]] = {}
-        for k, values in matrix_in.items():
-            if not isinstance(values, list) or not values:
-                raise BadInput(f"matrix.{k}: expected a non-empty list of values")
-            matrix[k] = [coerce(k, v) for v in values]
+        blocks = [_axes(block) for block in blocks_in]
     except BadInput as exc:
         raise BadInput(f"{where}{exc}") from None
     for key, value in sets.items():
-        matrix.pop(key, None)
         defaults.pop(key, None)
-        if isinstance(value, list):
-            matrix[key] = value
-        else:
+        for block in blocks:
+            block.pop(key, None)
+            if isinstance(value, list):
+                block[key] = value
+        if not isinstance(value, list):
             defaults[key] = value
     resolved = {k: spec.default for k, spec in KEYS.items()}
     resolved.update(defaults)
     _resolve_auto(resolved)
-    for k, values in matrix.items():
-        if k in ("target_cpuset", "loadgen_cpuset"):
-            auto = cpuset.split_host()[0 if k == "target_cpuset" else 1]
-            matrix[k] = [auto if v == "auto" else cpuset.format(cpuset.parse(v)) for v in values]
-    if "workers" in matrix:
-        matrix["workers"] = [_workers(v, resolved["target_cpuset"]) for v in matrix["workers"]]
+    for block in blocks:
+        _resolve_axes(block, resolved)
     checks = data.get("checks", {})
     _validate_checks(checks, where)
     return Scenario(
         name=str(data.get("name") or Path(origin).stem or "scenario"),
         description=str(data.get("description", "")),
         defaults=resolved,
-        matrix=matrix,
+        matrix=blocks,
         checks=checks,
         source=source,
     )
+
+
+def _axes(block: dict[str, Any]) -> dict[str, list[Any]]:
+    axes: dict[str, list[Any]] = {}
+    for k, values in block.items():
+        if not isinstance(values, list) or not values:
+            raise BadInput(f"matrix.{k}: expected a non-empty list of values")
+        axes[k] = [coerce(k, v) for v in values]
+    return axes
+
+
+def _resolve_axes(block: dict[str, list[Any]], resolved: dict[str, Any]) -> None:
+    for k in ("target_cpuset", "loadgen_cpuset"):
+        if k in block:
+            auto = cpuset.split_host()[0 if k == "target_cpuset" else 1]
+            block[k] = [auto if v == "auto" else cpuset.format(cpuset.parse(v)) for v in block[k]]
+    if "workers" in block:
+        block["workers"] = [_workers(v, resolved["target_cpuset"]) for v in block["workers"]]
 
 
 def _workers(value: Any, target_set: str) -> int:

@@ -1,0 +1,120 @@
+"""The matrix loop with the fake executor: target reuse, failures recorded and the matrix going
+on, rows written after every cell, Ctrl-C then --resume running only what is missing."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import cli, run_cmd, scenario
+from bench.cells import work_order
+from bench.results import COLUMNS, read_rows
+from tests.fakes import FakeBackend
+
+
+def scen_file(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "scen.toml"
+    path.write_text('name = "t"\n[defaults]\nduration = 1\nwarmup = 1\nspawn_rate = 1000\n' + body)
+    return str(path)
+
+
+MATRIX = '[matrix]\nserver = ["uvicorn", "gunicorn"]\nworkload = ["noop", "sleep"]\nstyle = ["def", "async"]\n'
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
+    backend = FakeBackend()
+    monkeypatch.setattr(run_cmd, "make_backend", lambda choice: backend)
+    return backend
+
+
+def run(tmp_path: Path, *args: str) -> tuple[int, Path]:
+    out = tmp_path / "results"
+    code = cli.main(["run", *args, "--out", str(out), "--no-report"])
+    dirs = sorted(out.iterdir()) if out.exists() else []
+    return code, dirs[-1] if dirs else out
+
+
+def test_all_cells_ok_and_target_started_once_per_server_config(tmp_path: Path, fake: FakeBackend,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, run_dir = run(tmp_path, scen_file(tmp_path, MATRIX))
+    assert code == 0
+    rows = read_rows(run_dir / "summary.csv")
+    assert len(rows) == 8 and {r.status for r in rows} == {"ok"}
+    assert [c.server for c in fake.starts] == ["uvicorn", "gunicorn"], "restart only when the config changes"
+    assert [s.phase for s in fake.loads[:2]] == ["warmup", "measure"]
+    # the spec travels with its results, the header comes from the one result type
+    with (run_dir / "summary.csv").open() as fh:
+        assert tuple(next(csv.reader(fh))) == COLUMNS
+    assert rows[0].users == 10 and rows[0].requests == 1000 and rows[0].rps == pytest.approx(100.0)
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(run_dir), "last stdout line: the run dir"
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["schema_version"] == 1 and env["backend"] == "fake" and env["ended_at"]
+    assert env["packages"]["fastapi"] and env["scenario"]["matrix"]["server"] == ["uvicorn", "gunicorn"]
+    assert (run_dir / "cells" / rows[0].cell_id / "r1" / "measure_stats.csv").exists()
+    assert fake.closed
+
+
+def test_failing_target_fails_its_cells_and_the_matrix_goes_on(tmp_path: Path, fake: FakeBackend) -> None:
+    fake.fail_server = "gunicorn"
+    code, run_dir = run(tmp_path, scen_file(tmp_path, MATRIX))
+    assert code == 1
+    rows = read_rows(run_dir / "summary.csv")
+    assert len(rows) == 8
+    failed = [r for r in rows if r.status == "failed"]
+    assert {r.server for r in failed} == {"gunicorn"} and len(failed) == 4
+    assert "cannot start gunicorn" in failed[0].error
+
+
+def test_wrong_affinity_fails_the_cell_with_the_reason(tmp_path: Path, fake: FakeBackend) -> None:
+    fake.wrong_affinity = True
+    code, run_dir = run(tmp_path, scen_file(tmp_path, '[defaults]\ntarget_cpuset = "0"\n'))
+    rows = read_rows(run_dir / "summary.csv")
+    assert code == 1 and rows[0].status == "failed"
+    assert rows[0].error == "target runs on CPUs 7, not the requested 0" and rows[0].target_affinity == "7"
+
+
+def test_target_dying_mid_cell_fails_that_cell_and_the_next_gets_a_fresh_target(
+        tmp_path: Path, fake: FakeBackend) -> None:
+    fake.die_on_path = "/def/sleep"
+    code, run_dir = run(tmp_path, scen_file(tmp_path, '[matrix]\nworkload = ["sleep", "noop"]\nstyle = ["def"]\n'))
+    rows = read_rows(run_dir / "summary.csv")
+    assert code == 1
+    assert [r.status for r in rows] == ["failed", "ok"]
+    assert "target died during the warmup" in rows[0].error
+    assert len(fake.starts) == 2
+
+
+def test_interrupt_keeps_rows_and_resume_runs_only_what_is_missing(tmp_path: Path, fake: FakeBackend) -> None:
+    fake.interrupt_after = 3
+    code, run_dir = run(tmp_path, scen_file(tmp_path, MATRIX))
+    assert code == 130
+    assert len(read_rows(run_dir / "summary.csv")) == 2
+    assert json.loads((run_dir / "env.json").read_text())["interrupted"] is True
+    assert fake.closed and not fake.live, "servers stop on Ctrl-C"
+
+    fake.interrupt_after = None
+    fake.loads.clear()
+    code = cli.main(["run", "--resume", str(run_dir), "--no-report"])
+    assert code == 0
+    rows = read_rows(run_dir / "summary.csv")
+    assert len(rows) == 8 and len({(r.cell_id, r.repeat) for r in rows}) == 8
+    assert len([s for s in fake.loads if s.phase == "measure"]) == 6
+
+
+def test_resume_refuses_set_and_unknown_dirs(tmp_path: Path, fake: FakeBackend,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", "--resume", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_repeats_are_interleaved_and_grouped_by_server() -> None:
+    scen = scenario.from_dict({"defaults": {"repeats": 2}, "matrix": {"server": ["uvicorn", "gunicorn"],
+                                                                     "style": ["def", "async"]}}, {})
+    order = [(c.server, c.style, r) for c, r in work_order(scen.cells())]
+    assert order == [("uvicorn", "def", 1), ("uvicorn", "async", 1), ("gunicorn", "def", 1),
+                     ("gunicorn", "async", 1), ("uvicorn", "def", 2), ("uvicorn", "async", 2),
+                     ("gunicorn", "def", 2), ("gunicorn", "async", 2)]

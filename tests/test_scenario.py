@@ -1,0 +1,130 @@
+"""Scenario parsing and validation; bad input is one line on stderr and exit 2, run through the
+real CLI (as Locust's tests do), and nothing is created."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import scenario
+from bench.cpuset import format as fmt
+from bench.cpuset import host_cpus, parse
+from bench.errors import BadInput
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    return str(path)
+
+
+BAD = [
+    ('[defaults]\nworkers = 0\n', "workers: 0 is below the minimum 1"),
+    ('[defaults]\nusers = 0\n', "users: 0 is below the minimum 1"),
+    ('[defaults]\nstyel = "def"\n', "unknown key 'styel'"),
+    ('[defaults]\nstyle = "sync"\n', "style: 'sync' is not one of def, async"),
+    ('[defaults]\nworkload = "io"\n', "workload: 'io' is not one of noop, cpu, sleep, blocking_sleep"),
+    ('[defaults]\ntarget_cpuset = "999"\n', "target_cpuset: cpuset '999' names CPU 999 which this host lacks"),
+    ('[defaults]\nloadgen_cpuset = "1-0"\n', "range 1-0 runs backwards"),
+    ('[defaults]\nusers = "many"\n', "users: 'many' is not a int"),
+    ('[defaults]\nsleep_ms = 60001\n', "sleep_ms: 60001 is above the maximum 60000"),
+    ('[matrix]\nusers = []\n', "matrix.users: expected a non-empty list"),
+    ('[matrix]\nusers = 5\n', "matrix.users: expected a non-empty list"),
+    ('nmae = "x"\n', "unknown top-level key 'nmae'"),
+    ('[defaults\nusers = 1\n', "malformed TOML"),
+    ('[checks]\nmin_rsp = 1\n', "checks"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD)
+def test_bad_scenario_exits_2_with_one_line(tmp_path: Path, text: str, message: str) -> None:
+    out = tmp_path / "results"
+    proc = bench_cli("run", write(tmp_path, text), "--backend", "local", "--out", str(out))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bench: error: "), proc.stderr
+    assert message in lines[0]
+    assert not out.exists(), "bad input must not create a run directory"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "no-such-scenario"], "scenario 'no-such-scenario': no such file"),
+    (["plan", "smoke", "--set", "workers=-1"], "workers: -1 is below the minimum 1"),
+    (["plan", "smoke", "--set", "users"], "--set 'users': expected key=value"),
+    (["plan", "smoke", "--set", "colour=red"], "unknown key 'colour'"),
+    (["run", "smoke", "--target-url", "ftp://x"], "--target-url 'ftp://x': expected http://HOST:PORT"),
+    (["run", "--backend", "local"], "run needs a SCENARIO"),
+    (["report", "/nonexistent"], "not a run directory"),
+])
+def test_bad_options_exit_2(args: list[str], message: str) -> None:
+    proc = bench_cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr
+
+
+def test_plan_prints_every_cell_and_an_estimate() -> None:
+    proc = bench_cli("plan", "smoke", "--set", "users=3,7")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("GET /") == 8
+    assert "estimated wall time" in proc.stdout
+
+
+def test_defaults_and_auto_cpusets() -> None:
+    scen = scenario.from_dict({"name": "t"}, {})
+    cells = scen.cells()
+    assert len(cells) == 1
+    cell = cells[0]
+    assert (cell.style, cell.workload, cell.users, cell.threadpool_tokens, cell.port) == ("async", "noop", 10, 40, 8000)
+    cpus = sorted(host_cpus())
+    target, loadgen = parse(cell.target_cpuset), parse(cell.loadgen_cpuset)
+    assert target | loadgen == set(cpus)
+    if len(cpus) > 1:
+        assert not target & loadgen
+
+
+def test_set_overrides_scalar_and_makes_axis() -> None:
+    scen = scenario.from_dict({"defaults": {"users": 5}, "matrix": {"style": ["def", "async"]}},
+                              scenario.parse_set(["users=1,2,3", "style=def", "sleep_ms=20"]))
+    cells = scen.cells()
+    assert [c.users for c in cells] == [1, 2, 3]
+    assert {c.style for c in cells} == {"def"}
+    assert all(c.sleep_ms == 20 for c in cells)
+
+
+def test_matrix_is_the_product_and_ids_are_unique() -> None:
+    scen = scenario.from_dict({"matrix": {"style": ["def", "async"], "workload": ["noop", "cpu", "sleep"],
+                                          "users": [1, 10], "sleep_ms": [10, 20]}}, {})
+    cells = scen.cells()
+    assert len(cells) == 24
+    assert len({c.cell_id for c in cells}) == 24
+    assert "sleep_ms10" in cells[0].cell_id  # extra axes name the cell
+
+
+def test_workers_cores_resolves_to_the_target_cpuset_and_duplicates_collapse() -> None:
+    first = fmt([min(host_cpus())])
+    scen = scenario.from_dict({"defaults": {"target_cpuset": first}, "matrix": {"workers": [1, "cores"]}}, {})
+    assert [c.workers for c in scen.cells()] == [1]
+
+
+def test_cpuset_text_round_trips() -> None:
+    assert fmt(parse("3,0-1,2")) == "0-3"
+    assert fmt(parse("0,2,4-5")) == "0,2,4-5"
+    with pytest.raises(BadInput):
+        parse("a-b")
+
+
+def test_every_shipped_scenario_parses_and_plans() -> None:
+    for path in sorted((ROOT / "scenarios").glob("*.toml")):
+        proc = bench_cli("plan", path.stem)
+        assert proc.returncode == 0, f"{path.name}: {proc.stderr}"
+        assert scenario.load(path.stem).cells()
