@@ -71,7 +71,7 @@ def test_failing_target_fails_its_cells_and_the_matrix_goes_on(tmp_path: Path, f
 
 def test_wrong_affinity_fails_the_cell_with_the_reason(tmp_path: Path, fake: FakeBackend) -> None:
     fake.wrong_affinity = True
-    code, run_dir = run(tmp_path, scen_file(tmp_path, '[defaults]\ntarget_cpuset = "0"\n'))
+    code, run_dir = run(tmp_path, scen_file(tmp_path, ""), "--set", "target_cpuset=0")
     rows = read_rows(run_dir / "summary.csv")
     assert code == 1 and rows[0].status == "failed"
     assert rows[0].error == "target runs on CPUs 7, not the requested 0" and rows[0].target_affinity == "7"
