@@ -128,3 +128,9 @@ def test_every_shipped_scenario_parses_and_plans() -> None:
         proc = bench_cli("plan", path.stem)
         assert proc.returncode == 0, f"{path.name}: {proc.stderr}"
         assert scenario.load(path.stem).cells()
+
+
+def test_readme_documents_every_key() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [key for key in scenario.KEYS if f"| `{key}` |" not in readme]
+    assert not missing, f"README's knob table lacks {missing}"
