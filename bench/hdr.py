@@ -1,0 +1,108 @@
+"""HDR latency histograms as the locustfile records them, and the percentiles we report.
+
+Locust's own CSV rounds response times (to 2 significant figures above 100 ms), which hides the
+difference between two close cells; the locustfile therefore also records every response time in
+an HdrHistogram and writes it into `measure_result.json`:
+
+    {"hdr": base64 of HdrHistogram.encode(), "count": int, "cpu_warning": bool,
+     "role": "local" | "master", ...}
+
+Values are integer microseconds, 1 µs .. 1 h, 3 significant digits: below 2.048 ms every
+microsecond has its own bucket, above that the relative error stays under 0.1 %.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000  # one hour: a request slower than that is a failure anyway
+SIGNIFICANT_DIGITS = 3
+
+# (key, percentile): the columns of SummaryRow that come from the histogram
+PERCENTILES: tuple[tuple[str, float], ...] = (
+    ("p50_ms", 50.0),
+    ("p90_ms", 90.0),
+    ("p95_ms", 95.0),
+    ("p99_ms", 99.0),
+    ("p999_ms", 99.9),
+)
+
+
+def new_histogram() -> HdrHistogram:
+    """An empty histogram with the one configuration both the locustfile and the reader use."""
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+def encode(hist: HdrHistogram) -> str:
+    """The text form stored in measure_result.json (hdrh's encode() is already base64)."""
+    return hist.encode().decode("ascii")
+
+
+def decode(b64: str | bytes) -> HdrHistogram:
+    """A histogram back from encode()'s text; raises ValueError on anything else."""
+    try:
+        return HdrHistogram.decode(b64)
+    except Exception as exc:  # hdrh raises TypeError, zlib.error or its own cookie errors
+        raise ValueError(f"not an encoded HdrHistogram: {exc}") from exc
+
+
+def merge(hists: Iterable[HdrHistogram]) -> HdrHistogram:
+    """One histogram holding every value of the given ones (e.g. one per Locust process).
+
+    Adds into a fresh histogram so none of the inputs is modified.
+    """
+    out = new_histogram()
+    for hist in hists:
+        out.add(hist)
+    return out
+
+
+def percentiles_ms(hist: HdrHistogram) -> dict[str, float]:
+    """mean, p50 .. p99.9 and max in milliseconds (microsecond resolution, so 3 decimals).
+
+    An empty histogram gives zeros rather than raising: the caller decides whether a cell with
+    no completed request failed (the runner does, from Locust's request count).
+    """
+    out = {"mean_ms": round(hist.get_mean_value() / 1000.0, 3) if hist.get_total_count() else 0.0}
+    for key, pct in PERCENTILES:
+        out[key] = hist.get_value_at_percentile(pct) / 1000.0 if hist.get_total_count() else 0.0
+    out["max_ms"] = hist.get_max_value() / 1000.0
+    return out
+
+
+def parse_result(data: dict[str, Any]) -> tuple[HdrHistogram, dict[str, Any]]:
+    """Split a measure_result.json object into its histogram and the rest (the metadata).
+
+    "hdr" may also be a list of encodings (one per process); they are merged.
+    """
+    if "hdr" not in data:
+        raise ValueError("measure_result.json has no 'hdr' key")
+    raw = data["hdr"]
+    encoded = raw if isinstance(raw, list) else [raw]
+    hist = merge(decode(item) for item in encoded if item)
+    meta = {k: v for k, v in data.items() if k != "hdr"}
+    count = meta.get("count")
+    if isinstance(count, int) and count != hist.get_total_count():
+        # a mismatch means a process's histogram was lost on the way: say so, keep the data
+        meta["count_mismatch"] = f"count says {count}, histogram holds {hist.get_total_count()}"
+    return hist, meta
+
+
+def load_result(path: Path) -> tuple[HdrHistogram, dict[str, Any]]:
+    """Read one cell repeat's measure_result.json."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    try:
+        return parse_result(data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc

@@ -1,0 +1,227 @@
+"""A run directory -> report/ (PNG plots), report.md and a self-contained report.html.
+
+The tables are built by pure functions (rows/stats/env -> lists of strings) and rendered twice,
+as Markdown (images by relative path, for browsing the repository) and as HTML (images inlined
+as base64 data URIs, so the file can be mailed or opened from disk on its own). Links to each
+repeat's Locust report (cells/<cell_id>/r<k>/measure.html) are relative to the run directory,
+where both report files live.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import checks as checks_mod
+from bench.plots import FIGURES
+from bench.results import SummaryRow, read_rows
+from bench.stats import CellStats, summarize, write_stats
+
+Table = tuple[list[str], list[list[str]]]  # header, rows
+
+
+@dataclass
+class Report:
+    title: str
+    env: Table
+    stats: Table
+    failed: list[str]
+    checks: list[str] | None  # None: the scenario defines no checks
+    plots: list[tuple[str, str]] = field(default_factory=list)  # (name, caption)
+    links: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # cell -> (text, href)
+
+
+def env_table(env: dict[str, Any]) -> Table:
+    """env.json flattened one level (scenario.name, packages.fastapi, ...), values as text."""
+    rows: list[list[str]] = []
+    for key, value in env.items():
+        if isinstance(value, dict):
+            for sub, subvalue in value.items():
+                text = subvalue if isinstance(subvalue, str) else json.dumps(subvalue, sort_keys=True)
+                rows.append([f"{key}.{sub}", text])
+        else:
+            rows.append([key, str(value)])
+    return ["key", "value"], rows
+
+
+def _ci(mean: float, half: float, n: int, digits: int) -> str:
+    return f"{mean:.{digits}f}" + (f" ± {half:.{digits}f}" if n > 1 else "")
+
+
+def stats_table(stats: list[CellStats]) -> Table:
+    header = ["cell", "style", "workload", "users", "server", "workers", "tokens", "n", "req/s",
+              "p50 ms", "p99 ms", "CPU ms/req", "fail %", "flags"]
+    rows = []
+    for s in stats:
+        flags = [f for f, on in (("FAILED", s.n == 0), (f"{s.n_failed} repeat(s) failed", s.n and s.n_failed),
+                                 ("SATURATED (rps is a floor)", s.any_saturated)) if on]
+        fail_pct = f"{100.0 * s.failures / s.requests:.2f}" if s.requests else ""
+        # a cell with no ok repeat has no figures: blanks, not zeros that read like a measurement
+        figures = [_ci(s.rps_mean, s.rps_ci95, s.n, 1), _ci(s.p50_ms_mean, s.p50_ms_ci95, s.n, 3),
+                   _ci(s.p99_ms_mean, s.p99_ms_ci95, s.n, 3), f"{s.cpu_ms_per_request_mean:.3f}",
+                   fail_pct] if s.n else [""] * 5
+        rows.append([s.cell_id, s.style, s.workload, str(s.users), s.server, str(s.workers),
+                     str(s.threadpool_tokens), str(s.n), *figures, "; ".join(flags)])
+    return header, rows
+
+
+def failed_list(rows: list[SummaryRow]) -> list[str]:
+    return [f"{r.cell_id} repeat {r.repeat}: {r.error or 'no error recorded'}"
+            for r in rows if r.status != "ok"]
+
+
+def check_results(rows: list[SummaryRow], env: dict[str, Any]) -> list[str] | None:
+    scenario = env.get("scenario")
+    checks = scenario.get("checks") if isinstance(scenario, dict) else None
+    if not checks:
+        return None
+    try:
+        return checks_mod.evaluate(rows, checks)
+    except ValueError as exc:
+        return [f"checks not evaluated: {exc}"]
+
+
+def locust_links(run_dir: Path, rows: list[SummaryRow]) -> dict[str, list[tuple[str, str]]]:
+    links: dict[str, list[tuple[str, str]]] = {}
+    for r in rows:
+        rel = f"cells/{r.cell_id}/r{r.repeat}/measure.html"
+        if (run_dir / rel).is_file():
+            links.setdefault(r.cell_id, []).append((f"r{r.repeat}", rel))
+    return links
+
+
+NOTE_CI = "Mean over ok repeats, ± the 95 % confidence half-width (Student t) when n > 1."
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(table: Table) -> list[str]:
+    header, rows = table
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return out + ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+
+
+def render_markdown(rep: Report) -> str:
+    out = [f"# {rep.title}", ""]
+    if rep.checks is not None:
+        out += ["## Checks", "", *([f"- FAIL: {m}" for m in rep.checks] or ["All checks passed."]), ""]
+    out += ["## Per-cell results", ""]
+    header, rows = rep.stats
+    if rows:
+        links = [" ".join(f"[{t}]({h})" for t, h in rep.links.get(row[0], [])) for row in rows]
+        out += _md_table(([*header, "Locust"], [[*row, link] for row, link in zip(rows, links, strict=True)]))
+    else:
+        out.append("No cell ran.")
+    out += ["", NOTE_CI, ""]
+    if rep.failed:
+        out += ["## Failed", "", *(f"- {_md_cell(f)}" for f in rep.failed), ""]
+    out += ["## Plots", ""]
+    for name, cap in rep.plots:
+        out += [f"![{cap}](report/{name}.png)", "", cap, ""]
+    if not rep.plots:
+        out += ["No ok cell to plot.", ""]
+    out += ["## Environment", "", *_md_table(rep.env), ""]
+    return "\n".join(out)
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    """Cells are HTML already: the caller escapes text (and builds links)."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _escaped(table: Table) -> tuple[list[str], list[list[str]]]:
+    header, rows = table
+    return [html.escape(h) for h in header], [[html.escape(c) for c in row] for row in rows]
+
+
+CSS = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+       "table{border-collapse:collapse;font-size:0.9em}td,th{border:1px solid #ccc;padding:2px 6px}"
+       "th{background:#eee}img{max-width:100%}.fail{color:#b00}")
+
+
+def render_html(rep: Report, images: dict[str, bytes]) -> str:
+    """One file with everything in it: images as data URIs, links relative to the run directory."""
+    esc = html.escape
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(rep.title)}</title>"
+             f"<style>{CSS}</style></head><body><h1>{esc(rep.title)}</h1>"]
+    if rep.checks is not None:
+        items = "".join(f"<li class='fail'>FAIL: {esc(m)}</li>" for m in rep.checks)
+        parts.append("<h2>Checks</h2>" + (f"<ul>{items}</ul>" if items else "<p>All checks passed.</p>"))
+    parts.append("<h2>Per-cell results</h2>")
+    header, rows = _escaped(rep.stats)
+    if rows:
+        links = [" ".join(f"<a href='{esc(h)}'>{esc(t)}</a>" for t, h in rep.links.get(raw[0], []))
+                 for raw in rep.stats[1]]
+        parts.append(_html_table([*header, "Locust"],
+                                 [[*row, link] for row, link in zip(rows, links, strict=True)]))
+    else:
+        parts.append("<p>No cell ran.</p>")
+    parts.append(f"<p>{esc(NOTE_CI)}</p>")
+    if rep.failed:
+        items = "".join(f"<li class='fail'>{esc(f)}</li>" for f in rep.failed)
+        parts.append(f"<h2>Failed</h2><ul>{items}</ul>")
+    parts.append("<h2>Plots</h2>")
+    for name, cap in rep.plots:
+        data = base64.b64encode(images[name]).decode("ascii")
+        parts.append(f"<figure><img alt='{esc(cap)}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>{esc(cap)}</figcaption></figure>")
+    if not rep.plots:
+        parts.append("<p>No ok cell to plot.</p>")
+    parts.append("<h2>Environment</h2>" + _html_table(*_escaped(rep.env)) + "</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(run_dir: Path) -> list[Path]:
+    """Write report/*.png, report.md, report.html (and summary_stats.csv if absent); return them."""
+    run_dir = Path(run_dir)
+    summary = run_dir / "summary.csv"
+    if not summary.is_file():
+        raise ValueError(f"{run_dir}: no summary.csv to report on")
+    rows = read_rows(summary)
+    env_path = run_dir / "env.json"
+    env: dict[str, Any] = json.loads(env_path.read_text()) if env_path.is_file() else {}
+    # always derived from summary.csv (the source of truth), so a resumed run is never stale
+    stats = summarize(rows)
+    written: list[Path] = []
+    stats_path = run_dir / "summary_stats.csv"
+    if not stats_path.exists() or stats_path.stat().st_mtime < summary.stat().st_mtime:
+        write_stats(stats_path, stats)
+        written.append(stats_path)
+
+    plot_dir = run_dir / "report"
+    plot_dir.mkdir(exist_ok=True)
+    images: dict[str, bytes] = {}
+    plots: list[tuple[str, str]] = []
+    for name, (caption, build) in FIGURES.items():
+        fig = build(stats)
+        png = plot_dir / f"{name}.png"
+        if fig is None:
+            png.unlink(missing_ok=True)  # a plot from an earlier report would contradict this one
+            continue
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        images[name] = buf.getvalue()
+        png.write_bytes(images[name])
+        written.append(png)
+        plots.append((name, caption))
+
+    scenario = env.get("scenario") if isinstance(env.get("scenario"), dict) else {}
+    title = f"Benchmark report: {env.get('run_id') or run_dir.name}"
+    if scenario.get("name"):
+        title += f" ({scenario['name']})"
+    rep = Report(title=title, env=env_table(env), stats=stats_table(stats), failed=failed_list(rows),
+                 checks=check_results(rows, env), plots=plots, links=locust_links(run_dir, rows))
+    for path, text in ((run_dir / "report.md", render_markdown(rep)),
+                       (run_dir / "report.html", render_html(rep, images))):
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written

@@ -1,0 +1,142 @@
+"""Per-cell figures over repeats: mean, sample SD and a Student-t 95 % interval.
+
+Only rows with status "ok" count towards the figures; failed repeats are counted in n_failed so
+the reader sees that the mean rests on fewer runs than were asked for.
+
+n = 1 gives sd = 0 and ci95 = 0 (not empty): the CSV stays numeric for spreadsheets and plots,
+and the one place that must not read 0 as "certain" - comparison - checks n itself.
+n = 0 (every repeat failed) keeps the cell with all figures 0, so it still shows up as failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from bench.results import SummaryRow
+
+# Two-sided 95 % (one-sided 0.975) quantiles of Student's t for df = 1..30, from the NIST/SEMATECH
+# e-Handbook of Statistical Methods, 1.3.6.7.2 "Critical Values of the Student's t Distribution",
+# https://www.itl.nist.gov/div898/handbook/eda/section3/eda3672.htm (column 0.975).
+T975: tuple[float, ...] = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)
+Z975 = 1.96  # beyond df 30 the normal quantile; at df 40 t is 2.021, so the interval is ~3 % narrow
+
+# The cell's parameters, copied from its rows (they are the same for every repeat of a cell).
+PARAMS: tuple[str, ...] = (
+    "backend", "server", "workers", "style", "workload", "users", "spawn_rate", "duration_s",
+    "warmup_s", "sleep_ms", "cpu_iterations", "threadpool_tokens", "target_cpuset", "loadgen_cpuset",
+    "loadgen_processes", "loadgen_workers",
+)
+METRICS: tuple[str, ...] = ("rps", "p50_ms", "p99_ms")
+
+
+@dataclass(frozen=True)
+class CellStats:
+    cell_id: str
+    backend: str
+    server: str
+    workers: int
+    style: str
+    workload: str
+    users: int
+    spawn_rate: float
+    duration_s: float
+    warmup_s: float
+    sleep_ms: int
+    cpu_iterations: int
+    threadpool_tokens: int
+    target_cpuset: str
+    loadgen_cpuset: str
+    loadgen_processes: int
+    loadgen_workers: int
+    n: int  # ok repeats: the figures below rest on these
+    n_failed: int
+    rps_mean: float
+    rps_sd: float
+    rps_ci95: float  # half-width: the interval is mean ± ci95
+    p50_ms_mean: float
+    p50_ms_sd: float
+    p50_ms_ci95: float
+    p99_ms_mean: float
+    p99_ms_sd: float
+    p99_ms_ci95: float
+    cpu_ms_per_request_mean: float
+    requests: int  # summed over ok repeats, with failures: the failure ratio's two terms
+    failures: int
+    any_saturated: bool  # some ok repeat had its load generator saturated: rps is a floor
+
+    def interval(self, metric: str) -> tuple[float, float]:
+        mean, half = getattr(self, f"{metric}_mean"), getattr(self, f"{metric}_ci95")
+        return mean - half, mean + half
+
+
+STATS_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CellStats))
+
+
+def t975(df: int) -> float:
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    return T975[df - 1] if df <= len(T975) else Z975
+
+
+def mean_sd_ci(values: list[float]) -> tuple[float, float, float]:
+    """Mean, sample SD (n - 1) and the t-based 95 % half-width; (0, 0, 0) for no values."""
+    n = len(values)
+    if n == 0:
+        return 0.0, 0.0, 0.0
+    mean = math.fsum(values) / n
+    if n == 1:
+        return mean, 0.0, 0.0
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, sd, t975(n - 1) * sd / math.sqrt(n)
+
+
+def _cell_stats(cell_id: str, rows: list[SummaryRow]) -> CellStats:
+    ok = [r for r in rows if r.status == "ok"]
+    params = {p: getattr(rows[0], p) for p in PARAMS}
+    figures: dict[str, Any] = {}
+    for metric in METRICS:
+        mean, sd, ci = mean_sd_ci([getattr(r, metric) for r in ok])
+        figures.update({f"{metric}_mean": mean, f"{metric}_sd": sd, f"{metric}_ci95": ci})
+    return CellStats(
+        cell_id=cell_id, **params, n=len(ok), n_failed=len(rows) - len(ok), **figures,
+        cpu_ms_per_request_mean=mean_sd_ci([r.cpu_ms_per_request for r in ok])[0],
+        requests=sum(r.requests for r in ok), failures=sum(r.failures for r in ok),
+        any_saturated=any(r.loadgen_saturated for r in ok),
+    )
+
+
+def summarize(rows: list[SummaryRow]) -> list[CellStats]:
+    """One CellStats per cell_id, in the order cells first appear in the rows."""
+    by_cell: dict[str, list[SummaryRow]] = {}
+    for row in rows:
+        by_cell.setdefault(row.cell_id, []).append(row)
+    return [_cell_stats(cell_id, group) for cell_id, group in by_cell.items()]
+
+
+def _to_csv(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def stats_records(stats: list[CellStats]) -> list[list[str]]:
+    """The CSV's rows as text, header first (pure, so tests need no file)."""
+    return [list(STATS_COLUMNS)] + [[_to_csv(getattr(s, c)) for c in STATS_COLUMNS] for s in stats]
+
+
+def write_stats(path: Path, stats: list[CellStats]) -> None:
+    """summary_stats.csv, written beside and replaced atomically like summary.csv."""
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as fh:
+        csv.writer(fh).writerows(stats_records(stats))
+    tmp.replace(path)

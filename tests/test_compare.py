@@ -1,0 +1,104 @@
+"""Run comparison: change %, non-overlapping intervals, the regression gate and its exit code."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.compare import COMPARE_COLUMNS, compare, format_table, run_compare
+from bench.results import SCHEMA_VERSION, SummaryRow, write_rows
+
+
+def row(**kw: object) -> SummaryRow:
+    base = dict(run_id="r", cell_id="x", repeat=1, backend="local", server="uvicorn", workers=1,
+                style="def", workload="noop", users=10, spawn_rate=10.0, duration_s=5.0, warmup_s=1.0,
+                sleep_ms=100, cpu_iterations=1000, threadpool_tokens=40, target_cpuset="0",
+                loadgen_cpuset="1", loadgen_processes=1, loadgen_workers=0, target_affinity="0",
+                status="ok", error="")
+    base.update(kw)
+    return SummaryRow(**base)  # type: ignore[arg-type]
+
+
+def repeats(rps: list[float], p99: list[float], **kw: object) -> list[SummaryRow]:
+    return [row(repeat=i, rps=r, p99_ms=p, **kw) for i, (r, p) in enumerate(zip(rps, p99, strict=True), 1)]
+
+
+# A: rps 98, 100, 102 -> mean 100, sd 2, ci 4.303 * 2 / sqrt(3) = 4.969 -> [95.03, 104.97]
+BASE = repeats([98.0, 100.0, 102.0], [10.0, 10.0, 10.0])
+# B: rps 78, 80, 82 -> mean 80 (-20 %), interval [75.03, 84.97]: disjoint from A's
+SLOWER = repeats([78.0, 80.0, 82.0], [10.0, 11.0, 12.0])
+
+
+def make_run(path: Path, rows: list[SummaryRow], schema: object = SCHEMA_VERSION) -> Path:
+    path.mkdir()
+    write_rows(path / "summary.csv", rows)
+    (path / "env.json").write_text(json.dumps({"schema_version": schema, "run_id": path.name}))
+    return path
+
+
+def test_change_and_significance_by_hand() -> None:
+    (c,) = compare(BASE, SLOWER, threshold_pct=10)
+    assert (c.n_a, c.n_b, c.rps_a, c.rps_b) == (3, 3, 100.0, 80.0)
+    assert c.rps_change_pct == pytest.approx(-20.0) and c.rps_significant
+    # p99 10 -> 11 (+10 %); B's p99 interval 11 ± 2.48 overlaps A's [10, 10]
+    assert c.p99_change_pct == pytest.approx(10.0) and not c.p99_significant
+    assert c.regression and c.note == ""
+
+
+def test_threshold_decides_regression() -> None:
+    assert not compare(BASE, SLOWER, threshold_pct=25)[0].regression  # -20 % is within 25 %
+    assert not compare(BASE, SLOWER, threshold_pct=None)[0].regression  # no gate at all
+    # p99 rising 10 -> 11 ms is +10 %: beyond a 5 % threshold even with rps unchanged
+    assert compare(BASE, repeats([98.0, 100.0, 102.0], [11.0] * 3), 5)[0].regression
+    with pytest.raises(ValueError):
+        compare(BASE, SLOWER, threshold_pct=-1)
+
+
+def test_single_repeat_is_never_significant() -> None:
+    (c,) = compare(BASE[:1], repeats([10.0], [100.0]), threshold_pct=None)
+    assert not c.rps_significant and not c.p99_significant
+    assert "n=1: significance not testable" in c.note
+    assert "not testable" in format_table([c])
+
+
+def test_unmatched_and_failed_cells() -> None:
+    a = [*BASE, *repeats([50.0], [1.0], cell_id="gone")]
+    b = [row(cell_id="x", status="failed", error="boom"), *repeats([5.0], [1.0], cell_id="new")]
+    by_id = {c.cell_id: c for c in compare(a, b, threshold_pct=10)}
+    assert by_id["x"].regression and by_id["x"].note == "no ok repeat in B"
+    assert by_id["gone"].note == "only in A" and not by_id["gone"].regression
+    assert by_id["new"].note == "only in B" and by_id["new"].rps_change_pct is None
+
+
+def test_run_compare_regression_exits_1(tmp_path: Path) -> None:
+    a, b = make_run(tmp_path / "a", BASE), make_run(tmp_path / "b", SLOWER)
+    out = io.StringIO()
+    assert run_compare(a, b, threshold=10, stream=out) == 1
+    assert "REGRESSION" in out.getvalue() and "-20.0%*" in out.getvalue()
+    with (b / "compare.csv").open(newline="") as fh:
+        records = list(csv.DictReader(fh))
+    assert tuple(records[0]) == COMPARE_COLUMNS
+    assert records[0]["rps_change_pct"] == "-20.000" and records[0]["regression"] == "true"
+
+
+def test_run_compare_no_regression_exits_0(tmp_path: Path) -> None:
+    a, b = make_run(tmp_path / "a", BASE), make_run(tmp_path / "b", BASE)
+    assert run_compare(a, b, threshold=5, out=tmp_path / "c.csv", stream=io.StringIO()) == 0
+    assert (tmp_path / "c.csv").exists() and not (b / "compare.csv").exists()
+
+
+def test_unknown_schema_and_missing_files_refused(tmp_path: Path) -> None:
+    good = make_run(tmp_path / "a", BASE)
+    future = make_run(tmp_path / "b", BASE, schema=SCHEMA_VERSION + 1)
+    with pytest.raises(ValueError, match=f"schema_version {SCHEMA_VERSION + 1} is not {SCHEMA_VERSION}"):
+        run_compare(good, future, threshold=5, stream=io.StringIO())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"no summary\.csv"):
+        run_compare(tmp_path / "empty", good, threshold=5)
+    (future / "env.json").unlink()
+    with pytest.raises(ValueError, match=r"no env\.json"):
+        run_compare(good, future, threshold=5)
