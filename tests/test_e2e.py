@@ -1,0 +1,128 @@
+"""End to end on the local backend: real target processes, a real Locust, real CSVs.
+
+Shapes with wide margins only (2 noisy cores): a 2x queueing effect, never a tight timing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.cpuset import split_host
+from bench.procs import port_in_use
+from bench.results import read_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.e2e
+
+
+def bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def scenario(tmp_path: Path, body: str, port: int) -> str:
+    path = tmp_path / "e2e.toml"
+    path.write_text(f'name = "e2e"\n[defaults]\nport = {port}\nspawn_rate = 500\n' + body)
+    return str(path)
+
+
+def run_dir_of(proc: subprocess.CompletedProcess[str]) -> Path:
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def test_tiny_matrix_all_ok_with_precise_latencies_and_report(tmp_path: Path) -> None:
+    body = ('duration = 3\nwarmup = 1\nusers = 5\nsleep_ms = 20\n'
+            '[matrix]\nworkload = ["noop", "sleep"]\nstyle = ["def", "async"]\n')
+    proc = bench("run", scenario(tmp_path, body, 18101), "--backend", "local", "--out", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = run_dir_of(proc)
+    rows = read_rows(run_dir / "summary.csv")
+    assert len(rows) == 4
+    target_cpus = split_host()[0]
+    for row in rows:
+        assert row.status == "ok" and row.requests > 0 and row.rps > 0, row
+        assert row.latency_source == "hdr" and 0 < row.p50_ms <= row.p99_ms <= row.max_ms
+        assert row.target_affinity == target_cpus
+        assert row.target_cpu_pct > 0 and row.target_rss_mb > 0 and row.loadgen_cpu_pct > 0
+        cell = run_dir / "cells" / row.cell_id / "r1"
+        for name in ("measure_stats.csv", "measure_stats_history.csv", "measure.html", "warmup_stats.csv",
+                     "target.log", "target_info.json", "measure_locust.log"):
+            assert (cell / name).exists(), name
+    sleep_rows = [r for r in rows if r.workload == "sleep"]
+    assert all(r.p50_ms >= 20 for r in sleep_rows)
+    assert (run_dir / "report.html").exists() and (run_dir / "summary_stats.csv").exists()
+    assert not port_in_use("127.0.0.1", 18101), "the target is stopped at the end"
+
+
+def test_def_queues_behind_the_threadpool_and_async_does_not(tmp_path: Path) -> None:
+    # users = 2 x tokens: half the def requests wait a whole sleep for a thread -> p50 ~ 2 x sleep
+    body = ('duration = 5\nwarmup = 1\nusers = 8\nthreadpool_tokens = 4\nsleep_ms = 200\nworkload = "sleep"\n'
+            '[matrix]\nstyle = ["def", "async"]\n')
+    proc = bench("run", scenario(tmp_path, body, 18102), "--backend", "local", "--out", str(tmp_path / "r"),
+                 "--no-report")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r.style: r for r in read_rows(run_dir_of(proc) / "summary.csv")}
+    assert rows["def"].p50_ms >= 1.6 * 200, rows["def"]
+    assert rows["async"].p50_ms < 1.3 * 200, rows["async"]
+    # seen from inside the target: every token busy and requests waiting for one
+    assert rows["def"].threadpool_busy_max == 4 and rows["def"].threadpool_waiting_max >= 2
+    assert rows["async"].threadpool_waiting_max == 0
+
+
+def test_interrupt_keeps_rows_and_resume_finishes(tmp_path: Path) -> None:
+    body = 'duration = 2\nwarmup = 0\nusers = 2\n[matrix]\nstyle = ["def", "async"]\nworkload = ["noop", "sleep"]\n'
+    path = scenario(tmp_path, body, 18103)
+    out = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", path, "--backend", "local", "--out", str(out),
+                             "--no-report"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    summary = None
+    while time.monotonic() < deadline:
+        found = list(out.glob("*/summary.csv"))
+        if found and len(read_rows(found[0])) >= 1:
+            summary = found[0]
+            break
+        time.sleep(0.2)
+    assert summary is not None, "no row within 2 minutes"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    kept = read_rows(summary)
+    assert 1 <= len(kept) < 4 and all(r.status == "ok" for r in kept)
+    assert not port_in_use("127.0.0.1", 18103), "Ctrl-C stops the target"
+    resumed = bench("run", "--resume", str(summary.parent), "--no-report")
+    assert resumed.returncode == 0, resumed.stderr
+    rows = read_rows(summary)
+    assert len(rows) == 4 and len({r.cell_id for r in rows}) == 4
+    assert [r.cell_id for r in rows[: len(kept)]] == [r.cell_id for r in kept], "kept rows untouched"
+
+
+def test_target_url_loads_a_running_target_and_a_taken_port_fails_the_cell(tmp_path: Path) -> None:
+    serve = subprocess.Popen([sys.executable, "-m", "bench", "serve", "smoke", "--set", "port=18104",
+                              "threadpool_tokens=9"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, start_new_session=True)
+    try:
+        line = serve.stdout.readline() if serve.stdout else ""
+        assert "serving uvicorn" in line, line
+        body = 'duration = 2\nwarmup = 0\nusers = 2\n'
+        proc = bench("run", scenario(tmp_path, body, 18104), "--backend", "local", "--out", str(tmp_path / "a"),
+                     "--target-url", "http://127.0.0.1:18104", "--no-report")
+        assert proc.returncode == 0, proc.stderr
+        row = read_rows(run_dir_of(proc) / "summary.csv")[0]
+        assert row.status == "ok" and row.requests > 0 and row.target_affinity == split_host()[0]
+        # the same port for a target of our own: another server answers there, so the cell fails
+        proc = bench("run", scenario(tmp_path, body, 18104), "--backend", "local", "--out", str(tmp_path / "b"),
+                     "--no-report")
+        assert proc.returncode == 1
+        row = read_rows(run_dir_of(proc) / "summary.csv")[0]
+        assert row.status == "failed" and "port 18104 is already in use" in row.error
+    finally:
+        os.killpg(serve.pid, signal.SIGINT)
+        serve.wait(30)
