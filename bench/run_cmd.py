@@ -38,6 +38,7 @@ def make_backend(choice: str) -> Backend:
 
 
 def _resolve(args: argparse.Namespace) -> tuple[scenario_mod.Scenario, Path | None]:
+    """The scenario to run and, with --resume, the run directory (whose backend auto keeps)."""
     if args.resume is None:
         if not args.scenario:
             raise BadInput("run needs a SCENARIO (or --resume RUN_DIR)")
@@ -53,6 +54,8 @@ def _resolve(args: argparse.Namespace) -> tuple[scenario_mod.Scenario, Path | No
     )
     if args.scenario and scenario_mod.load(args.scenario).name != scen.name:
         raise BadInput(f"--resume {args.resume} holds scenario {scen.name!r}, not {args.scenario!r}")
+    if args.backend == "auto" and env.get("backend") in ("local", "docker"):
+        args.backend = env["backend"]  # finish the run the way it started
     return scen, args.resume
 
 

@@ -83,7 +83,8 @@ class Runner:
         base = identity_row(cell, repeat, self.run_id, self.backend.name)
         try:
             figures = self._measure(cell, cell_dir)
-            row = SummaryRow(**{**base, **figures, "status": "ok", "error": "", "started_at": started,
+            row = SummaryRow(**{**base, "error": "", **figures, "status": "ok",
+                                "target_affinity": self._affinity_seen, "started_at": started,
                                 "ended_at": _iso(self.clock())})
         except (CellFailed, TargetError) as exc:
             row = SummaryRow(**{**base, "status": "failed", "error": _one_line(str(exc)),

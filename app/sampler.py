@@ -1,0 +1,86 @@
+"""Why it is fast or slow, seen from inside each worker process.
+
+A background task samples, every 10 ms, the anyio thread limiter (tokens borrowed = threads busy
+with def endpoints, tasks waiting = def requests queued for a thread) and the event loop's lag
+(how late a 10 ms sleep wakes up: a blocking call in async def shows here). Every 0.5 s it
+appends one JSON line per worker to BENCH_STATS_DIR/worker-<pid>.jsonl; the runner cuts the lines
+to the measured window afterwards.
+
+Stdlib only at module level: the runner imports `aggregate` and `read_dir` without FastAPI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+TICK_S = 0.01
+FLUSH_S = 0.5
+
+
+async def sample_forever(stats_dir: Path) -> None:
+    from anyio.to_thread import current_default_thread_limiter
+
+    limiter = current_default_thread_limiter()
+    stats_dir.mkdir(parents=True, exist_ok=True)
+    pid = os.getpid()
+    path = stats_dir / f"worker-{pid}.jsonl"
+    busy = waiting = 0
+    lags: list[float] = []
+    flushed = time.perf_counter()
+    while True:
+        # perf_counter, not loop.time(): uvloop's clock has millisecond steps
+        before = time.perf_counter()
+        await asyncio.sleep(TICK_S)
+        now = time.perf_counter()
+        lags.append(round(max(0.0, now - before - TICK_S) * 1000, 2))
+        stats = limiter.statistics()
+        busy = max(busy, stats.borrowed_tokens)
+        waiting = max(waiting, stats.tasks_waiting)
+        if now - flushed >= FLUSH_S:
+            line = {"t": time.time(), "pid": pid, "busy_max": busy, "waiting_max": waiting, "lag_ms": lags}
+            # a small synchronous append every 0.5 s: cheaper than a thread hop, and it is measured
+            with path.open("a") as fh:
+                fh.write(json.dumps(line) + "\n")
+            busy = waiting = 0
+            lags = []
+            flushed = now
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def aggregate(lines: Iterable[dict[str, Any]], t0: float, t1: float) -> dict[str, Any]:
+    """Max threads busy and requests waiting (over workers), p99 loop lag, within [t0, t1]."""
+    busy = waiting = 0
+    lags: list[float] = []
+    for line in lines:
+        if t0 <= line["t"] <= t1:
+            busy = max(busy, int(line["busy_max"]))
+            waiting = max(waiting, int(line["waiting_max"]))
+            lags.extend(line["lag_ms"])
+    return {"threadpool_busy_max": busy, "threadpool_waiting_max": waiting,
+            "loop_lag_p99_ms": percentile(lags, 99)}
+
+
+def read_dir(stats_dir: Path, t0: float, t1: float) -> dict[str, Any]:
+    lines = []
+    for path in sorted(stats_dir.glob("worker-*.jsonl")):
+        for text in path.read_text().splitlines():
+            try:
+                lines.append(json.loads(text))
+            except json.JSONDecodeError:  # a line cut short by a killed worker
+                continue
+    return aggregate(lines, t0, t1)

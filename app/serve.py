@@ -1,0 +1,72 @@
+"""Launcher: `python -m app.serve` builds the server command from the environment and execs it,
+so the pid is the server's own and signals reach it directly.
+
+BENCH_SERVER uvicorn|gunicorn, BENCH_WORKERS, BENCH_PORT, BENCH_BIND (127.0.0.1 unless set),
+BENCH_LOOP and BENCH_HTTP (uvicorn's --loop/--http); THREADPOOL_TOKENS and BENCH_STATS_DIR pass
+through to the app.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+SERVERS = ("uvicorn", "gunicorn")
+LOOPS = ("auto", "asyncio", "uvloop")
+HTTPS = ("auto", "h11", "httptools")
+
+
+class BadSetting(ValueError):
+    pass
+
+
+def _choice(env: Mapping[str, str], key: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(key, default)
+    if value not in allowed:
+        raise BadSetting(f"{key}={value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
+def _int(env: Mapping[str, str], key: str, default: int, lo: int, hi: int) -> int:
+    text = env.get(key, str(default))
+    if not text.isdigit() or not lo <= int(text) <= hi:
+        raise BadSetting(f"{key}={text!r}: expected a whole number from {lo} to {hi}")
+    return int(text)
+
+
+def command(env: Mapping[str, str]) -> list[str]:
+    """The server command line for these settings (pure, so tests can read it)."""
+    server = _choice(env, "BENCH_SERVER", "uvicorn", SERVERS)
+    workers = _int(env, "BENCH_WORKERS", 1, 1, 1024)
+    port = _int(env, "BENCH_PORT", 8000, 1, 65535)
+    bind = env.get("BENCH_BIND", "127.0.0.1")
+    loop = _choice(env, "BENCH_LOOP", "auto", LOOPS)
+    http = _choice(env, "BENCH_HTTP", "auto", HTTPS)
+    if "THREADPOOL_TOKENS" in env:
+        _int(env, "THREADPOOL_TOKENS", 40, 1, 100_000)
+    if server == "uvicorn":
+        return [sys.executable, "-m", "uvicorn", "app.main:app", "--host", bind, "--port", str(port),
+                "--workers", str(workers), "--loop", loop, "--http", http, "--no-access-log",
+                "--log-level", "warning"]
+    # UvicornWorker takes uvloop and httptools when installed, as uvicorn's "auto" does, so the
+    # two servers run the same loop and parser; BENCH_LOOP/BENCH_HTTP apply to uvicorn only.
+    return [sys.executable, "-m", "gunicorn", "app.main:app", "-k", "uvicorn_worker.UvicornWorker",
+            "-w", str(workers), "-b", f"{bind}:{port}", "--log-level", "warning",
+            "--graceful-timeout", "3", "--timeout", "120"]
+
+
+def main() -> None:
+    env = dict(os.environ)
+    try:
+        argv = command(env)
+    except BadSetting as exc:
+        print(f"app.serve: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    env.setdefault("BENCH_SERVER", "uvicorn")
+    env.setdefault("BENCH_WORKERS", "1")
+    os.execve(argv[0], argv, env)
+
+
+if __name__ == "__main__":
+    main()

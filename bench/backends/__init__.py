@@ -1,0 +1,1 @@
+"""Executors behind one protocol (base.py): local processes, Docker Compose."""
