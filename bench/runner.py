@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +165,11 @@ class Runner:
             cpu_warning = bool(meta.get("cpu_warning"))
             # Locust tells when its users were all spawned and when it stopped: the real window
             t0, t1 = float(meta.get("t_start", t0)), float(meta.get("t_stop", t1))
+            if "requests" in meta:  # its final totals; the stats CSV may lag by up to a second
+                agg = replace(agg, requests=int(meta["requests"]), failures=int(meta["failures"]),
+                              rps=float(meta["rps"]))
+                out.update(requests=agg.requests, failures=agg.failures, rps=agg.rps,
+                           mean_ms=float(meta["mean_ms"]))
             if hist.get_total_count() > 0:
                 out.update(hdr.percentiles_ms(hist), latency_source="hdr")
         if agg.failures:

@@ -1,7 +1,8 @@
 """One endpoint per run, closed loop, with precise latencies.
 
 Env: BENCH_PATH (path + query, e.g. /async/sleep?ms=100), BENCH_RESULT_OUT (where the local or
-master process writes {"hdr", "count", "cpu_warning", "role", "t_start", "t_stop"} at the end).
+master process writes its final totals, the HDR histogram, the CPU warning and the measured
+window's start and stop times as JSON at the end).
 
 Locust rounds its percentiles (whole ms below 100 ms), which hides the difference between two
 no-op endpoints, so every response time also goes into an HDR histogram at microsecond
@@ -89,7 +90,14 @@ def _write(environment: Environment, **kw: Any) -> None:
     if not RESULT_OUT or runner is None or isinstance(runner, WorkerRunner):
         return
     master = isinstance(runner, MasterRunner)
+    total = runner.stats.total
     result = {
+        # Locust's *_stats.csv is rewritten every second but not at exit, so it can miss the last
+        # second of requests; these are its final totals, the ones its printed summary shows.
+        "requests": total.num_requests,
+        "failures": total.num_failures,
+        "rps": total.total_rps,
+        "mean_ms": total.avg_response_time,
         "hdr": _hist.encode().decode() if _hist.get_total_count() else "",
         "count": _hist.get_total_count(),
         "cpu_warning": bool(runner.cpu_warning_emitted
