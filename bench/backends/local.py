@@ -19,10 +19,14 @@ from bench.scenario import ROOT
 READY_DEADLINE_S = 30.0
 
 
-def loopback_url(cfg: ServerConfig) -> str:
-    # load only ever goes to loopback unless the user bound the target to a specific address
+def free_url(cfg: ServerConfig) -> str:
+    """The URL the load goes to; TargetError when something already answers there, since that
+    other server would be measured instead of ours. Load only goes to loopback unless the user
+    bound the target to a specific address."""
     wildcard = cfg.bind in ("0.0.0.0", "::") or cfg.bind.startswith("127.")
     host = "127.0.0.1" if wildcard else cfg.bind
+    if procs.port_in_use(host, cfg.port):
+        raise TargetError(f"port {cfg.port} is already in use: stop what listens there or set port")
     return f"http://{host}:{cfg.port}"
 
 
@@ -79,10 +83,7 @@ class LocalBackend:
         self._live: list[LocalTarget | LocalLoad] = []
 
     def start_target(self, cfg: ServerConfig, stats_dir: Path) -> LocalTarget:
-        url = loopback_url(cfg)
-        if procs.port_in_use(url.split("//")[1].split(":")[0], cfg.port):
-            # another server answering there would be measured instead of ours
-            raise TargetError(f"port {cfg.port} is already in use: stop what listens there or set port")
+        url = free_url(cfg)
         stats_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "BENCH_SERVER": cfg.server, "BENCH_WORKERS": str(cfg.workers),
                "BENCH_PORT": str(cfg.port), "BENCH_BIND": cfg.bind, "BENCH_LOOP": cfg.loop,

@@ -1,0 +1,232 @@
+"""Docker backend: the same target and Locust, as Compose services pinned with `cpuset`.
+
+The target container is recreated only when the server config changes (the runner decides);
+each Locust phase is a `docker compose run` of the loadgen service (plus, for distributed load,
+the profile's workers) whose /out is the cell's folder, so the CSVs land exactly where the local
+backend puts them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import procs
+from bench.backends.base import TargetError
+from bench.backends.local import free_url
+from bench.cells import ServerConfig
+from bench.loadspec import LoadSpec, env_for, master_argv, worker_argv
+from bench.scenario import ROOT
+
+PROJECT = "fastapi-bench"
+LOCUSTFILE = "/loadgen/locustfile.py"
+READY_DEADLINE_S = 60.0
+
+
+def _compose_cmd() -> list[str]:
+    return ["docker", "compose", "-f", str(ROOT / "compose.yaml"), "-p", PROJECT]
+
+
+def docker_available() -> bool:
+    """An engine answers and Compose v2 is there."""
+    if not shutil.which("docker"):
+        return False
+    try:
+        for argv in (["docker", "info"], ["docker", "compose", "version"]):
+            subprocess.run(argv, capture_output=True, timeout=20, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return True
+
+
+def _open_dir(path: Path) -> None:
+    # the containers run as an unprivileged uid: let it write into this run's folders
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o777)
+
+
+def _main_pid(container: str) -> int:
+    try:
+        out = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", container], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return int(out.stdout.strip() or 0) if out.returncode == 0 else 0
+
+
+@dataclass
+class PidCache:
+    """A container's host pid, asked of the engine once: the sampler calls pids() 4 times a second
+    and a `docker inspect` each time would load the very CPUs being measured."""
+
+    pids: dict[str, int] = field(default_factory=dict)
+
+    def tree(self, container: str) -> list[int]:
+        if not self.pids.get(container):
+            self.pids[container] = _main_pid(container)
+        pid = self.pids[container]
+        return procs.tree_pids(pid) if pid > 0 else []
+
+
+@dataclass
+class Compose:
+    """`docker compose` with this project's file and the per-call environment (the knobs)."""
+
+    base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def run(self, args: list[str], env: dict[str, str] | None = None, timeout: float = 300,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([*_compose_cmd(), *args], env={**self.base_env, **(env or {})}, cwd=ROOT,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise TargetError(f"docker compose {' '.join(args[:2])} failed: {proc.stderr.strip()[-400:]}")
+        return proc
+
+    def popen(self, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        return procs.spawn([*_compose_cmd(), *args], log, {**self.base_env, **env}, ROOT)
+
+
+@dataclass
+class DockerTarget:
+    url: str
+    compose: Compose
+    env: dict[str, str]
+    container: str
+    cache: PidCache = field(default_factory=PidCache)
+
+    def alive(self) -> bool:
+        out = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", self.container],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() == "true"
+
+    def pids(self) -> list[int]:
+        return self.cache.tree(self.container)
+
+    def logs(self) -> str:
+        return self.compose.run(["logs", "--no-color", "target"], self.env, timeout=30, check=False).stdout
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.logs().splitlines()[-lines:])
+
+    def save_log(self, dest: Path) -> None:
+        dest.write_text(self.logs())
+
+
+@dataclass
+class DockerLoad:
+    master: subprocess.Popen[bytes]
+    container: str
+    compose: Compose
+    env: dict[str, str]
+    distributed: bool
+    cache: PidCache = field(default_factory=PidCache)
+    workers: list[str] = field(default_factory=list)
+
+    def pids(self) -> list[int]:
+        if self.distributed and not self.workers:
+            ids = self.compose.run(["--profile", "distributed", "ps", "-q", "locust-worker"], self.env,
+                                   timeout=10, check=False).stdout
+            self.workers = ids.split()
+        return [p for c in (self.container, *self.workers) for p in self.cache.tree(c)]
+
+    def poll(self) -> int | None:
+        return self.master.poll()
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.master.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"Locust still running after {timeout:.0f} s") from None
+        finally:
+            self._stop_workers()
+
+    def kill(self) -> None:
+        subprocess.run(["docker", "rm", "-f", self.container], capture_output=True, timeout=30)
+        procs.kill_tree(self.master, grace=2.0)
+        self._stop_workers()
+
+    def _stop_workers(self) -> None:
+        if self.distributed:
+            self.compose.run(["--profile", "distributed", "rm", "-sf", "locust-worker"], self.env,
+                             timeout=60, check=False)
+
+
+class DockerBackend:
+    name = "docker"
+
+    def __init__(self) -> None:
+        self.compose = Compose()
+        self._built = False
+
+    def _build(self) -> None:
+        # cached layers make this quick; it guarantees the images match the checkout
+        if not self._built:
+            self.compose.run(["build", "--quiet", "target", "loadgen"], timeout=1200)
+            self._built = True
+
+    def start_target(self, cfg: ServerConfig, stats_dir: Path) -> DockerTarget:
+        self._build()
+        url = free_url(cfg)
+        _open_dir(stats_dir)
+        env = {"SERVER": cfg.server, "WORKERS": str(cfg.workers),
+               "THREADPOOL_TOKENS": str(cfg.threadpool_tokens), "TARGET_CPUSET": cfg.target_cpuset,
+               "PORT": str(cfg.port), "BIND": cfg.bind, "LOOP": cfg.loop, "HTTP": cfg.http,
+               "STATS_DIR": str(stats_dir)}
+        self.compose.run(["up", "-d", "--force-recreate", "--no-deps", "target"], env, timeout=120)
+        container = self.compose.run(["ps", "-aq", "target"], env, timeout=30).stdout.strip()
+        target = DockerTarget(url, self.compose, env, container)
+        try:
+            procs.wait_ready(f"{url}/healthz", target.alive, READY_DEADLINE_S)
+        except RuntimeError as exc:
+            tail = target.log_tail(8)
+            self.stop_target(target)
+            raise TargetError(f"target container {exc}: {tail}") from None
+        return target
+
+    def stop_target(self, target: DockerTarget) -> None:  # type: ignore[override]
+        self.compose.run(["rm", "-sf", "target"], target.env, timeout=60, check=False)
+
+    def start_load(self, spec: LoadSpec, out_dir: Path) -> DockerLoad:
+        _open_dir(out_dir)
+        env = {"LOADGEN_CPUSET": spec.cpuset, "OUT_DIR": str(out_dir), "BENCH_PATH": spec.path,
+               "MASTER_PORT": str(spec.master_port), "LOCUST_WORKER_ARGS": shlex.join(
+                   worker_argv(spec, "127.0.0.1", LOCUSTFILE))}
+        container = f"{PROJECT}-locust-{spec.phase}"
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True, timeout=30)  # a leftover
+        if spec.workers:
+            self.compose.run(["--profile", "distributed", "up", "-d", "--no-deps", "--scale",
+                              f"locust-worker={spec.workers}", "locust-worker"], env, timeout=120)
+        result_env = env_for(spec, "/out")
+        argv = ["run", "--rm", "-T", "--no-deps", "--name", container,
+                *(x for k, v in result_env.items() for x in ("-e", f"{k}={v}")),
+                "loadgen", *master_argv(spec, "/out", LOCUSTFILE)]
+        master = self.compose.popen(argv, env, out_dir / f"{spec.phase}_locust.log")
+        return DockerLoad(master, container, self.compose, env, distributed=bool(spec.workers))
+
+    def metadata(self) -> dict[str, Any]:
+        def out(argv: list[str]) -> str:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                return subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip()
+            return ""
+
+        self._build()
+        images = {name: out(["docker", "image", "inspect", "-f", "{{.Id}}", f"fastapi-bench-{name}:local"])
+                  for name in ("target", "loadgen")}
+        version = out(["docker", "version", "--format", "{{json .}}"])
+        try:
+            engine = json.loads(version).get("Server", {}).get("Version", "")
+        except json.JSONDecodeError:
+            engine = version
+        return {"docker_engine": engine, "compose": out(["docker", "compose", "version", "--short"]),
+                "images": images, "base_image": os.environ.get("BASE_IMAGE", "python:3.12-slim")}
+
+    def close(self) -> None:
+        self.compose.run(["--profile", "distributed", "down", "--remove-orphans", "-t", "5"], timeout=120,
+                         check=False)
