@@ -64,7 +64,7 @@ KEYS: dict[str, Key] = {
     "repeats": Key(int, 1, "times each cell runs (interleaved)", lo=1, hi=1_000),
     "loadgen_processes": Key(int, 1, "Locust --processes on one host", lo=1, hi=256),
     "loadgen_workers": Key(int, 0, "distributed Locust workers (0 = no master/worker split)", lo=0, hi=256),
-    "port": Key(int, 8000, "target port on 127.0.0.1", lo=1024, hi=65_535),
+    "port": Key(int, 8000, "target port on 127.0.0.1", lo=1, hi=65_535),
     "bind": Key(str, "127.0.0.1", "address the target binds (another one is an explicit choice)"),
     "loop": Key(str, "auto", "uvicorn event loop", choices=("auto", "asyncio", "uvloop")),
     "http": Key(str, "auto", "uvicorn HTTP implementation", choices=("auto", "h11", "httptools")),
