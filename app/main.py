@@ -13,9 +13,9 @@ import importlib.metadata
 import os
 import platform
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from anyio.to_thread import current_default_thread_limiter
 from fastapi import FastAPI, Query
@@ -26,9 +26,12 @@ from app.sampler import sample_forever
 Iterations = Annotated[int, Query(ge=0, le=50_000_000)]
 Millis = Annotated[int, Query(ge=0, le=60_000)]
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # the limiter is per event loop (an anyio RunVar), so it is sized here, inside the worker's loop
     tokens = os.environ.get("THREADPOOL_TOKENS")
     if tokens:
         current_default_thread_limiter().total_tokens = int(tokens)
@@ -46,81 +49,95 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="def vs async target", lifespan=lifespan)
 
 
+def get(path: str) -> Callable[[F], F]:
+    # response_model=None: with a response model inferred from the return annotation, FastAPI
+    # validates a def endpoint's result in the threadpool too (a second thread hop per request,
+    # fastapi/routing.py serialize_response). The article's handlers have no response model, so
+    # def and async differ only in where the handler itself runs.
+    return app.get(path, response_model=None)
+
+
 def spin(iterations: int) -> int:
-    # the seed article's CPU task: a pure-Python loop that holds the GIL throughout
+    # the article's CPU task: a pure-Python loop that holds the GIL throughout
     c = 0
     for _ in range(iterations):
         c += 1
     return c
 
 
-@app.get("/def/noop")
+@get("/def/noop")
 def def_noop() -> dict[str, bool]:
     return {"ok": True}
 
 
-@app.get("/async/noop")
+@get("/async/noop")
 async def async_noop() -> dict[str, bool]:
     return {"ok": True}
 
 
-@app.get("/def/cpu")
+@get("/def/cpu")
 def def_cpu(iterations: Iterations = 1_000_000) -> dict[str, int]:
     return {"count": spin(iterations)}
 
 
-@app.get("/async/cpu")
+@get("/async/cpu")
 async def async_cpu(iterations: Iterations = 1_000_000) -> dict[str, int]:
     return {"count": spin(iterations)}
 
 
-@app.get("/def/sleep")
+@get("/def/sleep")
 def def_sleep(ms: Millis = 100) -> dict[str, int]:
     time.sleep(ms / 1000)
     return {"slept_ms": ms}
 
 
-@app.get("/async/sleep")
+@get("/async/sleep")
 async def async_sleep(ms: Millis = 100) -> dict[str, int]:
     await asyncio.sleep(ms / 1000)
     return {"slept_ms": ms}
 
 
-@app.get("/def/blocking_sleep")
+@get("/def/blocking_sleep")
 def def_blocking_sleep(ms: Millis = 100) -> dict[str, int]:
     time.sleep(ms / 1000)  # in def this only holds a pool thread, like /def/sleep
     return {"slept_ms": ms}
 
 
-@app.get("/async/blocking_sleep")
+@get("/async/blocking_sleep")
 async def async_blocking_sleep(ms: Millis = 100) -> dict[str, int]:
     time.sleep(ms / 1000)  # the anti-pattern: the whole event loop stops for ms
     return {"slept_ms": ms}
 
 
-@app.get("/healthz")
+@get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _version(name: str) -> str | None:
+def _version(dist: str) -> str | None:
     try:
-        return importlib.metadata.version(name)
+        return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
 
 
-@app.get("/info")
+# /info key -> distribution name
+PACKAGES = {"fastapi": "fastapi", "starlette": "starlette", "anyio": "anyio", "uvicorn": "uvicorn",
+            "gunicorn": "gunicorn", "uvicorn_worker": "uvicorn-worker", "uvloop": "uvloop",
+            "httptools": "httptools"}
+
+
+@get("/info")
 async def info() -> dict[str, Any]:
     return {
-        "versions": {"python": platform.python_version(),
-                     **{n: _version(n) for n in ("fastapi", "starlette", "anyio", "uvicorn", "gunicorn",
-                                                   "uvicorn-worker", "uvloop", "httptools")}},
-        "server": os.environ.get("BENCH_SERVER", "unknown"),
+        "python": platform.python_version(),
+        **{key: _version(dist) for key, dist in PACKAGES.items()},
+        "server": os.environ.get("BENCH_SERVER"),
         "workers": int(os.environ.get("BENCH_WORKERS", "1")),
         "pid": os.getpid(),
         "cpu_affinity": sorted(os.sched_getaffinity(0)),
+        # the size in force in this worker's loop, not the one requested
         "threadpool_tokens": current_default_thread_limiter().total_tokens,
-        "loop": type(asyncio.get_running_loop()).__module__ + "." + type(asyncio.get_running_loop()).__name__,
+        "loop": type(asyncio.get_running_loop()).__name__,
         "http": os.environ.get("BENCH_HTTP", "auto"),
     }

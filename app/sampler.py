@@ -3,8 +3,11 @@
 A background task samples, every 10 ms, the anyio thread limiter (tokens borrowed = threads busy
 with def endpoints, tasks waiting = def requests queued for a thread) and the event loop's lag
 (how late a 10 ms sleep wakes up: a blocking call in async def shows here). Every 0.5 s it
-appends one JSON line per worker to BENCH_STATS_DIR/worker-<pid>.jsonl; the runner cuts the lines
-to the measured window afterwards.
+appends one JSON line per worker to BENCH_STATS_DIR/worker-<pid>.jsonl:
+
+    {"t": unix time, "pid": int, "busy_max": int, "waiting_max": int, "lag_ms": [float, ...]}
+
+The runner cuts the lines to the measured window afterwards (read_dir / aggregate).
 
 Stdlib only at module level: the runner imports `aggregate` and `read_dir` without FastAPI.
 """
@@ -39,31 +42,32 @@ async def sample_forever(stats_dir: Path) -> None:
         before = time.perf_counter()
         await asyncio.sleep(TICK_S)
         now = time.perf_counter()
-        lags.append(round(max(0.0, now - before - TICK_S) * 1000, 2))
+        lags.append(round(max(0.0, (now - before - TICK_S) * 1000), 2))
         stats = limiter.statistics()
         busy = max(busy, stats.borrowed_tokens)
         waiting = max(waiting, stats.tasks_waiting)
         if now - flushed >= FLUSH_S:
             line = {"t": time.time(), "pid": pid, "busy_max": busy, "waiting_max": waiting, "lag_ms": lags}
-            # a small synchronous append every 0.5 s: cheaper than a thread hop, and it is measured
+            # one small synchronous append every 0.5 s: cheaper than a thread hop, and a thread hop
+            # would itself show up in the busy count being measured
             with path.open("a") as fh:
-                fh.write(json.dumps(line) + "\n")
+                fh.write(json.dumps(line, separators=(",", ":")) + "\n")
             busy = waiting = 0
             lags = []
             flushed = now
 
 
 def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile; 0 for no values."""
+    """Nearest-rank percentile (the smallest value with at least pct % of values <= it); 0 if none."""
     if not values:
         return 0.0
     ordered = sorted(values)
     rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
+    return float(ordered[rank - 1])
 
 
 def aggregate(lines: Iterable[dict[str, Any]], t0: float, t1: float) -> dict[str, Any]:
-    """Max threads busy and requests waiting (over workers), p99 loop lag, within [t0, t1]."""
+    """Max threads busy and requests waiting (max over lines of all workers), p99 loop lag, in [t0, t1]."""
     busy = waiting = 0
     lags: list[float] = []
     for line in lines:
@@ -76,11 +80,14 @@ def aggregate(lines: Iterable[dict[str, Any]], t0: float, t1: float) -> dict[str
 
 
 def read_dir(stats_dir: Path, t0: float, t1: float) -> dict[str, Any]:
-    lines = []
-    for path in sorted(stats_dir.glob("worker-*.jsonl")):
+    """aggregate() over every worker file in stats_dir (zeros when there is none)."""
+    lines: list[dict[str, Any]] = []
+    for path in sorted(Path(stats_dir).glob("worker-*.jsonl")):
         for text in path.read_text().splitlines():
             try:
-                lines.append(json.loads(text))
-            except json.JSONDecodeError:  # a line cut short by a killed worker
+                line = json.loads(text)
+            except json.JSONDecodeError:  # the last line of a killed worker may be cut short
                 continue
+            if isinstance(line, dict) and "t" in line:
+                lines.append(line)
     return aggregate(lines, t0, t1)

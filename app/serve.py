@@ -1,9 +1,9 @@
 """Launcher: `python -m app.serve` builds the server command from the environment and execs it,
-so the pid is the server's own and signals reach it directly.
+so the pid is the server's own master and signals reach it directly.
 
-BENCH_SERVER uvicorn|gunicorn, BENCH_WORKERS, BENCH_PORT, BENCH_BIND (127.0.0.1 unless set),
-BENCH_LOOP and BENCH_HTTP (uvicorn's --loop/--http); THREADPOOL_TOKENS and BENCH_STATS_DIR pass
-through to the app.
+BENCH_SERVER uvicorn|gunicorn (uvicorn), BENCH_WORKERS (1), BENCH_PORT (8000), BENCH_BIND
+(127.0.0.1: any other address must be asked for), BENCH_LOOP auto|asyncio|uvloop and BENCH_HTTP
+auto|h11|httptools (uvicorn only); THREADPOOL_TOKENS and BENCH_STATS_DIR pass through to the app.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Mapping
 SERVERS = ("uvicorn", "gunicorn")
 LOOPS = ("auto", "asyncio", "uvloop")
 HTTPS = ("auto", "h11", "httptools")
+GRACEFUL_S = "3"  # stopping a target between cells should take seconds, not the default 30
 
 
 class BadSetting(ValueError):
@@ -36,24 +37,32 @@ def _int(env: Mapping[str, str], key: str, default: int, lo: int, hi: int) -> in
 
 
 def command(env: Mapping[str, str]) -> list[str]:
-    """The server command line for these settings (pure, so tests can read it)."""
+    """The server command line for these settings (pure, so tests can read it); BadSetting if invalid."""
     server = _choice(env, "BENCH_SERVER", "uvicorn", SERVERS)
     workers = _int(env, "BENCH_WORKERS", 1, 1, 1024)
     port = _int(env, "BENCH_PORT", 8000, 1, 65535)
     bind = env.get("BENCH_BIND", "127.0.0.1")
+    if not bind or any(c.isspace() for c in bind):
+        raise BadSetting(f"BENCH_BIND={bind!r}: expected an address such as 127.0.0.1")
     loop = _choice(env, "BENCH_LOOP", "auto", LOOPS)
     http = _choice(env, "BENCH_HTTP", "auto", HTTPS)
-    if "THREADPOOL_TOKENS" in env:
+    if "THREADPOOL_TOKENS" in env:  # read by the app; checked here so a typo fails before start
         _int(env, "THREADPOOL_TOKENS", 40, 1, 100_000)
     if server == "uvicorn":
         return [sys.executable, "-m", "uvicorn", "app.main:app", "--host", bind, "--port", str(port),
                 "--workers", str(workers), "--loop", loop, "--http", http, "--no-access-log",
-                "--log-level", "warning"]
-    # UvicornWorker takes uvloop and httptools when installed, as uvicorn's "auto" does, so the
-    # two servers run the same loop and parser; BENCH_LOOP/BENCH_HTTP apply to uvicorn only.
+                "--log-level", "warning", "--timeout-graceful-shutdown", GRACEFUL_S]
+    # UvicornWorker takes uvloop and httptools when installed, as uvicorn's "auto" does, so both
+    # servers run the same loop and parser; BENCH_LOOP/BENCH_HTTP apply to uvicorn only.
+    # No access log: gunicorn has none unless --access-logfile is given, and UvicornWorker copies
+    # gunicorn's (empty) access handlers to uvicorn.access, which then skips formatting entirely.
+    # --keep-alive 5: uvicorn's own default (gunicorn's is 2 s, which would close idle Locust
+    # connections between slow requests on one server and not the other).
+    # --timeout 120: the arbiter kills a worker whose loop is blocked longer than this, and
+    # /async/blocking_sleep may block it for up to 60 s by design.
     return [sys.executable, "-m", "gunicorn", "app.main:app", "-k", "uvicorn_worker.UvicornWorker",
             "-w", str(workers), "-b", f"{bind}:{port}", "--log-level", "warning",
-            "--graceful-timeout", "3", "--timeout", "120"]
+            "--graceful-timeout", GRACEFUL_S, "--timeout", "120", "--keep-alive", "5"]
 
 
 def main() -> None:
@@ -61,8 +70,9 @@ def main() -> None:
     try:
         argv = command(env)
     except BadSetting as exc:
-        print(f"app.serve: error: {exc}", file=sys.stderr)
+        print(f"app.serve: {exc}", file=sys.stderr)
         sys.exit(2)
+    # /info reports these; command() has checked them, so the defaults are what runs
     env.setdefault("BENCH_SERVER", "uvicorn")
     env.setdefault("BENCH_WORKERS", "1")
     os.execve(argv[0], argv, env)

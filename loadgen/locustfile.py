@@ -1,14 +1,18 @@
 """One endpoint per run, closed loop, with precise latencies.
 
-Env: BENCH_PATH (path + query, e.g. /async/sleep?ms=100), BENCH_RESULT_OUT (where the local or
-master process writes its final totals, the HDR histogram, the CPU warning and the measured
-window's start and stop times as JSON at the end).
+Env: BENCH_PATH (path + query, e.g. /async/sleep?ms=100; default /async/noop), BENCH_RESULT_OUT
+(where the local or master process writes its result JSON at exit):
 
-Locust rounds its percentiles (whole ms below 100 ms), which hides the difference between two
-no-op endpoints, so every response time also goes into an HDR histogram at microsecond
-resolution. With --processes or --master/--worker, workers ship what they recorded since their
-last report inside Locust's own stats messages and the master merges it, so the histogram
-covers exactly the requests Locust's CSV counts.
+    {"hdr": base64 HdrHistogram.encode() ("" when empty), "count": requests in it,
+     "requests", "failures", "rps", "mean_ms": Locust's final totals,
+     "cpu_warning": bool, "role": "local" | "master", "t_start", "t_stop": unix times}
+
+Locust rounds its percentiles (to 2 significant figures above 100 ms), which hides the
+difference between two close cells, so every response time also goes into an HDR histogram at
+microsecond resolution. With --processes or --master/--worker, each worker ships what it recorded
+since its last report inside Locust's own stats message and the master merges it, so the
+histogram holds exactly the requests Locust's totals count: same events, same resets, same
+messages, same losses.
 """
 
 from __future__ import annotations
@@ -25,15 +29,17 @@ from locust.runners import MasterRunner, WorkerRunner
 
 PATH = os.environ.get("BENCH_PATH", "/async/noop")
 RESULT_OUT = os.environ.get("BENCH_RESULT_OUT", "")
-HDR_KEY = "bench_hdr"
-
-_hist = HdrHistogram(1, 3_600_000_000, 3)  # microseconds, 1 us .. 1 h, 3 significant digits
-_window: dict[str, float] = {}
-_env: dict[str, Environment] = {}
+HDR_KEY = "bench_hdr"  # our entry in the worker -> master stats message
 
 
-def _new() -> HdrHistogram:
+def new_histogram() -> HdrHistogram:
+    # the configuration bench/hdr.py reads: microseconds, 1 µs .. 1 h, 3 significant digits
     return HdrHistogram(1, 3_600_000_000, 3)
+
+
+_hist = new_histogram()
+_window: dict[str, float] = {}
+_env_holder: dict[str, Environment] = {}
 
 
 class EndpointUser(FastHttpUser):
@@ -47,14 +53,16 @@ class EndpointUser(FastHttpUser):
 
 @events.request.add_listener
 def _record(response_time: float, **kw: Any) -> None:
+    # every request, failed ones included, as Locust's own request count does
     _hist.record_value(max(1, round(response_time * 1000)))
 
 
 @events.spawning_complete.add_listener
 def _reset(user_count: int, **kw: Any) -> None:
-    # Locust resets its own stats at this moment in every process when --reset-stats is given
-    # (Runner.__init__): do the same, so the ramp-up is in neither.
-    env = _env.get("env")
+    # Locust resets its stats on this event when --reset-stats is given (Runner.__init__), in each
+    # process: local and master when their ramp is done, workers when the master says so. This
+    # listener runs in the same event firing, so the ramp-up is in neither.
+    env = _env_holder.get("env")
     if env is not None and env.reset_stats:
         _hist.reset()
     _window["t_start"] = time.time()
@@ -62,14 +70,16 @@ def _reset(user_count: int, **kw: Any) -> None:
 
 @events.init.add_listener
 def _init(environment: Environment, **kw: Any) -> None:
-    _env["env"] = environment
+    _env_holder["env"] = environment
 
 
 @events.report_to_master.add_listener
 def _ship(client_id: str, data: dict[str, Any]) -> None:
-    # a worker sends the delta since its last report, then starts afresh
-    data[HDR_KEY] = _hist.encode().decode()
-    _hist.reset()
+    # a worker sends what it recorded since its last report, then starts afresh (Locust's stats do
+    # the same); its last report leaves when the master's "quit" arrives (WorkerRunner.worker)
+    if _hist.get_total_count():
+        data[HDR_KEY] = _hist.encode().decode("ascii")
+        _hist.reset()
 
 
 @events.worker_report.add_listener
@@ -86,10 +96,12 @@ def _stopped(environment: Environment, **kw: Any) -> None:
 
 @events.quitting.add_listener
 def _write(environment: Environment, **kw: Any) -> None:
+    # quitting fires in reverse order of registration, so this listener (registered at import)
+    # runs after MasterRunner's own one, which sends "quit" to the workers and waits 0.5 s for
+    # their final reports; the master's totals and histogram are final here.
     runner = environment.runner
     if not RESULT_OUT or runner is None or isinstance(runner, WorkerRunner):
         return
-    master = isinstance(runner, MasterRunner)
     total = runner.stats.total
     result = {
         # Locust's *_stats.csv is rewritten every second but not at exit, so it can miss the last
@@ -98,11 +110,11 @@ def _write(environment: Environment, **kw: Any) -> None:
         "failures": total.num_failures,
         "rps": total.total_rps,
         "mean_ms": total.avg_response_time,
-        "hdr": _hist.encode().decode() if _hist.get_total_count() else "",
+        "hdr": _hist.encode().decode("ascii") if _hist.get_total_count() else "",
         "count": _hist.get_total_count(),
-        "cpu_warning": bool(runner.cpu_warning_emitted
-                            or getattr(runner, "worker_cpu_warning_emitted", False)),
-        "role": "master" if master else "local",
+        # a master also counts its workers' warnings (from their heartbeats' CPU usage)
+        "cpu_warning": bool(runner.cpu_warning_emitted or runner.worker_cpu_warning_emitted),
+        "role": "master" if isinstance(runner, MasterRunner) else "local",
         **_window,
     }
     tmp = f"{RESULT_OUT}.tmp"

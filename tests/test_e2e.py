@@ -126,3 +126,19 @@ def test_target_url_loads_a_running_target_and_a_taken_port_fails_the_cell(tmp_p
     finally:
         os.killpg(serve.pid, signal.SIGINT)
         serve.wait(30)
+
+
+def test_saturated_load_generator_is_flagged_and_an_idle_one_is_not(tmp_path: Path) -> None:
+    # one Locust process on one core against a no-op: Locust, not the target, is the limit
+    target, loadgen = split_host()
+    body = ('duration = 3\nwarmup = 1\n'
+            f'target_cpuset = "{target}"\nloadgen_cpuset = "{loadgen.split(",")[0].split("-")[0]}"\n'
+            '[[matrix]]\nworkload = ["noop"]\nstyle = ["async"]\nusers = [50]\n'
+            '[[matrix]]\nworkload = ["sleep"]\nstyle = ["async"]\nusers = [10]\nsleep_ms = [100]\n')
+    proc = bench("run", scenario(tmp_path, body, 18105), "--backend", "local", "--out", str(tmp_path / "r"),
+                 "--no-report")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r.workload: r for r in read_rows(run_dir_of(proc) / "summary.csv")}
+    assert rows["noop"].loadgen_saturated and rows["noop"].loadgen_cpu_pct >= 80, rows["noop"]
+    assert not rows["sleep"].loadgen_saturated and rows["sleep"].loadgen_cpu_pct < 50, rows["sleep"]
+    assert "Locust was the bottleneck" in proc.stderr

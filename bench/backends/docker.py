@@ -126,8 +126,10 @@ class DockerLoad:
     compose: Compose
     env: dict[str, str]
     distributed: bool
+    workers_log: Path
     cache: PidCache = field(default_factory=PidCache)
     workers: list[str] = field(default_factory=list)
+    _workers_stopped: bool = False
 
     def pids(self) -> list[int]:
         if self.distributed and not self.workers:
@@ -153,7 +155,11 @@ class DockerLoad:
         self._stop_workers()
 
     def _stop_workers(self) -> None:
-        if self.distributed:
+        if self.distributed and not self._workers_stopped:
+            self._workers_stopped = True
+            logs = self.compose.run(["--profile", "distributed", "logs", "--no-color", "locust-worker"],
+                                    self.env, timeout=60, check=False)
+            self.workers_log.write_text(logs.stdout)
             self.compose.run(["--profile", "distributed", "rm", "-sf", "locust-worker"], self.env,
                              timeout=60, check=False)
 
@@ -208,7 +214,8 @@ class DockerBackend:
                 *(x for k, v in result_env.items() for x in ("-e", f"{k}={v}")),
                 "loadgen", *master_argv(spec, "/out", LOCUSTFILE)]
         master = self.compose.popen(argv, env, out_dir / f"{spec.phase}_locust.log")
-        return DockerLoad(master, container, self.compose, env, distributed=bool(spec.workers))
+        return DockerLoad(master, container, self.compose, env, distributed=bool(spec.workers),
+                          workers_log=out_dir / f"{spec.phase}_workers.log")
 
     def metadata(self) -> dict[str, Any]:
         def out(argv: list[str]) -> str:

@@ -1,0 +1,317 @@
+"""The target app, its launcher and its sampler: unit tests, then real servers (e2e)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.sampler import aggregate, percentile, read_dir
+from app.serve import BadSetting, command
+
+ROOT = Path(__file__).resolve().parents[1]
+READY_S = 30.0  # a cold start on a busy 2-core box takes a few seconds; this is only a deadline
+
+
+# ---------------------------------------------------------------- helpers (real processes, urllib)
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 30.0) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+        self.proc, self.url, self.log = proc, url, log
+
+    def get(self, path: str, timeout: float = 30.0) -> tuple[int, Any]:
+        return http_get(self.url + path, timeout)
+
+
+def start_server(env: dict[str, str], log: Path, preexec: Callable[[], None] | None = None) -> Server:
+    port = free_port()
+    full = {**os.environ, "BENCH_PORT": str(port), **env}
+    with log.open("wb") as fh:
+        # own session: the whole tree (uvicorn/gunicorn master + workers) is one group to kill
+        proc = subprocess.Popen([sys.executable, "-m", "app.serve"], cwd=ROOT, env=full, stdout=fh,
+                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec)
+    server = Server(proc, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + READY_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if server.get("/healthz", timeout=2)[0] == 200:
+                return server
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    stop_server(server)
+    raise RuntimeError(f"server not ready in {READY_S} s: {log.read_text()[-2000:]}")
+
+
+def stop_server(server: Server) -> None:
+    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(server.proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            server.proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+        # the master is gone; make sure no worker of its group outlives it
+        try:
+            os.killpg(server.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return
+
+
+# ---------------------------------------------------------------- command()
+
+def test_command_uvicorn_defaults() -> None:
+    argv = command({})
+    assert argv[:4] == [sys.executable, "-m", "uvicorn", "app.main:app"]
+    flags = argv[4:]
+    for flag, value in (("--host", "127.0.0.1"), ("--port", "8000"), ("--workers", "1"), ("--loop", "auto"),
+                        ("--http", "auto"), ("--log-level", "warning")):
+        assert flags[flags.index(flag) + 1] == value
+    assert "--no-access-log" in flags
+
+
+def test_command_uvicorn_settings() -> None:
+    argv = command({"BENCH_WORKERS": "4", "BENCH_PORT": "9001", "BENCH_BIND": "0.0.0.0", "BENCH_LOOP": "asyncio",
+                    "BENCH_HTTP": "h11"})
+    assert argv[argv.index("--workers") + 1] == "4"
+    assert argv[argv.index("--port") + 1] == "9001"
+    assert argv[argv.index("--host") + 1] == "0.0.0.0"
+    assert argv[argv.index("--loop") + 1] == "asyncio"
+    assert argv[argv.index("--http") + 1] == "h11"
+
+
+def test_command_gunicorn() -> None:
+    argv = command({"BENCH_SERVER": "gunicorn", "BENCH_WORKERS": "3", "BENCH_PORT": "9002", "BENCH_LOOP": "asyncio"})
+    assert argv[:4] == [sys.executable, "-m", "gunicorn", "app.main:app"]
+    assert argv[argv.index("-k") + 1] == "uvicorn_worker.UvicornWorker"
+    assert argv[argv.index("-w") + 1] == "3"
+    assert argv[argv.index("-b") + 1] == "127.0.0.1:9002"
+    assert argv[argv.index("--log-level") + 1] == "warning"
+    assert int(argv[argv.index("--graceful-timeout") + 1]) <= 5
+    assert "--loop" not in argv  # uvicorn-only settings are not passed to gunicorn
+
+
+@pytest.mark.parametrize("env", [
+    {"BENCH_SERVER": "hypercorn"}, {"BENCH_WORKERS": "0"}, {"BENCH_WORKERS": "two"}, {"BENCH_PORT": "70000"},
+    {"BENCH_LOOP": "trio"}, {"BENCH_HTTP": "h2"}, {"THREADPOOL_TOKENS": "0"}, {"THREADPOOL_TOKENS": "-3"},
+    {"BENCH_BIND": ""},
+])
+def test_command_rejects(env: dict[str, str]) -> None:
+    with pytest.raises(BadSetting):
+        command(env)
+
+
+def test_serve_bad_setting_exits_2() -> None:
+    proc = subprocess.run([sys.executable, "-m", "app.serve"], cwd=ROOT, capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "BENCH_SERVER": "nope"})
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "BENCH_SERVER" in lines[0]
+
+
+# ---------------------------------------------------------------- aggregate() / read_dir()
+
+def test_percentile_nearest_rank() -> None:
+    assert percentile([], 99) == 0.0
+    assert percentile([5.0], 99) == 5.0
+    values = [float(v) for v in range(1, 201)]  # 1..200: rank ceil(0.99 * 200) = 198
+    assert percentile(values, 99) == 198.0
+    assert percentile(values, 50) == 100.0
+
+
+def test_aggregate_by_hand() -> None:
+    lines = [
+        {"t": 9.0, "pid": 1, "busy_max": 40, "waiting_max": 99, "lag_ms": [500.0]},  # before the window
+        {"t": 10.0, "pid": 1, "busy_max": 3, "waiting_max": 0, "lag_ms": [float(v) for v in range(1, 101)]},
+        {"t": 10.5, "pid": 2, "busy_max": 5, "waiting_max": 2, "lag_ms": [float(v) for v in range(101, 201)]},
+        {"t": 11.0, "pid": 1, "busy_max": 1, "waiting_max": 7, "lag_ms": []},
+        {"t": 11.5, "pid": 2, "busy_max": 40, "waiting_max": 99, "lag_ms": [900.0]},  # after it
+    ]
+    # in [10, 11]: busy max(3, 5, 1) = 5, waiting max(0, 2, 7) = 7, lags 1..200 -> p99 = 198
+    assert aggregate(lines, 10.0, 11.0) == {"threadpool_busy_max": 5, "threadpool_waiting_max": 7,
+                                            "loop_lag_p99_ms": 198.0}
+    assert aggregate([], 0, 1) == {"threadpool_busy_max": 0, "threadpool_waiting_max": 0, "loop_lag_p99_ms": 0.0}
+    assert aggregate(lines, 100, 200)["threadpool_busy_max"] == 0
+
+
+def test_read_dir(tmp_path: Path) -> None:
+    (tmp_path / "worker-1.jsonl").write_text(
+        json.dumps({"t": 5.0, "pid": 1, "busy_max": 2, "waiting_max": 1, "lag_ms": [1.5, 2.5]}) + "\n"
+        + '{"t": 5.5, "pid": 1, "busy_'  # cut short by a killed worker
+    )
+    (tmp_path / "worker-2.jsonl").write_text(
+        json.dumps({"t": 6.0, "pid": 2, "busy_max": 4, "waiting_max": 0, "lag_ms": [0.5]}) + "\n")
+    (tmp_path / "other.txt").write_text("not a worker file")
+    assert read_dir(tmp_path, 0, 10) == {"threadpool_busy_max": 4, "threadpool_waiting_max": 1,
+                                         "loop_lag_p99_ms": 2.5}
+    assert read_dir(tmp_path / "missing", 0, 10)["loop_lag_p99_ms"] == 0.0
+
+
+def test_sampler_has_no_fastapi_import() -> None:
+    # the runner imports app.sampler in an environment that need not have the app's dependencies
+    code = "import sys, app.sampler; sys.exit(int(any(m.split('.')[0] in ('fastapi', 'anyio', 'starlette') for m in sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=30).returncode == 0
+
+
+# ---------------------------------------------------------------- real servers
+
+@pytest.fixture(scope="module")
+def app_uvicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    """uvicorn, 1 worker, pinned to CPU 0, 7 thread tokens, sampler on."""
+    tmp = tmp_path_factory.mktemp("app_uvicorn")
+    stats = tmp / "stats" / "nested"  # the sampler creates it
+    server = start_server({"THREADPOOL_TOKENS": "7", "BENCH_STATS_DIR": str(stats)}, tmp / "server.log",
+                          preexec=lambda: os.sched_setaffinity(0, {0}))
+    try:
+        yield server, stats
+    finally:
+        stop_server(server)
+
+
+@pytest.mark.e2e
+def test_info(app_uvicorn: tuple[Server, Path]) -> None:
+    server, _ = app_uvicorn
+    status, info = server.get("/info")
+    assert status == 200
+    assert info["threadpool_tokens"] == 7
+    assert info["cpu_affinity"] == [0]
+    assert info["server"] == "uvicorn" and info["workers"] == 1 and info["http"] == "auto"
+    assert isinstance(info["pid"], int) and info["loop"]
+    for key in ("python", "fastapi", "starlette", "anyio", "uvicorn", "gunicorn", "uvicorn_worker"):
+        assert key in info
+    assert info["fastapi"] and info["anyio"] and info["python"].count(".") == 2
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("style", ["def", "async"])
+@pytest.mark.parametrize("workload,query,body", [
+    ("noop", "", {"ok": True}),
+    ("cpu", "?iterations=1234", {"count": 1234}),
+    ("sleep", "?ms=5", {"slept_ms": 5}),
+    ("blocking_sleep", "?ms=5", {"slept_ms": 5}),
+])
+def test_endpoints(app_uvicorn: tuple[Server, Path], style: str, workload: str, query: str, body: dict) -> None:
+    server, _ = app_uvicorn
+    assert server.get(f"/{style}/{workload}{query}") == (200, body)
+
+
+@pytest.mark.e2e
+def test_defaults(app_uvicorn: tuple[Server, Path]) -> None:
+    server, _ = app_uvicorn
+    assert server.get("/async/cpu") == (200, {"count": 1_000_000})
+    assert server.get("/def/sleep") == (200, {"slept_ms": 100})
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("path", [
+    "/def/cpu?iterations=50000001", "/async/cpu?iterations=-1", "/def/sleep?ms=60001", "/async/sleep?ms=-1",
+    "/def/blocking_sleep?ms=60001", "/async/blocking_sleep?ms=99999999", "/async/sleep?ms=abc",
+])
+def test_out_of_bounds_422(app_uvicorn: tuple[Server, Path], path: str) -> None:
+    server, _ = app_uvicorn
+    assert server.get(path, timeout=10)[0] == 422
+
+
+def _lines(stats: Path) -> list[dict[str, Any]]:
+    out = []
+    for path in stats.glob("worker-*.jsonl"):
+        out += [json.loads(t) for t in path.read_text().splitlines() if t.endswith("}")]
+    return out
+
+
+def _wait_lines(stats: Path, after: float, deadline_s: float = 10.0) -> list[dict[str, Any]]:
+    # lines are flushed every 0.5 s; wait for one written after `after`
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        lines = [x for x in _lines(stats) if x["t"] > after]
+        if lines:
+            return lines
+        time.sleep(0.2)
+    return []
+
+
+@pytest.mark.e2e
+def test_sampler_lines(app_uvicorn: tuple[Server, Path]) -> None:
+    server, stats = app_uvicorn
+    lines = _wait_lines(stats, 0)
+    assert lines, "no sampler line"
+    line = lines[0]
+    assert set(line) == {"t", "pid", "busy_max", "waiting_max", "lag_ms"}
+    assert line["pid"] == server.get("/info")[1]["pid"]
+    assert isinstance(line["lag_ms"], list) and all(v >= 0 for v in line["lag_ms"])
+    assert all(round(v, 2) == v for v in line["lag_ms"])
+
+
+@pytest.mark.e2e
+def test_sampler_sees_blocked_loop(app_uvicorn: tuple[Server, Path]) -> None:
+    server, stats = app_uvicorn
+    t0 = time.time()
+    assert server.get("/async/blocking_sleep?ms=400")[0] == 200
+    t1 = time.time()
+    lines = _wait_lines(stats, t1)
+    assert lines
+    lags = [v for x in _lines(stats) if x["t"] >= t0 for v in x["lag_ms"]]
+    assert max(lags) >= 300, max(lags)  # most of the 400 ms the loop stood still
+
+
+@pytest.mark.e2e
+def test_sampler_sees_busy_threads(app_uvicorn: tuple[Server, Path]) -> None:
+    server, stats = app_uvicorn
+    t0 = time.time()
+    # 9 concurrent 600 ms def sleeps on 7 tokens: 7 threads busy, 2 requests waiting
+    threads = [threading.Thread(target=server.get, args=("/def/sleep?ms=600",)) for _ in range(9)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    lines = _wait_lines(stats, time.time())
+    assert lines
+    agg = aggregate(_lines(stats), t0, time.time())
+    assert agg["threadpool_busy_max"] == 7
+    assert agg["threadpool_waiting_max"] >= 1
+
+
+@pytest.mark.e2e
+def test_gunicorn_two_workers(tmp_path: Path) -> None:
+    server = start_server({"BENCH_SERVER": "gunicorn", "BENCH_WORKERS": "2", "THREADPOOL_TOKENS": "5"},
+                          tmp_path / "server.log")
+    try:
+        status, info = server.get("/info")
+        assert status == 200
+        assert info["server"] == "gunicorn" and info["workers"] == 2 and info["threadpool_tokens"] == 5
+        assert info["pid"] != server.proc.pid  # a worker answers, not the arbiter
+        assert server.get("/def/noop") == (200, {"ok": True})
+    finally:
+        stop_server(server)
+    assert server.proc.poll() is not None

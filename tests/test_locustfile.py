@@ -1,0 +1,117 @@
+"""loadgen/locustfile.py under the real Locust CLI, with the runner's own command lines
+(bench/loadspec.py), against a real target: standalone, --processes 2 and --master + --worker.
+
+The HDR histogram must hold exactly the requests Locust's final totals count (same events, same
+resets, same messages), and its p50 must be the real latency of a 50 ms endpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hdrh.histogram import HdrHistogram
+
+from bench.loadspec import LOCUSTFILE, LoadSpec, env_for, master_argv, worker_argv
+from tests.test_app import ROOT, Server, free_port, start_server, stop_server
+
+USERS = 5
+RUN_S = 4
+PATH = "/async/sleep?ms=50"
+LOCUST_DEADLINE_S = 90  # a bound for a hung run, not a timing
+
+
+@pytest.fixture(scope="module")
+def app_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server({}, tmp_path_factory.mktemp("app_target") / "server.log")
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def spec(host: str, processes: int = 1, workers: int = 0) -> LoadSpec:
+    return LoadSpec(host=host, path=PATH, users=USERS, spawn_rate=USERS, run_time_s=RUN_S, processes=processes,
+                    workers=workers, master_port=free_port(), phase="measure", cpuset="")
+
+
+def locust(argv: list[str]) -> list[str]:
+    # as the local backend runs it: this interpreter's Locust
+    return [sys.executable, "-m", "locust", *argv[1:]]
+
+
+def run_load(load: LoadSpec, out: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], int]:
+    """Run Locust as the runner would; its result JSON and the Aggregated Request Count of its CSV."""
+    env = {**os.environ, **env_for(load, str(out))}
+    workers = [subprocess.Popen(locust(worker_argv(load)), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+               for _ in range(load.workers)]
+    try:
+        proc = subprocess.run(locust(master_argv(load, str(out))), cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=LOCUST_DEADLINE_S)
+        for worker in workers:
+            worker.wait(30)  # they quit when the master tells them to
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats_csv = out / "measure_stats.csv"
+    assert stats_csv.exists(), proc.stderr[-3000:]
+    with stats_csv.open(newline="") as fh:
+        csv_count = next(int(r["Request Count"]) for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
+    result_path = Path(env["BENCH_RESULT_OUT"])
+    assert result_path.exists(), proc.stderr[-3000:]
+    assert not Path(f"{result_path}.tmp").exists()
+    return proc, json.loads(result_path.read_text()), csv_count
+
+
+def check(result: dict[str, Any], csv_count: int, role: str) -> None:
+    assert result["role"] == role
+    assert isinstance(result["cpu_warning"], bool)
+    hist = HdrHistogram.decode(result["hdr"])
+    count = hist.get_total_count()
+    assert count == result["count"] > 0
+    # exactly Locust's final totals: anything else means a process's histogram got lost or doubled
+    assert count == result["requests"] and result["failures"] == 0
+    # the stats CSV is a snapshot taken every second, not at exit: it may miss the last second
+    assert count - (1.5 * result["rps"] + USERS) <= csv_count <= count, (csv_count, count)
+    # ramp-up excluded, so about USERS / 50 ms * RUN_S requests at most
+    assert count <= USERS * RUN_S * 20 * 1.1
+    p50_ms = hist.get_value_at_percentile(50) / 1000
+    assert 50 <= p50_ms < 150, p50_ms
+    assert result["t_start"] < result["t_stop"]
+
+
+@pytest.mark.e2e
+def test_standalone(app_target: Server, tmp_path: Path) -> None:
+    _, result, csv_count = run_load(spec(app_target.url), tmp_path)
+    check(result, csv_count, "local")
+    assert (tmp_path / "measure.html").exists()
+
+
+@pytest.mark.e2e
+def test_processes_merge(app_target: Server, tmp_path: Path) -> None:
+    load = spec(app_target.url, processes=2)
+    assert "--processes" in master_argv(load, str(tmp_path))
+    _, result, csv_count = run_load(load, tmp_path)
+    check(result, csv_count, "master")
+
+
+@pytest.mark.e2e
+def test_master_and_workers_merge(app_target: Server, tmp_path: Path) -> None:
+    load = spec(app_target.url, workers=2)
+    _, result, csv_count = run_load(load, tmp_path)
+    check(result, csv_count, "master")
+
+
+def test_locustfile_path() -> None:
+    assert (ROOT / LOCUSTFILE).is_file()
