@@ -91,3 +91,26 @@ def read_dir(stats_dir: Path, t0: float, t1: float) -> dict[str, Any]:
             if isinstance(line, dict) and "t" in line:
                 lines.append(line)
     return aggregate(lines, t0, t1)
+
+
+def idle_after(stats_dir: Path, t: float, max_lag_ms: float = 50.0, stale_s: float = 5.0) -> bool:
+    """True when every worker has written a line after time t showing no thread busy, nobody
+    waiting and a loop that wakes on time: the requests Locust abandoned when it stopped are done,
+    so they cannot leak into the next measurement."""
+    # a worker that stopped writing well before t is gone (killed, or replaced by Gunicorn):
+    # it will never write an idle line, so it must not hold the wait up
+    files = [f for f in sorted(stats_dir.glob("worker-*.jsonl")) if f.stat().st_mtime >= t - stale_s]
+    if not files:
+        return True
+    for path in files:
+        last = None
+        for text in path.read_text().splitlines()[-3:]:
+            try:
+                last = json.loads(text)
+            except json.JSONDecodeError:
+                continue
+        if last is None or last["t"] <= t:
+            return False
+        if last["busy_max"] or last["waiting_max"] or max(last["lag_ms"], default=0) > max_lag_ms:
+            return False
+    return True

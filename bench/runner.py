@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from app.sampler import idle_after, read_dir  # stdlib-only: shared with the target's workers
 from bench import cpuset, hdr, procs
 from bench.backends.base import Backend, LoadRun, Target, TargetError
 from bench.cells import Cell, ServerConfig
@@ -20,6 +21,7 @@ from bench.results import SummaryRow, append_row
 
 SATURATED_PCT = 90.0  # of a core per Locust process, or of the Locust cpuset in total
 LOCUST_GRACE_S = 60.0  # start-up, stop and CSV writing on top of --run-time
+DRAIN_DEADLINE_S = 120.0
 
 
 class CellFailed(Exception):
@@ -130,6 +132,8 @@ class Runner:
         finally:
             load.kill()
         ended = self.clock()
+        if target.alive():
+            self._drain(ended, target)
         if not target.alive():
             self._drop_target()
             raise CellFailed(f"target died during the {phase}: {target.log_tail(5)}")
@@ -139,6 +143,15 @@ class Runner:
         if phase == "warmup":
             return {}
         return self._figures(cell, cell_dir, mon, started + cell.ramp_s, ended)
+
+    def _drain(self, since: float, target: Target) -> None:
+        """Wait (bounded) until the target finished what Locust abandoned at its stop: with a full
+        threadpool queue that takes whole sleeps, and it would otherwise slow the next phase."""
+        if self._stats_dir is None or not self._stats_dir.is_dir():
+            return
+        deadline = time.monotonic() + DRAIN_DEADLINE_S
+        while time.monotonic() < deadline and target.alive() and not idle_after(self._stats_dir, since):
+            time.sleep(0.25)
 
     def _wait(self, load: LoadRun, deadline_s: float, target: Target) -> int:
         try:
@@ -185,8 +198,6 @@ class Runner:
             cpu_ms_per_request=1000.0 * target_use.cpu_s / agg.requests,
         )
         if self._stats_dir is not None and self._stats_dir.is_dir():
-            from app.sampler import read_dir  # stdlib-only module shared with the target
-
             out.update(read_dir(self._stats_dir, t0, t1))
         return out
 
@@ -200,6 +211,9 @@ class Runner:
             self._stop_target()
         if self._target is None:
             self._starts += 1
+            # a resumed run counts from 1 again: skip the numbers its first part used
+            while (self.run_dir / "targets" / f"{self._starts:02d}").exists():
+                self._starts += 1
             self._stats_dir = self.run_dir / "targets" / f"{self._starts:02d}" / "stats"
             self._target = self.backend.start_target(cfg, self._stats_dir)
             self._target_cfg = cfg

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from app.sampler import aggregate, percentile, read_dir
+from app.sampler import aggregate, idle_after, percentile, read_dir
 from app.serve import BadSetting, command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,21 +73,14 @@ def start_server(env: dict[str, str], log: Path, preexec: Callable[[], None] | N
 
 
 def stop_server(server: Server) -> None:
-    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(server.proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            server.proc.wait(wait_s)
-        except subprocess.TimeoutExpired:
-            continue
-        # the master is gone; make sure no worker of its group outlives it
-        try:
-            os.killpg(server.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.proc.wait(10)
+    # whatever is left of the group (a worker that outlived its master, a hung master) goes now
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(10)
 
 
 # ---------------------------------------------------------------- command()
@@ -176,6 +170,32 @@ def test_read_dir(tmp_path: Path) -> None:
     assert read_dir(tmp_path, 0, 10) == {"threadpool_busy_max": 4, "threadpool_waiting_max": 1,
                                          "loop_lag_p99_ms": 2.5}
     assert read_dir(tmp_path / "missing", 0, 10)["loop_lag_p99_ms"] == 0.0
+
+
+def _line(t: float, busy: int = 0, waiting: int = 0, lag: float = 0.5) -> str:
+    return json.dumps({"t": t, "pid": 1, "busy_max": busy, "waiting_max": waiting, "lag_ms": [lag]}) + "\n"
+
+
+def test_idle_after(tmp_path: Path) -> None:
+    now = time.time()
+    worker = tmp_path / "worker-1.jsonl"
+    assert idle_after(tmp_path, now)  # no worker files: nothing to wait for
+    worker.write_text(_line(now - 1, busy=3))
+    assert not idle_after(tmp_path, now)  # nothing written after t yet
+    worker.write_text(_line(now + 1, busy=3))
+    assert not idle_after(tmp_path, now)  # threads still busy with abandoned requests
+    worker.write_text(_line(now + 1, waiting=2))
+    assert not idle_after(tmp_path, now)
+    worker.write_text(_line(now + 1, lag=400.0))
+    assert not idle_after(tmp_path, now)  # loop blocked
+    worker.write_text(_line(now + 1, busy=3) + _line(now + 1.5) + '{"t": 9')
+    assert idle_after(tmp_path, now)  # last whole line idle; a cut-short line is skipped
+    dead = tmp_path / "worker-2.jsonl"
+    dead.write_text(_line(now - 60, busy=5))
+    os.utime(dead, (now - 60, now - 60))
+    assert idle_after(tmp_path, now)  # a worker gone a minute ago never writes again: ignored
+    os.utime(dead, (now, now))
+    assert not idle_after(tmp_path, now)
 
 
 def test_sampler_has_no_fastapi_import() -> None:
