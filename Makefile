@@ -18,9 +18,10 @@ help: ## this list
 
 venv: $(VENV)/.installed ## the virtual environment with every pinned version (made on first use)
 
-$(VENV)/.installed: requirements-dev.txt app/requirements.txt loadgen/requirements.txt
+$(VENV)/.installed: requirements-dev.txt app/requirements.txt loadgen/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .  # the `bench` command
 	touch $@
 
 bench: venv ## run SCENARIO (default: default) on BACKEND (auto|local|docker); SET="k=v k2=a,b"
