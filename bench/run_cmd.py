@@ -12,7 +12,7 @@ from typing import Any
 from bench import envinfo
 from bench import scenario as scenario_mod
 from bench.backends.base import Backend
-from bench.cells import work_order
+from bench.cells import Cell, work_order
 from bench.errors import BadInput
 from bench.progress import Progress, describe
 from bench.results import SummaryRow, read_rows
@@ -59,6 +59,19 @@ def _resolve(args: argparse.Namespace) -> tuple[scenario_mod.Scenario, Path | No
     return scen, args.resume
 
 
+def _check_ports(cells: list[Cell]) -> None:
+    """A port something else already listens on would fail every cell (or measure that other
+    server): refuse before anything starts. A port taken later still fails just its cells."""
+    from bench.backends.base import TargetError
+    from bench.backends.local import free_url
+
+    for cfg in sorted({cell.server_config for cell in cells}, key=lambda c: (c.bind, c.port)):
+        try:
+            free_url(cfg)
+        except TargetError as exc:
+            raise BadInput(str(exc)) from None
+
+
 def _new_run_dir(out: Path, name: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = out / f"{stamp}-{name}"
@@ -75,6 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.target_url and not args.target_url.startswith(("http://", "https://")):
         raise BadInput(f"--target-url {args.target_url!r}: expected http://HOST:PORT")
     backend = make_backend(args.backend)  # validated before the run directory exists
+    if not args.target_url:
+        _check_ports(cells)
     run_dir = resume_dir or _new_run_dir(args.out, scen.name)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_id = run_dir.name

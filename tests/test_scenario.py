@@ -3,6 +3,7 @@ real CLI (as Locust's tests do), and nothing is created."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,18 @@ def test_bad_options_exit_2(args: list[str], message: str) -> None:
     proc = bench_cli(*args)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and message in proc.stderr
+
+
+def test_port_already_in_use_exits_2_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        out = tmp_path / "results"
+        proc = bench_cli("run", "smoke", "--backend", "local", "--out", str(out), "--set", f"port={port}")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and f"port {port} is already in use" in proc.stderr
+    assert not out.exists()
 
 
 def test_plan_prints_every_cell_and_an_estimate() -> None:
