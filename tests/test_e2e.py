@@ -104,7 +104,7 @@ def test_interrupt_keeps_rows_and_resume_finishes(tmp_path: Path) -> None:
     assert [r.cell_id for r in rows[: len(kept)]] == [r.cell_id for r in kept], "kept rows untouched"
 
 
-def test_target_url_loads_a_running_target_and_a_taken_port_fails_the_cell(tmp_path: Path) -> None:
+def test_target_url_loads_a_running_target_and_a_taken_port_is_refused(tmp_path: Path) -> None:
     serve = subprocess.Popen([sys.executable, "-m", "bench", "serve", "smoke", "--set", "port=18104",
                               "threadpool_tokens=9"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, start_new_session=True)
@@ -117,12 +117,12 @@ def test_target_url_loads_a_running_target_and_a_taken_port_fails_the_cell(tmp_p
         assert proc.returncode == 0, proc.stderr
         row = read_rows(run_dir_of(proc) / "summary.csv")[0]
         assert row.status == "ok" and row.requests > 0 and row.target_affinity == split_host()[0]
-        # the same port for a target of our own: another server answers there, so the cell fails
+        # the same port for a target of our own: another server answers there, which would be
+        # measured instead of ours, so the run refuses before it starts
         proc = bench("run", scenario(tmp_path, body, 18104), "--backend", "local", "--out", str(tmp_path / "b"),
                      "--no-report")
-        assert proc.returncode == 1
-        row = read_rows(run_dir_of(proc) / "summary.csv")[0]
-        assert row.status == "failed" and "port 18104 is already in use" in row.error
+        assert proc.returncode == 2 and "port 18104 is already in use" in proc.stderr
+        assert not (tmp_path / "b").exists()
     finally:
         os.killpg(serve.pid, signal.SIGINT)
         serve.wait(30)
