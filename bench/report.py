@@ -30,6 +30,7 @@ class Report:
     title: str
     env: Table
     stats: Table
+    inside: Table
     failed: list[str]
     checks: list[str] | None  # None: the scenario defines no checks
     plots: list[tuple[str, str]] = field(default_factory=list)  # (name, caption)
@@ -68,6 +69,30 @@ def stats_table(stats: list[CellStats]) -> Table:
         rows.append([s.cell_id, s.style, s.workload, str(s.users), s.server, str(s.workers),
                      str(s.threadpool_tokens), str(s.n), *figures, "; ".join(flags)])
     return header, rows
+
+
+def inside_table(rows: list[SummaryRow]) -> Table:
+    """Why a cell is fast or slow, per cell (worst repeat): the threadpool queue and the event loop's
+    lag as each target worker saw them, the target's resources and the load generator's CPU."""
+    header = ["cell", "threads busy", "requests waiting for a thread", "loop lag p99 ms", "target CPU %",
+              "target RSS MB", "target threads", "Locust CPU %"]
+    by_cell: dict[str, list[SummaryRow]] = {}
+    for r in rows:
+        if r.status == "ok":
+            by_cell.setdefault(r.cell_id, []).append(r)
+    out = []
+    for cell, rs in by_cell.items():
+        out.append([cell, str(max(r.threadpool_busy_max for r in rs)),
+                    str(max(r.threadpool_waiting_max for r in rs)),
+                    f"{max(r.loop_lag_p99_ms for r in rs):.1f}", f"{max(r.target_cpu_pct for r in rs):.0f}",
+                    f"{max(r.target_rss_mb for r in rs):.0f}", str(max(r.target_threads for r in rs)),
+                    f"{max(r.loadgen_cpu_pct for r in rs):.0f}"])
+    return header, out
+
+
+NOTE_INSIDE = ("Sampled every 10 ms inside each target worker, worst repeat shown: threads busy = anyio "
+               "tokens in use by def endpoints, waiting = def requests queued for a token, loop lag = how "
+               "late a 10 ms timer fires (a blocking call in async def shows here).")
 
 
 def failed_list(rows: list[SummaryRow]) -> list[str]:
@@ -120,6 +145,8 @@ def render_markdown(rep: Report) -> str:
     else:
         out.append("No cell ran.")
     out += ["", NOTE_CI, ""]
+    if rep.inside[1]:
+        out += ["## Inside the target", "", *_md_table(rep.inside), "", NOTE_INSIDE, ""]
     if rep.failed:
         out += ["## Failed", "", *(f"- {_md_cell(f)}" for f in rep.failed), ""]
     out += ["## Plots", ""]
@@ -166,6 +193,9 @@ def render_html(rep: Report, images: dict[str, bytes]) -> str:
     else:
         parts.append("<p>No cell ran.</p>")
     parts.append(f"<p>{esc(NOTE_CI)}</p>")
+    if rep.inside[1]:
+        parts.append("<h2>Inside the target</h2>" + _html_table(*_escaped(rep.inside))
+                     + f"<p>{esc(NOTE_INSIDE)}</p>")
     if rep.failed:
         items = "".join(f"<li class='fail'>{esc(f)}</li>" for f in rep.failed)
         parts.append(f"<h2>Failed</h2><ul>{items}</ul>")
@@ -218,7 +248,8 @@ def write_report(run_dir: Path) -> list[Path]:
     title = f"Benchmark report: {env.get('run_id') or run_dir.name}"
     if scenario.get("name"):
         title += f" ({scenario['name']})"
-    rep = Report(title=title, env=env_table(env), stats=stats_table(stats), failed=failed_list(rows),
+    rep = Report(title=title, env=env_table(env), stats=stats_table(stats),
+                 inside=inside_table(rows), failed=failed_list(rows),
                  checks=check_results(rows, env), plots=plots, links=locust_links(run_dir, rows))
     for path, text in ((run_dir / "report.md", render_markdown(rep)),
                        (run_dir / "report.html", render_html(rep, images))):

@@ -36,7 +36,10 @@ def matrix_rows() -> list[SummaryRow]:
                                         users=users, workers=workers, rps=base, requests=int(base * 5),
                                         p50_ms=users / 10 + rep, p99_ms=users / 2 + rep,
                                         cpu_ms_per_request=0.4 + rep / 10, latency_source="hdr",
-                                        loadgen_saturated=cell == "async-noop-u50-uvicorn-w2-tp40"))
+                                        loadgen_saturated=cell == "async-noop-u50-uvicorn-w2-tp40",
+                                        threadpool_busy_max=min(users, 40) if style == "def" else 0,
+                                        threadpool_waiting_max=10 * rep if users == 50 and style == "def" else 0,
+                                        loop_lag_p99_ms=1.25 * rep))
     rows.append(row(cell_id="def-blocking_sleep-u50-uvicorn-w1-tp40", workload="blocking_sleep", users=50,
                     status="failed", error="target exited with code 3"))
     return rows
@@ -80,6 +83,10 @@ def test_full_matrix(tmp_path: Path) -> None:
     md = (run / "report.md").read_text()
     assert "(cells/def-noop-u10-uvicorn-w1-tp40/r2/measure.html)" in md and "Test CPU" in md
     assert "SATURATED" in md
+    # inside the target: worst repeat per cell
+    assert "| def-noop-u50-uvicorn-w1-tp40 | 40 | 20 | 2.5 |" in md
+    assert "| async-sleep-u10-uvicorn-w2-tp40 | 0 | 0 | 2.5 |" in md
+    assert "<h2>Inside the target</h2>" in html and "<td>def-noop-u50-uvicorn-w1-tp40</td><td>40</td>" in html
 
 
 def test_checks_from_env_are_reported(tmp_path: Path) -> None:
