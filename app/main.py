@@ -131,6 +131,9 @@ PACKAGES = {"fastapi": "fastapi", "starlette": "starlette", "anyio": "anyio", "u
 async def info() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
+        # interpreter builds differ in speed (PGO/LTO): a pure-Python loop measures the build too
+        "python_build": f"{platform.python_version()} ({', '.join(platform.python_build())}) "
+                        f"{platform.python_compiler()}",
         **{key: _version(dist) for key, dist in PACKAGES.items()},
         "server": os.environ.get("BENCH_SERVER"),
         "workers": int(os.environ.get("BENCH_WORKERS", "1")),

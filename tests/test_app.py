@@ -231,6 +231,7 @@ def test_info(app_uvicorn: tuple[Server, Path]) -> None:
     for key in ("python", "fastapi", "starlette", "anyio", "uvicorn", "gunicorn", "uvicorn_worker"):
         assert key in info
     assert info["fastapi"] and info["anyio"] and info["python"].count(".") == 2
+    assert info["python_build"].startswith(info["python"] + " (")
 
 
 @pytest.mark.e2e
