@@ -30,16 +30,18 @@ def engine() -> None:
     pytest.skip("no Docker engine with Compose v2")
 
 
-def bench(*args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+def bench(*args: str, cwd: Path = ROOT) -> tuple[subprocess.CompletedProcess[str], Path]:
     proc = subprocess.run([sys.executable, "-m", "bench", "run", *args, "--backend", "docker", "--no-report"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+                          cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     lines = proc.stdout.strip().splitlines()
-    return proc, Path(lines[-1]) if lines else ROOT
+    return proc, cwd / lines[-1] if lines else ROOT
 
 
 def test_smoke_through_compose_pinned_where_asked(tmp_path: Path) -> None:
-    proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=18601", "duration=3", "warmup=1",
-                          "target_cpuset=1", "loadgen_cpuset=0")
+    # a relative --out, as `make bench` passes it: Compose must get absolute bind-mount paths
+    proc, run_dir = bench("smoke", "--out", "results", "--set", "port=18601", "duration=3", "warmup=1",
+                          "target_cpuset=1", "loadgen_cpuset=0", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = read_rows(run_dir / "summary.csv")
     assert len(rows) == 4

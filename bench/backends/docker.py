@@ -184,9 +184,11 @@ class DockerBackend:
         env = {"SERVER": cfg.server, "WORKERS": str(cfg.workers),
                "THREADPOOL_TOKENS": str(cfg.threadpool_tokens), "TARGET_CPUSET": cfg.target_cpuset,
                "PORT": str(cfg.port), "BIND": cfg.bind, "LOOP": cfg.loop, "HTTP": cfg.http,
-               "STATS_DIR": str(stats_dir)}
-        self.compose.run(["up", "-d", "--force-recreate", "--no-deps", "target"], env, timeout=120)
+               "STATS_DIR": str(stats_dir.resolve())}  # compose reads a bare relative path as a volume name
+        up = self.compose.run(["up", "-d", "--force-recreate", "--no-deps", "target"], env, timeout=120)
         container = self.compose.run(["ps", "-aq", "target"], env, timeout=30).stdout.strip()
+        if not container:  # Compose 2.40 exits 0 on some project errors (an undefined volume)
+            raise TargetError(f"docker compose up created no target container: {up.stderr.strip()[-400:]}")
         target = DockerTarget(url, self.compose, env, container)
         try:
             procs.wait_ready(f"{url}/healthz", target.alive, READY_DEADLINE_S)
@@ -201,7 +203,7 @@ class DockerBackend:
 
     def start_load(self, spec: LoadSpec, out_dir: Path) -> DockerLoad:
         _open_dir(out_dir)
-        env = {"LOADGEN_CPUSET": spec.cpuset, "OUT_DIR": str(out_dir), "BENCH_PATH": spec.path,
+        env = {"LOADGEN_CPUSET": spec.cpuset, "OUT_DIR": str(out_dir.resolve()), "BENCH_PATH": spec.path,
                "MASTER_PORT": str(spec.master_port), "LOCUST_WORKER_ARGS": shlex.join(
                    worker_argv(spec, "127.0.0.1", LOCUSTFILE))}
         container = f"{PROJECT}-locust-{spec.phase}"
