@@ -93,16 +93,18 @@ def read_dir(stats_dir: Path, t0: float, t1: float) -> dict[str, Any]:
     return aggregate(lines, t0, t1)
 
 
-def idle_after(stats_dir: Path, t: float, max_lag_ms: float = 50.0, stale_s: float = 5.0) -> bool:
-    """True when every worker has written a line after time t showing no thread busy, nobody
-    waiting and a loop that wakes on time: the requests Locust abandoned when it stopped are done,
-    so they cannot leak into the next measurement."""
-    # a worker that stopped writing well before t is gone (killed, or replaced by Gunicorn):
-    # it will never write an idle line, so it must not hold the wait up
-    files = [f for f in sorted(stats_dir.glob("worker-*.jsonl")) if f.stat().st_mtime >= t - stale_s]
-    if not files:
-        return True
-    for path in files:
+def idle_after(stats_dir: Path, t: float, pids: set[int], max_lag_ms: float = 50.0) -> bool:
+    """True when every live worker (pids: as the workers see themselves) has written a line after
+    time t showing no thread busy, nobody waiting and a loop that wakes on time: the requests Locust
+    abandoned when it stopped are done, so they cannot leak into the next measurement. Files of
+    other pids belong to workers that are gone (killed, replaced by Gunicorn) and never write again.
+    A blocked loop writes nothing at all, which reads as "not idle yet", as it should."""
+    for path in sorted(stats_dir.glob("worker-*.jsonl")):
+        try:
+            if int(path.stem.removeprefix("worker-")) not in pids:
+                continue
+        except ValueError:
+            continue
         last = None
         for text in path.read_text().splitlines()[-3:]:
             try:

@@ -52,6 +52,23 @@ def tree_pids(pid: int) -> list[int]:
         return []
 
 
+def own_pids(pids: list[int]) -> set[int]:
+    """Each process's pid as it sees itself: inside a container that is its pid in the container's
+    namespace (the last NSpid field), which is what the target's workers write in their file names."""
+    out = set()
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("NSpid:"):
+                    out.add(int(line.split()[-1]))
+                    break
+            else:
+                out.add(pid)
+        except (OSError, ValueError):
+            continue
+    return out
+
+
 def port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)

@@ -150,7 +150,9 @@ class Runner:
         if self._stats_dir is None or not self._stats_dir.is_dir():
             return
         deadline = time.monotonic() + DRAIN_DEADLINE_S
-        while time.monotonic() < deadline and target.alive() and not idle_after(self._stats_dir, since):
+        while time.monotonic() < deadline and target.alive():
+            if idle_after(self._stats_dir, since, procs.own_pids(target.pids())):
+                return
             time.sleep(0.25)
 
     def _wait(self, load: LoadRun, deadline_s: float, target: Target) -> int:

@@ -179,23 +179,27 @@ def _line(t: float, busy: int = 0, waiting: int = 0, lag: float = 0.5) -> str:
 def test_idle_after(tmp_path: Path) -> None:
     now = time.time()
     worker = tmp_path / "worker-1.jsonl"
-    assert idle_after(tmp_path, now)  # no worker files: nothing to wait for
+    assert idle_after(tmp_path, now, {1})  # no worker files: nothing to wait for
     worker.write_text(_line(now - 1, busy=3))
-    assert not idle_after(tmp_path, now)  # nothing written after t yet
+    assert not idle_after(tmp_path, now, {1})  # nothing written after t yet (or a blocked loop)
     worker.write_text(_line(now + 1, busy=3))
-    assert not idle_after(tmp_path, now)  # threads still busy with abandoned requests
+    assert not idle_after(tmp_path, now, {1})  # threads still busy with abandoned requests
     worker.write_text(_line(now + 1, waiting=2))
-    assert not idle_after(tmp_path, now)
+    assert not idle_after(tmp_path, now, {1})
     worker.write_text(_line(now + 1, lag=400.0))
-    assert not idle_after(tmp_path, now)  # loop blocked
+    assert not idle_after(tmp_path, now, {1})  # loop blocked
     worker.write_text(_line(now + 1, busy=3) + _line(now + 1.5) + '{"t": 9')
-    assert idle_after(tmp_path, now)  # last whole line idle; a cut-short line is skipped
-    dead = tmp_path / "worker-2.jsonl"
-    dead.write_text(_line(now - 60, busy=5))
-    os.utime(dead, (now - 60, now - 60))
-    assert idle_after(tmp_path, now)  # a worker gone a minute ago never writes again: ignored
-    os.utime(dead, (now, now))
-    assert not idle_after(tmp_path, now)
+    assert idle_after(tmp_path, now, {1})  # last whole line idle; a cut-short line is skipped
+    (tmp_path / "worker-2.jsonl").write_text(_line(now - 60, busy=5))
+    assert idle_after(tmp_path, now, {1})  # a worker that is gone never writes again: ignored
+    assert not idle_after(tmp_path, now, {1, 2})
+
+
+def test_own_pids_of_this_process() -> None:
+    from bench.procs import own_pids
+
+    assert own_pids([os.getpid()]) == {os.getpid()}  # no namespace here: the same pid
+    assert own_pids([2**22 + 12345]) == set()  # no such process
 
 
 def test_sampler_has_no_fastapi_import() -> None:
