@@ -132,8 +132,7 @@ class Runner:
         finally:
             load.kill()
         ended = self.clock()
-        if target.alive():
-            self._drain(ended, target)
+        self._drain(ended, target)  # returns at once when the target is dead
         if not target.alive():
             self._drop_target()
             raise CellFailed(f"target died during the {phase}: {target.log_tail(5)}")
