@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 from anyio.to_thread import current_default_thread_limiter
 from fastapi import FastAPI, Query
 
+from app.buildinfo import python_build
 from app.sampler import sample_forever
 
 # bounded so that a typo cannot hang the server for hours
@@ -49,12 +50,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="def vs async target", lifespan=lifespan)
 
 
-def get(path: str) -> Callable[[F], F]:
+def get(path: str, head: bool = False) -> Callable[[F], F]:
     # response_model=None: with a response model inferred from the return annotation, FastAPI
     # validates a def endpoint's result in the threadpool too (a second thread hop per request,
     # fastapi/routing.py serialize_response). The article's handlers have no response model, so
     # def and async differ only in where the handler itself runs.
-    return app.get(path, response_model=None)
+    get_route = app.get(path, response_model=None)
+    if not head:
+        return get_route
+    # HEAD (health checks, `curl -I`): a route of its own rather than methods=["GET", "HEAD"] on
+    # one route, which gives both the same OpenAPI operation id. The handler runs as for GET and
+    # the server sends the headers only (uvicorn drops a HEAD response's body, h11 and httptools).
+    head_route = app.head(path, response_model=None, include_in_schema=False)
+    return lambda fn: get_route(head_route(fn))
 
 
 def spin(iterations: int) -> int:
@@ -109,7 +117,7 @@ async def async_blocking_sleep(ms: Millis = 100) -> dict[str, int]:
     return {"slept_ms": ms}
 
 
-@get("/healthz")
+@get("/healthz", head=True)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -127,13 +135,12 @@ PACKAGES = {"fastapi": "fastapi", "starlette": "starlette", "anyio": "anyio", "u
             "httptools": "httptools"}
 
 
-@get("/info")
+@get("/info", head=True)
 async def info() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         # interpreter builds differ in speed (PGO/LTO): a pure-Python loop measures the build too
-        "python_build": f"{platform.python_version()} ({', '.join(platform.python_build())}) "
-                        f"{platform.python_compiler()}",
+        "python_build": python_build(),
         **{key: _version(dist) for key, dist in PACKAGES.items()},
         "server": os.environ.get("BENCH_SERVER"),
         "workers": int(os.environ.get("BENCH_WORKERS", "1")),

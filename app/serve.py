@@ -1,13 +1,15 @@
 """Launcher: `python -m app.serve` builds the server command from the environment and execs it,
 so the pid is the server's own master and signals reach it directly.
 
-BENCH_SERVER uvicorn|gunicorn (uvicorn), BENCH_WORKERS (1), BENCH_PORT (8000), BENCH_BIND
-(127.0.0.1: any other address must be asked for), BENCH_LOOP auto|asyncio|uvloop and BENCH_HTTP
-auto|h11|httptools (uvicorn only); THREADPOOL_TOKENS and BENCH_STATS_DIR pass through to the app.
+BENCH_SERVER uvicorn|gunicorn (uvicorn), BENCH_WORKERS (1), BENCH_PORT (8000), BENCH_BIND (an IPv4
+or IPv6 address literal such as 0.0.0.0 or ::1, without brackets; 127.0.0.1: any other address must
+be asked for), BENCH_LOOP auto|asyncio|uvloop and BENCH_HTTP auto|h11|httptools (uvicorn only);
+THREADPOOL_TOKENS and BENCH_STATS_DIR pass through to the app.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from collections.abc import Mapping
@@ -36,14 +38,27 @@ def _int(env: Mapping[str, str], key: str, default: int, lo: int, hi: int) -> in
     return int(text)
 
 
+def _address(env: Mapping[str, str], key: str, default: str) -> str:
+    # an IP literal only: a hostname would resolve differently in the two servers (gunicorn binds
+    # every address it resolves to, uvicorn the first) and in the runner that connects to it.
+    # The text passes on as given (both servers take any form ip_address() takes, bar a scope).
+    text = env.get(key, default)
+    try:
+        if "%" in text:  # ip_address() takes an IPv6 scope ("fe80::1%eth0"); the servers do not
+            raise ValueError(text)
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise BadSetting(f"{key}={text!r}: expected an IP address such as 127.0.0.1, 0.0.0.0, ::1 or :: "
+                         "(not a hostname; IPv6 without brackets or a %scope)") from None
+    return text
+
+
 def command(env: Mapping[str, str]) -> list[str]:
     """The server command line for these settings (pure, so tests can read it); BadSetting if invalid."""
     server = _choice(env, "BENCH_SERVER", "uvicorn", SERVERS)
     workers = _int(env, "BENCH_WORKERS", 1, 1, 1024)
     port = _int(env, "BENCH_PORT", 8000, 1, 65535)
-    bind = env.get("BENCH_BIND", "127.0.0.1")
-    if not bind or any(c.isspace() for c in bind):
-        raise BadSetting(f"BENCH_BIND={bind!r}: expected an address such as 127.0.0.1")
+    bind = _address(env, "BENCH_BIND", "127.0.0.1")
     loop = _choice(env, "BENCH_LOOP", "auto", LOOPS)
     http = _choice(env, "BENCH_HTTP", "auto", HTTPS)
     if "THREADPOOL_TOKENS" in env:  # read by the app; checked here so a typo fails before start
@@ -61,8 +76,13 @@ def command(env: Mapping[str, str]) -> list[str]:
     # --timeout 120: the arbiter kills a worker whose loop is blocked longer than this, and
     # /async/blocking_sleep may block it for up to 60 s by design.
     return [sys.executable, "-m", "gunicorn", "app.main:app", "-k", "uvicorn_worker.UvicornWorker",
-            "-w", str(workers), "-b", f"{bind}:{port}", "--log-level", "warning",
+            "-w", str(workers), "-b", _host_port(bind, port), "--log-level", "warning",
             "--graceful-timeout", GRACEFUL_S, "--timeout", "120", "--keep-alive", "5"]
+
+
+def _host_port(address: str, port: int) -> str:
+    # gunicorn's -b splits HOST:PORT at the last colon, so an IPv6 address goes in brackets
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def main() -> None:

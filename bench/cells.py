@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 
@@ -30,26 +30,28 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class Cell:
+    # Field order is summary.csv's column order for a cell's parameters (PARAM_COLUMNS below):
+    # a key added here becomes a column of summary.csv and summary_stats.csv and a plot label.
+    server: str
+    workers: int
     style: str
     workload: str
     users: int
     spawn_rate: float
     duration: float
     warmup: float
-    server: str
-    workers: int
+    sleep_ms: int
+    cpu_iterations: int
     threadpool_tokens: int
     target_cpuset: str
     loadgen_cpuset: str
-    cpu_iterations: int
-    sleep_ms: int
-    repeats: int
     loadgen_processes: int
     loadgen_workers: int
     port: int
     bind: str
     loop: str
     http: str
+    repeats: int
     # matrix axes this cell was expanded along, in scenario order: they name it
     axes: tuple[str, ...] = ()
 
@@ -94,6 +96,21 @@ class Cell:
         out = asdict(self)
         out.pop("axes")
         return out
+
+    def columns(self) -> dict[str, Any]:
+        """The cell's parameters under their summary.csv names, in PARAM_COLUMNS order."""
+        return {column: getattr(self, name) for name, column in _PARAM_FIELDS}
+
+
+# Cell field -> summary column: a unit in the name where the bare word would be ambiguous.
+_RENAMED = {"duration": "duration_s", "warmup": "warmup_s"}
+# Not a parameter of one measurement: how many there are, and how the cell was named.
+_NOT_COLUMNS = ("repeats", "axes")
+_PARAM_FIELDS: tuple[tuple[str, str], ...] = tuple(
+    (f.name, _RENAMED.get(f.name, f.name)) for f in fields(Cell) if f.name not in _NOT_COLUMNS
+)
+# The one list of a cell's parameter columns: summary.csv, summary_stats.csv and plot labels use it.
+PARAM_COLUMNS: tuple[str, ...] = tuple(column for _, column in _PARAM_FIELDS)
 
 
 def expand(defaults: dict[str, Any], matrix: dict[str, list[Any]]) -> list[Cell]:

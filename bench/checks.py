@@ -15,12 +15,14 @@ A repeat with status "failed" fails a check by itself: a cell that crashed has n
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from bench.results import SummaryRow
+from bench.scenario import KEYS
 from bench.stats import CellStats, summarize
 
-WORKLOADS: tuple[str, ...] = ("noop", "cpu", "sleep", "blocking_sleep")
+WORKLOADS: tuple[str, ...] = KEYS["workload"].choices  # one list: the scenario's key table
 # key -> kind: "ratio" in [0, 1], "number" >= 0, "bool"
 KNOWN_KEYS: dict[str, str] = {
     "max_failure_ratio": "ratio",
@@ -38,7 +40,7 @@ def _check_value(where: str, kind: str, value: Any) -> None:
     # bool is an int in Python; `min_rps = true` is a typo, not 1
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{where}: expected a number, got {value!r}")
-    if value < 0 or (kind == "ratio" and value > 1):
+    if not math.isfinite(value) or value < 0 or (kind == "ratio" and value > 1):
         allowed = "between 0 and 1" if kind == "ratio" else ">= 0"
         raise ValueError(f"{where}: must be {allowed}, got {value!r}")
 

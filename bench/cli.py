@@ -1,13 +1,14 @@
 """Command line: a thin layer over scenario -> cells -> backend -> results -> report.
 
-Bad input: one line on stderr and exit 2 before anything starts (no run directory).
-Exit 0: every cell ok (and every check passed); 1: some cell or check failed; 130: interrupted.
+Exit codes live here alone: 2 for bad input (a BadInput, raised before anything starts: one line
+on stderr, no run directory); 0 every cell ok and every check passed; 1 some cell or check failed;
+130 interrupted. A failing cell is not bad input: the runner records it and goes on.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import signal
 import sys
 import time
@@ -17,15 +18,30 @@ from typing import NoReturn
 from bench import cpuset
 from bench import scenario as scenario_mod
 from bench.errors import BadInput
-from bench.results import SCHEMA_VERSION, read_rows
+from bench.progress import hms
 
 
 def _signal_to_interrupt(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, like every other refusal (no usage dump)
+        self.exit(2, f"bench: error: {message} (see {self.prog} --help)\n")
+
+
+def percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite percentage >= 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench", description="FastAPI def vs async benchmark matrix")
+    parser = Parser(prog="bench", description="FastAPI def vs async benchmark matrix")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_scenario(p: argparse.ArgumentParser, optional: bool = False) -> None:
@@ -40,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=("auto", "local", "docker"), default="auto")
     run.add_argument("--out", type=Path, default=scenario_mod.ROOT / "results")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="run only the cells RUN_DIR lacks")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="with --resume: run failed cells again too (the failed rows are kept)")
     run.add_argument("--target-url", help="load an already-running target instead of starting one")
     run.add_argument("--no-report", action="store_true", help="skip report.html/report.md at the end")
     serve = sub.add_parser("serve", help="run the target alone in the foreground (Ctrl-C stops it)")
@@ -49,58 +67,54 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="per-cell change of rps and p99 between two runs")
     cmp_.add_argument("run_a", type=Path)
     cmp_.add_argument("run_b", type=Path)
-    cmp_.add_argument("--threshold", type=float, metavar="PCT",
+    cmp_.add_argument("--threshold", type=percent, metavar="PCT",
                       help="exit 1 when rps drops or p99 rises by more than PCT percent")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _signal_to_interrupt)
+    previous = signal.signal(signal.SIGTERM, _signal_to_interrupt)
     try:
-        if args.command == "plan":
-            return cmd_plan(args)
-        if args.command == "run":
-            from bench.run_cmd import cmd_run
-
-            return cmd_run(args)
-        if args.command == "serve":
-            return cmd_serve(args)
-        if args.command == "report":
-            from bench.report import write_report
-
-            check_run_dir(args.run_dir)
-            for path in write_report(args.run_dir):
-                print(path)
-            return 0
-        from bench.compare import run_compare
-
-        return run_compare(args.run_a, args.run_b, args.threshold)
+        return _dispatch(args)
     except BadInput as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # report/compare refusing a run dir
-        print(f"bench: error: {exc}", file=sys.stderr)
-        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def check_run_dir(run_dir: Path) -> dict:
-    env_path = run_dir / "env.json"
-    if not env_path.is_file():
-        raise BadInput(f"{run_dir}: not a run directory (no env.json)")
-    env = json.loads(env_path.read_text())
-    if env.get("schema_version") != SCHEMA_VERSION:
-        raise BadInput(f"{run_dir}: schema_version {env.get('schema_version')!r}, this bench reads "
-                       f"{SCHEMA_VERSION}")
-    read_rows(run_dir / "summary.csv")  # refuses other columns
-    return env
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "plan":
+        return cmd_plan(args)
+    if args.command == "run":
+        from bench.run_cmd import cmd_run
+
+        return cmd_run(args)
+    if args.command == "serve":
+        return cmd_serve(args)
+    if args.command == "report":
+        from bench.report import report_run
+        from bench.rundir import RunDir
+
+        run = RunDir.open(args.run_dir)
+        if run.torn_warning():
+            print(run.torn_warning(), file=sys.stderr)
+        for path in report_run(run):
+            print(path)
+        return 0
+    from bench.compare import run_compare
+
+    return run_compare(args.run_a, args.run_b, args.threshold)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     scen = scenario_mod.load(args.scenario, args.set)
     from bench.cells import work_order
+    from bench.run_cmd import warn_exposed
 
     items = work_order(scen.cells())
+    warn_exposed(scen.cells())
     print(f"scenario {scen.name}: {len(scen.cells())} cells, {len(items)} runs with repeats")
     configs = []
     for i, (cell, repeat) in enumerate(items, 1):
@@ -116,19 +130,30 @@ def cmd_plan(args: argparse.Namespace) -> int:
             print(f"  warning: target CPUs {cell.target_cpuset} overlap Locust's {cell.loadgen_cpuset}: "
                   "they compete for the same cores")
     total = sum(c.estimated_s() for c, _ in items) + 3.0 * len(configs)
-    print(f"estimated wall time: {time.strftime('%H:%M:%S', time.gmtime(total))} "
-          f"({len(configs)} target starts)")
+    print(f"estimated wall time: {hms(total)} ({len(configs)} target starts)")
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from bench import procs
+    from bench.backends.base import TargetError
     from bench.backends.local import LocalBackend
+    from bench.run_cmd import warn_exposed
 
     scen = scenario_mod.load(args.scenario or "default", args.set)
     cfg = scen.cells()[0].server_config
+    warn_exposed(scen.cells()[:1])
+    try:
+        procs.free_url(cfg.bind, cfg.port)
+    except TargetError as exc:
+        raise BadInput(str(exc)) from None
     backend = LocalBackend()
     run_dir = scenario_mod.ROOT / "results" / "serve"
-    target = backend.start_target(cfg, run_dir / "stats")
+    try:
+        target = backend.start_target(cfg, run_dir / "stats")
+    except TargetError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
     print(f"serving {cfg.server} x{cfg.workers} on {target.url} (CPUs {cfg.target_cpuset}); "
           f"log {run_dir / 'target.log'}; Ctrl-C stops", flush=True)
     try:

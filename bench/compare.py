@@ -1,26 +1,32 @@
 """Two runs side by side: per cell, how rps and p99 moved and whether that is beyond noise.
 
-"significant" means the two 95 % confidence intervals do not overlap - a conservative test (two
-intervals can overlap a little while the difference is still significant), chosen because it is
-easy to see in the plots. With n = 1 on either side there is no interval, so a change is never
-called significant; the note column says so instead of showing a misleading "no".
+"significant" means Welch's t-test (unequal variances, scipy's ttest_ind_from_stats) rejects "same
+mean" at the 5 % level: p < 0.05. With n = 1 on either side there is no variance to test, so a
+change is never called significant; the note column says so instead of showing a misleading "no".
 
 "regression" is the gate for CI: mean rps dropped or mean p99 rose by more than the threshold
 (percent), regardless of significance - the threshold is the user's statement of what matters.
 A cell that has ok repeats in A and none in B is a regression too.
+
+Two runs whose targets ran different interpreter builds (python_build in /info: PGO/LTO, version)
+differ by the build as well as by the change under test; compare says so in its output and in
+every row's note.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import math
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TextIO
 
-from bench.results import SCHEMA_VERSION, SummaryRow, read_rows
+from bench.results import SummaryRow
+from bench.rundir import RunDir
 from bench.stats import CellStats, summarize
+
+ALPHA = 0.05  # Welch's test level for "significant"
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,21 @@ def change_pct(a: float, b: float) -> float | None:
     return None if a == 0 else 100.0 * (b - a) / a
 
 
-def disjoint(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    return a[1] < b[0] or b[1] < a[0]
+def welch_p(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int) -> float:
+    """Two-sided p-value of Welch's t-test from summary figures; nan when it is undefined (n < 2)."""
+    if n_a < 2 or n_b < 2:
+        return math.nan
+    if sd_a == 0 and sd_b == 0:  # no spread at all: any difference is beyond noise, none is not
+        return 0.0 if mean_a != mean_b else 1.0
+    from scipy.stats import ttest_ind_from_stats  # imported here: only compare needs it
+
+    return float(ttest_ind_from_stats(mean_a, sd_a, n_a, mean_b, sd_b, n_b, equal_var=False).pvalue)
+
+
+def significant(a: CellStats, b: CellStats, metric: str) -> bool:
+    p = welch_p(getattr(a, f"{metric}_mean"), getattr(a, f"{metric}_sd"), a.n,
+                getattr(b, f"{metric}_mean"), getattr(b, f"{metric}_sd"), b.n)
+    return p < ALPHA  # nan < ALPHA is False: untestable is not significant
 
 
 def _change(cell_id: str, a: CellStats | None, b: CellStats | None, threshold: float | None) -> Change:
@@ -74,21 +93,31 @@ def _change(cell_id: str, a: CellStats | None, b: CellStats | None, threshold: f
     )
     return Change(
         cell_id, a.n, b.n,
-        a.rps_mean, b.rps_mean, rps_pct, testable and disjoint(a.interval("rps"), b.interval("rps")),
-        a.p99_ms_mean, b.p99_ms_mean, p99_pct,
-        testable and disjoint(a.interval("p99_ms"), b.interval("p99_ms")),
+        a.rps_mean, b.rps_mean, rps_pct, significant(a, b, "rps"),
+        a.p99_ms_mean, b.p99_ms_mean, p99_pct, significant(a, b, "p99_ms"),
         regression=regression, note="; ".join(notes),
     )
 
 
-def compare(rows_a: list[SummaryRow], rows_b: list[SummaryRow], threshold_pct: float | None) -> list[Change]:
-    """One Change per cell_id of A, then the cells only B has."""
-    if threshold_pct is not None and threshold_pct < 0:
-        raise ValueError(f"threshold must be >= 0 percent, got {threshold_pct}")
+def compare(rows_a: list[SummaryRow], rows_b: list[SummaryRow], threshold_pct: float | None,
+            build_note: str = "") -> list[Change]:
+    """One Change per cell_id of A, then the cells only B has; build_note joins every note."""
+    if threshold_pct is not None and not (math.isfinite(threshold_pct) and threshold_pct >= 0):
+        raise ValueError(f"threshold must be a finite number >= 0 percent, got {threshold_pct}")
     sa = {s.cell_id: s for s in summarize(rows_a)}
     sb = {s.cell_id: s for s in summarize(rows_b)}
     ids = list(sa) + [c for c in sb if c not in sa]
-    return [_change(c, sa.get(c), sb.get(c), threshold_pct) for c in ids]
+    changes = [_change(c, sa.get(c), sb.get(c), threshold_pct) for c in ids]
+    if build_note:
+        changes = [replace(c, note="; ".join(x for x in (c.note, build_note) if x)) for c in changes]
+    return changes
+
+
+def build_warning(build_a: str, build_b: str) -> str:
+    """One line when the two runs' targets ran different interpreter builds, else ""."""
+    if not build_a or not build_b or build_a == build_b:
+        return ""
+    return f"interpreter builds differ (A: {build_a}; B: {build_b}): the change includes the build"
 
 
 def _fmt(value: float | bool | int | str | None) -> str:
@@ -123,22 +152,8 @@ def format_table(changes: list[Change]) -> str:
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
-    text.append("* = 95 % confidence intervals do not overlap (needs n >= 2 on both sides)")
+    text.append(f"* = significant: Welch's t-test p < {ALPHA} (needs n >= 2 on both sides)")
     return "\n".join(text)
-
-
-def load_run(run_dir: Path) -> list[SummaryRow]:
-    """summary.csv of a run directory, refusing runs written by another schema version."""
-    summary, env_path = run_dir / "summary.csv", run_dir / "env.json"
-    if not summary.is_file():
-        raise ValueError(f"{run_dir}: no summary.csv (is this a run directory?)")
-    if not env_path.is_file():
-        raise ValueError(f"{run_dir}: no env.json, so its schema version is unknown")
-    version = json.loads(env_path.read_text()).get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"{run_dir}: schema_version {version!r} is not {SCHEMA_VERSION}, the only one "
-                         "this version of bench reads; compare with the bench version that wrote it")
-    return read_rows(summary)
 
 
 def run_compare(dir_a: Path, dir_b: Path, threshold: float | None, out: Path | None = None,
@@ -147,7 +162,16 @@ def run_compare(dir_a: Path, dir_b: Path, threshold: float | None, out: Path | N
 
     Returns the exit code: 1 when some cell regressed beyond the threshold, else 0.
     """
-    changes = compare(load_run(Path(dir_a)), load_run(Path(dir_b)), threshold)
-    write_compare(out or Path(dir_b) / "compare.csv", changes)
-    print(format_table(changes), file=stream or sys.stdout)
+    run_a, run_b = RunDir.open(Path(dir_a)), RunDir.open(Path(dir_b))
+    for run in (run_a, run_b):
+        if run.torn_warning():
+            print(run.torn_warning(), file=sys.stderr)
+    warning = build_warning(run_a.python_build(), run_b.python_build())
+    note = "interpreter builds differ" if warning else ""
+    changes = compare(run_a.latest_rows(), run_b.latest_rows(), threshold, build_note=note)
+    write_compare(out or run_b.path / "compare.csv", changes)
+    stream = stream or sys.stdout
+    if warning:
+        print(f"warning: {warning}", file=stream)
+    print(format_table(changes), file=stream)
     return 1 if any(c.regression for c in changes) else 0

@@ -6,6 +6,10 @@ import os
 
 from bench.errors import BadInput
 
+# Linux's own ceiling (NR_CPUS up to 8192): a larger number is a typo, and "0-999999999" must not
+# allocate a billion-element set before the host check refuses it.
+MAX_CPUS = 8192
+
 
 def parse(text: str) -> frozenset[int]:
     cpus: set[int] = set()
@@ -19,6 +23,8 @@ def parse(text: str) -> frozenset[int]:
         first, last = int(lo), int(hi or lo)
         if last < first:
             raise BadInput(f"cpuset {text!r}: range {part} runs backwards")
+        if last >= MAX_CPUS:
+            raise BadInput(f"cpuset {text!r}: CPU {last} is beyond any host (at most {MAX_CPUS - 1})")
         cpus.update(range(first, last + 1))
     return frozenset(cpus)
 

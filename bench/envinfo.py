@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.buildinfo import python_build
 from bench import __version__, cpuset
 from bench.results import SCHEMA_VERSION
 from bench.scenario import ROOT
@@ -49,11 +50,6 @@ def installed_versions(names: list[str]) -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             out[name] = "missing"
     return out
-
-
-def python_build() -> str:
-    return f"{platform.python_implementation()} {platform.python_version()} " \
-        f"({', '.join(platform.python_build())}) {platform.python_compiler()}"
 
 
 def git_commit() -> str:

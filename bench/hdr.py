@@ -7,8 +7,9 @@ an HdrHistogram and writes it into `measure_result.json`:
     {"hdr": base64 of HdrHistogram.encode(), "count": int, "cpu_warning": bool,
      "role": "local" | "master", ...}
 
-Values are integer microseconds, 1 µs .. 1 h, 3 significant digits: below 2.048 ms every
-microsecond has its own bucket, above that the relative error stays under 0.1 %.
+Values are integer microseconds, 1 µs .. 1 h, 3 significant digits (loadgen/hdr_config.py, shared
+with the locustfile): below 2.048 ms every microsecond has its own bucket, above that the relative
+error stays under 0.1 %.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-LOWEST_US = 1
-HIGHEST_US = 3_600_000_000  # one hour: a request slower than that is a failure anyway
-SIGNIFICANT_DIGITS = 3
+from loadgen.hdr_config import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 
 # (key, percentile): the columns of SummaryRow that come from the histogram
 PERCENTILES: tuple[tuple[str, float], ...] = (

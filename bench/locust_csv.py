@@ -50,7 +50,7 @@ def read_aggregated(stats_csv: Path) -> LocustStats:
     raise ValueError(f"{stats_csv}: no {AGGREGATED} row")
 
 
-def first_failure(failures_csv: Path) -> str:
+def most_frequent_failure(failures_csv: Path) -> str:
     """The most frequent failure message, for the error column of a cell with failures."""
     if not failures_csv.exists():
         return ""

@@ -70,9 +70,34 @@ def own_pids(pids: list[int]) -> set[int]:
 
 
 def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+def connect_host(bind: str) -> str:
+    """Where the load goes for a target bound to `bind`: a wildcard is reached on loopback."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind, bind)
+
+
+def url_for(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def free_url(bind: str, port: int) -> str:
+    """The URL the load goes to, for every backend; TargetError when something already answers
+    there, since that other server would be measured instead of ours."""
+    from bench.backends.base import TargetError
+
+    host = connect_host(bind)
+    try:
+        taken = port_in_use(host, port)
+    except OSError as exc:  # e.g. ::1 on a host without IPv6
+        raise TargetError(f"bind {bind}: cannot reach {host} ({exc.strerror or exc})") from None
+    if taken:
+        raise TargetError(f"port {port} is already in use: stop what listens there or set port")
+    return url_for(host, port)
 
 
 def get(url: str, timeout: float = 5.0) -> bytes:

@@ -39,9 +39,9 @@ class Progress:
             width = 30
             filled = int(width * self.done / max(self.total, 1))
             bar = "#" * filled + "-" * (width - filled)
-            self.stream.write(f"\r\033[K{describe(row)}\n[{bar}] {self.done}/{self.total}  ETA {_hms(eta)}")
+            self.stream.write(f"\r\033[K{describe(row)}\n[{bar}] {self.done}/{self.total}  ETA {hms(eta)}")
         else:
-            self.stream.write(f"[{self.done}/{self.total}] {describe(row)}  (ETA {_hms(eta)})\n")
+            self.stream.write(f"[{self.done}/{self.total}] {describe(row)}  (ETA {hms(eta)})\n")
         self.stream.flush()
 
     def close(self) -> None:
@@ -49,6 +49,7 @@ class Progress:
             self.stream.write("\n")
 
 
-def _hms(seconds: float) -> str:
+def hms(seconds: float) -> str:
+    """H:MM:SS with as many hours as it takes (86400 s is 24:00:00, not 00:00:00)."""
     seconds = int(max(0, seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -19,8 +19,9 @@ from typing import Any
 
 from bench import checks as checks_mod
 from bench.plots import FIGURES
-from bench.results import SummaryRow, read_rows
-from bench.stats import CellStats, summarize, write_stats
+from bench.results import SummaryRow
+from bench.rundir import RunDir
+from bench.stats import CellStats, summarize
 
 Table = tuple[list[str], list[list[str]]]  # header, rows
 
@@ -101,6 +102,7 @@ def failed_list(rows: list[SummaryRow]) -> list[str]:
 
 
 def check_results(rows: list[SummaryRow], env: dict[str, Any]) -> list[str] | None:
+    """The stored scenario's [checks] on these rows; None when it has none."""
     scenario = env.get("scenario")
     checks = scenario.get("checks") if isinstance(scenario, dict) else None
     if not checks:
@@ -111,11 +113,11 @@ def check_results(rows: list[SummaryRow], env: dict[str, Any]) -> list[str] | No
         return [f"checks not evaluated: {exc}"]
 
 
-def locust_links(run_dir: Path, rows: list[SummaryRow]) -> dict[str, list[tuple[str, str]]]:
+def locust_links(run: RunDir, rows: list[SummaryRow]) -> dict[str, list[tuple[str, str]]]:
     links: dict[str, list[tuple[str, str]]] = {}
     for r in rows:
-        rel = f"cells/{r.cell_id}/r{r.repeat}/measure.html"
-        if (run_dir / rel).is_file():
+        rel = f"{run.cell_rel(r.cell_id, r.repeat, r.attempt)}/measure.html"
+        if (run.path / rel).is_file():
             links.setdefault(r.cell_id, []).append((f"r{r.repeat}", rel))
     return links
 
@@ -210,24 +212,21 @@ def render_html(rep: Report, images: dict[str, bytes]) -> str:
     return "\n".join(parts)
 
 
-def write_report(run_dir: Path) -> list[Path]:
-    """Write report/*.png, report.md, report.html (and summary_stats.csv if absent); return them."""
-    run_dir = Path(run_dir)
-    summary = run_dir / "summary.csv"
-    if not summary.is_file():
-        raise ValueError(f"{run_dir}: no summary.csv to report on")
-    rows = read_rows(summary)
-    env_path = run_dir / "env.json"
-    env: dict[str, Any] = json.loads(env_path.read_text()) if env_path.is_file() else {}
-    # always derived from summary.csv (the source of truth), so a resumed run is never stale
+def report_run(run: RunDir) -> list[Path]:
+    """`bench report`: summary_stats.csv, checks and the report, all from summary.csv anew."""
+    rows = run.latest_rows()
     stats = summarize(rows)
-    written: list[Path] = []
-    stats_path = run_dir / "summary_stats.csv"
-    if not stats_path.exists() or stats_path.stat().st_mtime < summary.stat().st_mtime:
-        write_stats(stats_path, stats)
-        written.append(stats_path)
+    run.write_stats(stats)
+    return [run.stats_path, *write_report(run, rows, stats, check_results(rows, run.env()))]
 
-    plot_dir = run_dir / "report"
+
+def write_report(run: RunDir, rows: list[SummaryRow], stats: list[CellStats],
+                 checks: list[str] | None) -> list[Path]:
+    """Write report/*.png, report.md and report.html from figures already computed; return them.
+    `checks` holds the failed checks' messages (None: the scenario has no checks)."""
+    env = run.env()
+    written: list[Path] = []
+    plot_dir = run.path / "report"
     plot_dir.mkdir(exist_ok=True)
     images: dict[str, bytes] = {}
     plots: list[tuple[str, str]] = []
@@ -245,14 +244,14 @@ def write_report(run_dir: Path) -> list[Path]:
         plots.append((name, caption))
 
     scenario = env.get("scenario") if isinstance(env.get("scenario"), dict) else {}
-    title = f"Benchmark report: {env.get('run_id') or run_dir.name}"
+    title = f"Benchmark report: {env.get('run_id') or run.name}"
     if scenario.get("name"):
         title += f" ({scenario['name']})"
     rep = Report(title=title, env=env_table(env), stats=stats_table(stats),
                  inside=inside_table(rows), failed=failed_list(rows),
-                 checks=check_results(rows, env), plots=plots, links=locust_links(run_dir, rows))
-    for path, text in ((run_dir / "report.md", render_markdown(rep)),
-                       (run_dir / "report.html", render_html(rep, images))):
+                 checks=checks, plots=plots, links=locust_links(run, rows))
+    for path, text in ((run.path / "report.md", render_markdown(rep)),
+                       (run.path / "report.html", render_html(rep, images))):
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written

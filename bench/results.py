@@ -1,21 +1,25 @@
-"""The one result type: a summary row per cell x repeat, and its CSV file.
+"""The one result type: a summary row per cell x repeat x attempt, and its columns as text.
 
-The CSV header is derived from the dataclass fields, so columns cannot drift
-from the code that fills them (hyperfine keeps a warning comment for that; we
-don't need one).
+The CSV header is derived from the dataclass fields, so columns cannot drift from the code that
+fills them; a cell's parameter columns are those of `Cell` (cells.PARAM_COLUMNS), and this module
+refuses to import if the two ever disagree, so a new scenario key cannot be left out of the rows.
+The file itself (appending, torn lines, reading) belongs to bench.rundir.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
+
+from bench.cells import PARAM_COLUMNS
 
 # History of the on-disk format (env.json "schema_version", summary.csv columns):
 #   1 - first version.
-SCHEMA_VERSION = 1
+#   2 - port, bind, loop and http columns (every Cell parameter is a column); `attempt` after
+#       `repeat` (--retry-failed appends a new attempt and keeps the failed one).
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,9 @@ class SummaryRow:
     run_id: str
     cell_id: str
     repeat: int
+    attempt: int
     backend: str
+    # the cell's parameters: exactly cells.PARAM_COLUMNS, in that order (checked below)
     server: str
     workers: int
     style: str
@@ -40,6 +46,10 @@ class SummaryRow:
     loadgen_cpuset: str
     loadgen_processes: int
     loadgen_workers: int
+    port: int
+    bind: str
+    loop: str
+    http: str
     target_affinity: str
     # outcome
     status: str  # ok | failed
@@ -72,7 +82,11 @@ class SummaryRow:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SummaryRow))
+IDENTITY: tuple[str, ...] = ("run_id", "cell_id", "repeat", "attempt", "backend")
 _TYPES = {f.name: f.type for f in fields(SummaryRow)}
+
+if COLUMNS[len(IDENTITY):len(IDENTITY) + len(PARAM_COLUMNS)] != PARAM_COLUMNS:
+    raise ImportError(f"SummaryRow's parameter fields must be cells.PARAM_COLUMNS in order: {PARAM_COLUMNS}")
 
 
 def _to_csv(value: Any) -> str:
@@ -80,7 +94,8 @@ def _to_csv(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.3f}"
-    return str(value)
+    # one physical line per row: a torn last line is then always detectable (bench.rundir)
+    return str(value).replace("\r", " ").replace("\n", " ")
 
 
 def _from_csv(name: str, text: str) -> Any:
@@ -94,37 +109,24 @@ def _from_csv(name: str, text: str) -> Any:
     return text
 
 
-def append_row(path: Path, row: SummaryRow) -> None:
-    """Append one row (header first if the file is new), flushed at once so a crash keeps it."""
-    new = not path.exists() or path.stat().st_size == 0
-    with path.open("a", newline="") as fh:
-        writer = csv.writer(fh)
-        if new:
-            writer.writerow(COLUMNS)
-        writer.writerow([_to_csv(getattr(row, c)) for c in COLUMNS])
-        fh.flush()
+def to_record(row: SummaryRow) -> list[str]:
+    return [_to_csv(getattr(row, c)) for c in COLUMNS]
 
 
-def write_rows(path: Path, rows: list[SummaryRow]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(COLUMNS)
-        for row in rows:
-            writer.writerow([_to_csv(getattr(row, c)) for c in COLUMNS])
-    tmp.replace(path)
+def from_record(record: dict[str, str]) -> SummaryRow:
+    """A row from its CSV text; ValueError when a number does not parse."""
+    return SummaryRow(**{k: _from_csv(k, v) for k, v in record.items()})
 
 
-def read_rows(path: Path) -> list[SummaryRow]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ValueError(
-                f"{path}: columns differ from this version's summary.csv (schema {SCHEMA_VERSION})"
-            )
-        return [SummaryRow(**{k: _from_csv(k, v) for k, v in rec.items()}) for rec in reader]
+def latest(rows: Iterable[SummaryRow]) -> list[SummaryRow]:
+    """The last attempt of each (cell, repeat), in first-seen order: what the figures rest on.
+    Earlier (failed) attempts stay in summary.csv with their reasons."""
+    out: dict[tuple[str, int], SummaryRow] = {}
+    for row in rows:
+        key = (row.cell_id, row.repeat)
+        if key not in out or row.attempt >= out[key].attempt:
+            out[key] = row
+    return list(out.values())
 
 
 def replace(row: SummaryRow, **changes: Any) -> SummaryRow:

@@ -1,25 +1,29 @@
-"""`bench run`: validate everything, create the run directory, run the matrix, summarize."""
+"""`bench run`: validate everything, create (or reopen) the run directory, run the matrix, summarize.
+
+Everything that can be refused is refused before the run directory exists: the scenario, the
+options, the backend, the ports, a remote target that does not answer.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from bench import envinfo
 from bench import scenario as scenario_mod
-from bench.backends.base import Backend
+from bench.backends.base import Backend, TargetError
 from bench.cells import Cell, work_order
 from bench.errors import BadInput
 from bench.progress import Progress, describe
-from bench.results import SummaryRow, read_rows
+from bench.results import SummaryRow, latest
+from bench.rundir import RunDir
 from bench.runner import Runner
 
 
-def make_backend(choice: str) -> Backend:
+def load_backend(choice: str) -> Backend:
+    """Where the target and Locust run: local processes or Compose services."""
     if choice == "local":
         from bench.backends.local import LocalBackend
 
@@ -37,107 +41,134 @@ def make_backend(choice: str) -> Backend:
     return LocalBackend()
 
 
-def _resolve(args: argparse.Namespace) -> tuple[scenario_mod.Scenario, Path | None]:
-    """The scenario to run and, with --resume, the run directory (whose backend auto keeps)."""
+def make_backend(choice: str, target_url: str | None = None) -> Backend:
+    """The backend for this run; with a target URL, a remote target loaded from `choice`'s Locust."""
+    if target_url is None:
+        return load_backend(choice)
+    from bench.backends.remote import RemoteBackend, check_url, preflight
+
+    url = check_url(target_url)
+    preflight(url)
+    return RemoteBackend(url, load_backend(choice))
+
+
+def _utc() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _resolve(args: argparse.Namespace) -> tuple[scenario_mod.Scenario, RunDir | None]:
+    """The scenario to run and, with --resume, its run directory; fills in how it ran before
+    (backend, target URL) where the command line leaves them open."""
+    if args.retry_failed and args.resume is None:
+        raise BadInput("--retry-failed goes with --resume RUN_DIR")
     if args.resume is None:
         if not args.scenario:
             raise BadInput("run needs a SCENARIO (or --resume RUN_DIR)")
         return scenario_mod.load(args.scenario, args.set), None
-    from bench.cli import check_run_dir
-
-    env = check_run_dir(args.resume)
+    run = RunDir.open(args.resume)
     if args.set:
         raise BadInput("--resume runs the scenario stored in RUN_DIR; --set cannot change it")
-    stored = env["scenario"]
-    scen = scenario_mod.from_dict(
-        {k: stored[k] for k in scenario_mod.TOP_LEVEL if k in stored}, {}, origin=str(args.resume)
-    )
+    stored = run.stored_scenario()
+    scen = scenario_mod.from_dict({k: stored[k] for k in scenario_mod.TOP_LEVEL if k in stored}, {},
+                                  origin=str(run.env_path))
     if args.scenario and scenario_mod.load(args.scenario).name != scen.name:
         raise BadInput(f"--resume {args.resume} holds scenario {scen.name!r}, not {args.scenario!r}")
-    if args.backend == "auto" and env.get("backend") in ("local", "docker"):
-        args.backend = env["backend"]  # finish the run the way it started
-    return scen, args.resume
+    env = run.env()
+    meta = env.get("backend_meta") if isinstance(env.get("backend_meta"), dict) else {}
+    if args.target_url is None and isinstance(env.get("target_url"), str):
+        args.target_url = env["target_url"]  # a remote run resumes against the same target
+    ran_on = meta.get("loadgen_backend") if env.get("backend") == "remote" else env.get("backend")
+    if args.backend == "auto" and ran_on in ("local", "docker"):
+        args.backend = ran_on  # finish the run the way it started
+    return scen, run
+
+
+def warn_exposed(cells: list[Cell]) -> None:
+    """One line per address beyond loopback: the target is then reachable from other hosts."""
+    for bind in sorted({c.bind for c in cells if not scenario_mod.is_loopback(c.bind)}):
+        print(f"bench: warning: bind = {bind}: the target listens beyond loopback, reachable from other "
+              "hosts", file=sys.stderr)
 
 
 def _check_ports(cells: list[Cell]) -> None:
     """A port something else already listens on would fail every cell (or measure that other
     server): refuse before anything starts. A port taken later still fails just its cells."""
-    from bench.backends.base import TargetError
-    from bench.backends.local import free_url
+    from bench import procs
 
     for cfg in sorted({cell.server_config for cell in cells}, key=lambda c: (c.bind, c.port)):
         try:
-            free_url(cfg)
+            procs.free_url(cfg.bind, cfg.port)
         except TargetError as exc:
             raise BadInput(str(exc)) from None
 
 
-def _new_run_dir(out: Path, name: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = out / f"{stamp}-{name}"
-    n = 1
-    while run_dir.exists():
-        n += 1
-        run_dir = out / f"{stamp}-{name}-{n}"
-    return run_dir
+def _todo(run: RunDir, cells: list[Cell], retry_failed: bool
+          ) -> tuple[list[tuple[Cell, int]], dict[tuple[str, int], int], int]:
+    """The (cell, repeat) runs still to do, the attempt number each gets, and how many are done."""
+    last = {(r.cell_id, r.repeat): r for r in latest(run.rows())}
+    done = {k for k, r in last.items() if r.status == "ok" or not retry_failed}
+    items = [(c, r) for c, r in work_order(cells) if (c.cell_id, r) not in done]
+    attempts = {k: r.attempt + 1 for k, r in last.items()}
+    return items, attempts, len(done)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    scen, resume_dir = _resolve(args)
+    scen, resumed = _resolve(args)
     cells = scen.cells()
-    if args.target_url and not args.target_url.startswith(("http://", "https://")):
-        raise BadInput(f"--target-url {args.target_url!r}: expected http://HOST:PORT")
-    backend = make_backend(args.backend)  # validated before the run directory exists
-    if not args.target_url:
+    backend = make_backend(args.backend, args.target_url)  # refused before the run directory exists
+    if args.target_url is None:
+        warn_exposed(cells)
         _check_ports(cells)
-    run_dir = resume_dir or _new_run_dir(args.out, scen.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    run_id = run_dir.name
-    env_path = run_dir / "env.json"
-    if resume_dir is None:
-        (run_dir / "scenario.toml").write_text(scen.source)
-        env = envinfo.collect(run_id, backend.name, backend.metadata(), scen.as_dict(), args.target_url)
+    if resumed is None:
+        run = RunDir.create(args.out, scen.name)
+        run.write_scenario(scen.source)
+        env = envinfo.collect(run.name, backend.name, backend.metadata(), scen.as_dict(), args.target_url)
     else:
-        env = json.loads(env_path.read_text())
-        env.setdefault("resumed_at", []).append(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    env_path.write_text(json.dumps(env, indent=2))
+        run = resumed
+        torn = run.set_aside_torn()
+        if torn:
+            print(f"bench: warning: the last line of {run.summary_path} was cut by a crash; set aside in "
+                  "summary.csv.torn, and its run is done again", file=sys.stderr)
+        env = run.env()
+        env.setdefault("resumed_at", []).append(_utc())
+    run.write_env(env)
 
-    done = {(r.cell_id, r.repeat) for r in read_rows(run_dir / "summary.csv")}
-    items = [(c, r) for c, r in work_order(cells) if (c.cell_id, r) not in done]
+    items, attempts, n_done = _todo(run, cells, args.retry_failed)
     progress = Progress(len(items), sum(c.estimated_s() for c, _ in items))
-    runner = Runner(backend, run_dir, run_id, target_url=args.target_url, on_row=progress.row)
-    print(f"bench: {len(items)} runs of {len(cells)} cells ({len(done)} already done) on the "
-          f"{backend.name} backend -> {run_dir}", file=sys.stderr)
+    runner = Runner(backend, run, on_row=progress.row)
+    print(f"bench: {len(items)} runs of {len(cells)} cells ({n_done} already done) on the "
+          f"{backend.name} backend -> {run.path}", file=sys.stderr)
     interrupted = False
     try:
-        runner.run(items)
+        runner.run_all(items, attempts)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         progress.close()
-        env["ended_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        env["interrupted"] = interrupted
-        env_path.write_text(json.dumps(env, indent=2))
-    rows = read_rows(run_dir / "summary.csv")
+        env.update(ended_at=_utc(), interrupted=interrupted)
+        run.write_env(env)
     if interrupted:
-        print(f"bench: interrupted; {len(rows)} rows kept. Resume: bench run --resume {run_dir}",
+        print(f"bench: interrupted; {len(run.rows())} rows kept. Resume: bench run --resume {run.path}",
               file=sys.stderr)
-        print(run_dir)
+        print(run.path)
         return 130
-    code = _finish(run_dir, rows, scen.checks, no_report=args.no_report)
-    print(run_dir)
+    code = _finish(run, scen.checks, no_report=args.no_report)
+    print(run.path)
     return code
 
 
-def _finish(run_dir: Path, rows: list[SummaryRow], checks: dict[str, Any], no_report: bool) -> int:
+def _finish(run: RunDir, checks: dict[str, Any], no_report: bool) -> int:
     from bench import checks as checks_mod
     from bench import stats
 
-    stats.write_stats(run_dir / "summary_stats.csv", stats.summarize(rows))
+    rows = run.latest_rows()
+    cell_stats = stats.summarize(rows)
+    run.write_stats(cell_stats)
+    failed_checks = checks_mod.evaluate(rows, checks) if checks else None
     if not no_report:
         from bench.report import write_report
 
-        write_report(run_dir)
+        write_report(run, rows, cell_stats, failed_checks)
     print("\nsummary:", file=sys.stderr)
     for row in rows:
         print(f"  {describe(row)}", file=sys.stderr)
@@ -145,8 +176,7 @@ def _finish(run_dir: Path, rows: list[SummaryRow], checks: dict[str, Any], no_re
     if saturated:
         print(f"  {len(saturated)} row(s) flagged: Locust was the bottleneck there, so those figures "
               "understate the target (more loadgen_processes / loadgen_workers or CPUs)", file=sys.stderr)
-    failed_checks = checks_mod.evaluate(rows, checks) if checks else []
-    for message in failed_checks:
+    for message in failed_checks or []:
         print(f"  check failed: {message}", file=sys.stderr)
-    failed_cells = [r for r in rows if r.status != "ok"]
+    failed_cells: list[SummaryRow] = [r for r in rows if r.status != "ok"]
     return 1 if failed_cells or failed_checks else 0

@@ -15,9 +15,10 @@ from bench import cpuset, hdr, procs
 from bench.backends.base import Backend, LoadRun, Target, TargetError
 from bench.cells import Cell, ServerConfig
 from bench.loadspec import load_spec
-from bench.locust_csv import first_failure, read_aggregated
+from bench.locust_csv import most_frequent_failure, read_aggregated
 from bench.monitor import Monitor
-from bench.results import SummaryRow, append_row
+from bench.results import SummaryRow
+from bench.rundir import RunDir
 
 SATURATED_PCT = 90.0  # of a core per Locust process, or of the Locust cpuset in total
 LOCUST_GRACE_S = 60.0  # start-up, stop and CSV writing on top of --run-time
@@ -29,48 +30,24 @@ class CellFailed(Exception):
 
 
 @dataclass
-class RemoteTarget:
-    """A target someone else runs (--target-url): we load it and read /info, nothing more."""
-
-    url: str
-
-    def alive(self) -> bool:
-        try:
-            procs.get(f"{self.url}/healthz", timeout=5)
-            return True
-        except OSError:
-            return False
-
-    def pids(self) -> list[int]:
-        return []
-
-    def log_tail(self, lines: int = 20) -> str:
-        return ""
-
-    def save_log(self, dest: Path) -> None:
-        return None
-
-
-@dataclass
 class Runner:
     backend: Backend
-    run_dir: Path
-    run_id: str
-    target_url: str | None = None
+    rundir: RunDir
     on_row: Callable[[SummaryRow], None] = lambda row: None
     clock: Callable[[], float] = time.time
     _target: Target | None = None
     _target_cfg: ServerConfig | None = None
     _stats_dir: Path | None = None
-    _starts: int = 0
     rows: list[SummaryRow] = field(default_factory=list)
     _affinity_seen: str = ""  # what /info said, kept for the failed row too
 
-    def run(self, items: list[tuple[Cell, int]]) -> list[SummaryRow]:
+    def run_all(self, items: list[tuple[Cell, int]],
+                attempts: dict[tuple[str, int], int] | None = None) -> list[SummaryRow]:
+        """Run each (cell, repeat), appending its row at once; `attempts` numbers retries."""
         try:
             for cell, repeat in items:
-                row = self.run_cell(cell, repeat)
-                append_row(self.run_dir / "summary.csv", row)
+                row = self.run_cell(cell, repeat, (attempts or {}).get((cell.cell_id, repeat), 1))
+                self.rundir.append_row(row)
                 self.rows.append(row)
                 self.on_row(row)
         finally:
@@ -78,23 +55,29 @@ class Runner:
             self.backend.close()
         return self.rows
 
-    def run_cell(self, cell: Cell, repeat: int) -> SummaryRow:
-        cell_dir = self.run_dir / "cells" / cell.cell_id / f"r{repeat}"
-        cell_dir.mkdir(parents=True, exist_ok=True)
+    def run_cell(self, cell: Cell, repeat: int, attempt: int = 1) -> SummaryRow:
+        """One measurement. Any error of this cell (ours, the target's, Locust's, a file it wrote
+        that does not parse) fails this cell alone, recorded with its reason; the matrix goes on.
+        Only Ctrl-C (KeyboardInterrupt, not an Exception) stops the matrix."""
+        cell_dir = self.rundir.cell_dir(cell.cell_id, repeat, attempt)
         started = _iso(self.clock())
-        base = identity_row(cell, repeat, self.run_id, self.backend.name)
+        base = identity_row(cell, repeat, attempt, self.rundir.name, self.backend.name)
         try:
             figures = self._measure(cell, cell_dir)
             row = SummaryRow(**{**base, "error": "", **figures, "status": "ok",
                                 "target_affinity": self._affinity_seen, "started_at": started,
                                 "ended_at": _iso(self.clock())})
-        except (CellFailed, TargetError) as exc:
-            row = SummaryRow(**{**base, "status": "failed", "error": _one_line(str(exc)),
+        except Exception as exc:
+            known = isinstance(exc, CellFailed | TargetError)
+            reason = str(exc) if known else f"{type(exc).__name__}: {exc}"
+            row = SummaryRow(**{**base, "status": "failed", "error": _one_line(reason),
                                 "target_affinity": self._affinity_seen, "started_at": started,
                                 "ended_at": _iso(self.clock())})
-        finally:
-            if self._target is not None:
+        if self._target is not None:
+            try:
                 self._target.save_log(cell_dir / "target.log")
+            except Exception as exc:  # a log we could not copy must not cost the row it belongs to
+                (cell_dir / "target.log").write_text(f"bench: could not save the target's log: {exc}\n")
         return row
 
     def _measure(self, cell: Cell, cell_dir: Path) -> dict[str, Any]:
@@ -103,11 +86,12 @@ class Runner:
         info = json.loads(procs.get(f"{target.url}/info"))
         (cell_dir / "target_info.json").write_text(json.dumps(info, indent=2))
         self._affinity_seen = cpuset.format(info.get("cpu_affinity", []))
-        if self.target_url is None and self._affinity_seen != cell.target_cpuset:
+        # a target we started must run where the cell says; a remote one is recorded as it is
+        if target.managed and self._affinity_seen != cell.target_cpuset:
             raise CellFailed(
                 f"target runs on CPUs {self._affinity_seen}, not the requested {cell.target_cpuset}"
             )
-        if self.target_url is None and info.get("threadpool_tokens") != cell.threadpool_tokens:
+        if target.managed and info.get("threadpool_tokens") != cell.threadpool_tokens:
             raise CellFailed(f"target threadpool has {info.get('threadpool_tokens')} tokens, "
                              f"not the requested {cell.threadpool_tokens}")
         self._verify_endpoint(target, cell)
@@ -141,12 +125,12 @@ class Runner:
             raise CellFailed(f"Locust exited with code {code} in the {phase}: {procs.tail(log, 5)}")
         if phase == "warmup":
             return {}
-        return self._figures(cell, cell_dir, mon, started + cell.ramp_s, ended)
+        return self._figures(cell, cell_dir, mon, started + cell.ramp_s, ended, target.managed)
 
     def _drain(self, since: float, target: Target) -> None:
         """Wait (bounded) until the target finished what Locust abandoned at its stop: with a full
         threadpool queue that takes whole sleeps, and it would otherwise slow the next phase."""
-        if self._stats_dir is None or not self._stats_dir.is_dir():
+        if not target.managed or self._stats_dir is None or not self._stats_dir.is_dir():
             return
         deadline = time.monotonic() + DRAIN_DEADLINE_S
         while time.monotonic() < deadline and target.alive():
@@ -160,7 +144,8 @@ class Runner:
         except TimeoutError as exc:
             raise CellFailed(str(exc)) from None
 
-    def _figures(self, cell: Cell, cell_dir: Path, mon: Monitor, t0: float, t1: float) -> dict[str, Any]:
+    def _figures(self, cell: Cell, cell_dir: Path, mon: Monitor, t0: float, t1: float,
+                 sampled: bool) -> dict[str, Any]:
         stats_csv = cell_dir / "measure_stats.csv"
         if not stats_csv.exists():
             log = procs.tail(cell_dir / "measure_locust.log", 5)
@@ -187,7 +172,7 @@ class Runner:
             if hist.get_total_count() > 0:
                 out.update(hdr.percentiles_ms(hist), latency_source="hdr")
         if agg.failures:
-            example = first_failure(cell_dir / "measure_failures.csv")
+            example = most_frequent_failure(cell_dir / "measure_failures.csv")
             out["error"] = f"{agg.failures} failed requests, e.g. {example}"
         load_use = mon.usage("loadgen", t0, t1)
         saturated = cpu_warning or is_saturated(cell, load_use.cpu_pct, load_use.max_proc_cpu_pct)
@@ -198,31 +183,23 @@ class Runner:
             target_threads=target_use.threads,
             cpu_ms_per_request=1000.0 * target_use.cpu_s / agg.requests,
         )
-        if self._stats_dir is not None and self._stats_dir.is_dir():
+        if sampled and self._stats_dir is not None and self._stats_dir.is_dir():
             out.update(read_dir(self._stats_dir, t0, t1))
         return out
 
     def _ensure_target(self, cell: Cell) -> Target:
-        if self.target_url is not None:
-            if self._target is None:
-                self._target = RemoteTarget(self.target_url.rstrip("/"))
-            return self._target
         cfg = cell.server_config
         if self._target is not None and (self._target_cfg != cfg or not self._target.alive()):
             self._stop_target()
         if self._target is None:
-            self._starts += 1
-            # a resumed run counts from 1 again: skip the numbers its first part used
-            while (self.run_dir / "targets" / f"{self._starts:02d}").exists():
-                self._starts += 1
-            self._stats_dir = self.run_dir / "targets" / f"{self._starts:02d}" / "stats"
+            self._stats_dir = self.rundir.new_target_dir() / "stats"
             self._target = self.backend.start_target(cfg, self._stats_dir)
             self._target_cfg = cfg
         return self._target
 
     def _stop_target(self) -> None:
-        if self._target is not None and self.target_url is None:
-            self.backend.stop_target(self._target)
+        if self._target is not None:
+            self._target.stop()
         self._drop_target()
 
     def _drop_target(self) -> None:
@@ -237,17 +214,10 @@ def is_saturated(cell: Cell, total_pct: float, busiest_pct: float) -> bool:
     return busiest_pct >= SATURATED_PCT or total_pct >= capacity * SATURATED_PCT / 100
 
 
-def identity_row(cell: Cell, repeat: int, run_id: str, backend: str) -> dict[str, Any]:
+def identity_row(cell: Cell, repeat: int, attempt: int, run_id: str, backend: str) -> dict[str, Any]:
     """The cell's parameters as summary columns: the spec travels with its results."""
-    return {
-        "run_id": run_id, "cell_id": cell.cell_id, "repeat": repeat, "backend": backend,
-        "server": cell.server, "workers": cell.workers, "style": cell.style, "workload": cell.workload,
-        "users": cell.users, "spawn_rate": cell.spawn_rate, "duration_s": cell.duration,
-        "warmup_s": cell.warmup, "sleep_ms": cell.sleep_ms, "cpu_iterations": cell.cpu_iterations,
-        "threadpool_tokens": cell.threadpool_tokens, "target_cpuset": cell.target_cpuset,
-        "loadgen_cpuset": cell.loadgen_cpuset, "loadgen_processes": cell.loadgen_processes,
-        "loadgen_workers": cell.loadgen_workers, "target_affinity": "",
-    }
+    return {"run_id": run_id, "cell_id": cell.cell_id, "repeat": repeat, "attempt": attempt,
+            "backend": backend, **cell.columns(), "target_affinity": ""}
 
 
 def _iso(t: float) -> str:

@@ -7,6 +7,9 @@ knobs has one source.
 
 from __future__ import annotations
 
+import ipaddress
+import math
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +46,38 @@ def _check_cpuset(value: str) -> None:
         )
 
 
+def _check_bind(value: str) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise BadInput(f"{value!r} is not an IP address (e.g. 127.0.0.1, ::1, or 0.0.0.0 for every "
+                       "interface)") from None
+
+
+def is_loopback(bind: str) -> bool:
+    return ipaddress.ip_address(bind).is_loopback
+
+
+# Locust's --run-time format ("1h30m", "90s", "5m") besides plain seconds: users come from `locust -t`
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from "90", "1.5", "90s", "1m30s" or "1h"; ValueError otherwise."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        raise ValueError(text)
+    h, m, sec = match.groups()
+    return int(h or 0) * 3600 + int(m or 0) * 60 + float(sec or 0)
+
+
+DURATION_KEYS = ("duration", "warmup")
+
 KEYS: dict[str, Key] = {
     "style": Key(str, "async", "endpoint style", choices=("def", "async")),
     "workload": Key(str, "noop", "what the endpoint does",
@@ -65,7 +100,8 @@ KEYS: dict[str, Key] = {
     "loadgen_processes": Key(int, 1, "Locust --processes on one host", lo=1, hi=256),
     "loadgen_workers": Key(int, 0, "distributed Locust workers (0 = no master/worker split)", lo=0, hi=256),
     "port": Key(int, 8000, "target port on 127.0.0.1", lo=1, hi=65_535),
-    "bind": Key(str, "127.0.0.1", "address the target binds (another one is an explicit choice)"),
+    "bind": Key(str, "127.0.0.1", "address the target binds (another one is an explicit choice)",
+                check=_check_bind),
     "loop": Key(str, "auto", "uvicorn event loop", choices=("auto", "asyncio", "uvloop")),
     "http": Key(str, "auto", "uvicorn HTTP implementation", choices=("auto", "h11", "httptools")),
 }
@@ -109,17 +145,23 @@ def coerce(key: str, value: Any) -> Any:
             elif not isinstance(value, bool):
                 raise ValueError
         elif spec.kind is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            if isinstance(value, bool) or not isinstance(value, int | float | str) or (
+                    isinstance(value, float) and not value.is_integer()):
                 raise ValueError
             value = int(value)
         elif spec.kind is float:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
                 raise ValueError
-            value = float(value)
+            value = parse_duration(value) if key in DURATION_KEYS and isinstance(value, str) else float(value)
+            if not math.isfinite(value):  # nan passes every `<` and `>`; inf is no setting either
+                raise BadInput(f"{key}: {value!r} is not a finite number")
         else:
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise ValueError
             value = str(value)
-    except ValueError:
-        raise BadInput(f"{key}: {value!r} is not a {spec.kind.__name__}") from None
+    except (ValueError, OverflowError):
+        kind = "number of seconds (or 1m30s)" if key in DURATION_KEYS else spec.kind.__name__
+        raise BadInput(f"{key}: {value!r} is not a {kind}") from None
     if spec.choices and value not in spec.choices:
         raise BadInput(f"{key}: {value!r} is not one of {', '.join(map(str, spec.choices))}")
     if spec.lo is not None and value < spec.lo:
@@ -152,7 +194,12 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 
 def load(ref: str, overrides: list[str] | None = None) -> Scenario:
     path = resolve_path(ref)
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text (byte {exc.start}): a scenario is a TOML file") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -160,13 +207,17 @@ def load(ref: str, overrides: list[str] | None = None) -> Scenario:
     return from_dict(data, parse_set(overrides or []), source=text, origin=str(path))
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a NUL byte or an over-long name: no such file either
+        return False
+
+
 def resolve_path(ref: str) -> Path:
-    path = Path(ref)
-    if path.is_file():
-        return path
-    named = SCENARIO_DIR / f"{ref}.toml"
-    if named.is_file():
-        return named
+    for path in (Path(ref), SCENARIO_DIR / f"{ref}.toml"):
+        if _is_file(path):
+            return path
     known = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.toml")))
     raise BadInput(f"scenario {ref!r}: no such file, nor a name in scenarios/ (known: {known})")
 
@@ -184,6 +235,12 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
     blocks_in = blocks_in if isinstance(blocks_in, list) else [blocks_in]
     if not all(isinstance(b, dict) for b in blocks_in):
         raise BadInput(f"{where}[matrix] must be a table or [[matrix]] an array of tables")
+    if not blocks_in:
+        raise BadInput(f"{where}matrix = [] gives no cell to run: leave it out (one cell from "
+                       "[defaults]) or give [[matrix]] tables")
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise BadInput(f"{where}{key}: expected a string, got {data[key]!r}")
     try:
         defaults = {k: coerce(k, v) for k, v in defaults_in.items()}
         blocks = [_axes(block) for block in blocks_in]
@@ -204,7 +261,7 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
         _resolve_axes(block, resolved)
     checks = data.get("checks", {})
     _validate_checks(checks, where)
-    return Scenario(
+    scen = Scenario(
         name=str(data.get("name") or Path(origin).stem or "scenario"),
         description=str(data.get("description", "")),
         defaults=resolved,
@@ -212,6 +269,19 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
         checks=checks,
         source=source,
     )
+    for cell in scen.cells():
+        _check_cell(cell, where)
+    return scen
+
+
+def _check_cell(cell: Cell, where: str) -> None:
+    """What no single key can check: limits that depend on two keys of the same cell."""
+    from bench.loadspec import MASTER_PORT_OFFSET
+
+    if cell.loadgen_workers and cell.port + MASTER_PORT_OFFSET > 65_535:
+        raise BadInput(f"{where}port {cell.port} with loadgen_workers: Locust's master would listen on "
+                       f"port {cell.port + MASTER_PORT_OFFSET} (port + {MASTER_PORT_OFFSET}), beyond 65535; "
+                       f"use a port up to {65_535 - MASTER_PORT_OFFSET}")
 
 
 def _axes(block: dict[str, Any]) -> dict[str, list[Any]]:

@@ -10,30 +10,16 @@ n = 0 (every repeat failed) keeps the cell with all figures 0, so it still shows
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
+from bench.cells import PARAM_COLUMNS
 from bench.results import SummaryRow
 
-# Two-sided 95 % (one-sided 0.975) quantiles of Student's t for df = 1..30, from the NIST/SEMATECH
-# e-Handbook of Statistical Methods, 1.3.6.7.2 "Critical Values of the Student's t Distribution",
-# https://www.itl.nist.gov/div898/handbook/eda/section3/eda3672.htm (column 0.975).
-T975: tuple[float, ...] = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)
-Z975 = 1.96  # beyond df 30 the normal quantile; at df 40 t is 2.021, so the interval is ~3 % narrow
-
-# The cell's parameters, copied from its rows (they are the same for every repeat of a cell).
-PARAMS: tuple[str, ...] = (
-    "backend", "server", "workers", "style", "workload", "users", "spawn_rate", "duration_s",
-    "warmup_s", "sleep_ms", "cpu_iterations", "threadpool_tokens", "target_cpuset", "loadgen_cpuset",
-    "loadgen_processes", "loadgen_workers",
-)
+# The cell's parameters, copied from its rows (they are the same for every repeat of a cell):
+# the backend, then every Cell parameter (one source: a new scenario key becomes a column here too).
+PARAMS: tuple[str, ...] = ("backend", *PARAM_COLUMNS)
 METRICS: tuple[str, ...] = ("rps", "p50_ms", "p99_ms")
 
 
@@ -56,6 +42,10 @@ class CellStats:
     loadgen_cpuset: str
     loadgen_processes: int
     loadgen_workers: int
+    port: int
+    bind: str
+    loop: str
+    http: str
     n: int  # ok repeats: the figures below rest on these
     n_failed: int
     rps_mean: float
@@ -78,12 +68,17 @@ class CellStats:
 
 
 STATS_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CellStats))
+if STATS_COLUMNS[1:1 + len(PARAMS)] != PARAMS:
+    raise ImportError(f"CellStats' parameter fields must be stats.PARAMS in order: {PARAMS}")
 
 
 def t975(df: int) -> float:
+    """The two-sided 95 % quantile of Student's t (scipy's t.ppf(0.975, df))."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    return T975[df - 1] if df <= len(T975) else Z975
+    from scipy.stats import t  # imported here: a second of start-up the other commands don't need
+
+    return float(t.ppf(0.975, df))
 
 
 def mean_sd_ci(values: list[float]) -> tuple[float, float, float]:
@@ -132,11 +127,3 @@ def _to_csv(value: Any) -> str:
 def stats_records(stats: list[CellStats]) -> list[list[str]]:
     """The CSV's rows as text, header first (pure, so tests need no file)."""
     return [list(STATS_COLUMNS)] + [[_to_csv(getattr(s, c)) for c in STATS_COLUMNS] for s in stats]
-
-
-def write_stats(path: Path, stats: list[CellStats]) -> None:
-    """summary_stats.csv, written beside and replaced atomically like summary.csv."""
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as fh:
-        csv.writer(fh).writerows(stats_records(stats))
-    tmp.replace(path)

@@ -22,6 +22,7 @@ import os
 import time
 from typing import Any
 
+from hdr_config import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 from hdrh.histogram import HdrHistogram
 from locust import FastHttpUser, constant, events, task
 from locust.env import Environment
@@ -33,8 +34,9 @@ HDR_KEY = "bench_hdr"  # our entry in the worker -> master stats message
 
 
 def new_histogram() -> HdrHistogram:
-    # the configuration bench/hdr.py reads: microseconds, 1 µs .. 1 h, 3 significant digits
-    return HdrHistogram(1, 3_600_000_000, 3)
+    # the settings bench/hdr.py reads with (loadgen/hdr_config.py, beside this file: Locust puts
+    # this file's folder on sys.path while it loads it)
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
 
 
 _hist = new_histogram()

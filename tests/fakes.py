@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,7 +33,11 @@ def write_locust_stats(path: Path, requests: int, rps: float, p50: float) -> Non
 
 
 class FakeTarget:
-    def __init__(self, cfg: ServerConfig, affinity: list[int]) -> None:
+    managed = True
+
+    def __init__(self, cfg: ServerConfig, affinity: list[int],
+                 on_stop: Callable[[FakeTarget], None] = lambda target: None) -> None:
+        self.on_stop = on_stop
         info = {"cpu_affinity": affinity, "threadpool_tokens": cfg.threadpool_tokens,
                 "server": cfg.server, "workers": cfg.workers}
 
@@ -68,6 +73,7 @@ class FakeTarget:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.on_stop(self)
 
 
 @dataclass
@@ -94,6 +100,8 @@ class FakeBackend:
     wrong_affinity: bool = False
     die_on_path: str | None = None  # the target 'dies' during the load of this path
     interrupt_after: int | None = None  # raise KeyboardInterrupt at this measured load
+    no_aggregated_on_path: str | None = None  # a stats CSV without Locust's Aggregated row
+    bad_hdr_on_path: str | None = None  # a measure_result.json whose histogram does not decode
     starts: list[ServerConfig] = field(default_factory=list)
     loads: list[LoadSpec] = field(default_factory=list)
     live: list[FakeTarget] = field(default_factory=list)
@@ -107,13 +115,9 @@ class FakeBackend:
         if cfg.server == self.fail_server:
             raise TargetError(f"target exited before answering: cannot start {cfg.server}")
         affinity = [7] if self.wrong_affinity else sorted(parse(cfg.target_cpuset))
-        target = FakeTarget(cfg, affinity)
+        target = FakeTarget(cfg, affinity, on_stop=self.live.remove)
         self.live.append(target)
         return target
-
-    def stop_target(self, target: FakeTarget) -> None:
-        target.stop()
-        self.live.remove(target)
 
     def start_load(self, spec: LoadSpec, out_dir: Path) -> FakeLoad:
         self.loads.append(spec)
@@ -125,6 +129,11 @@ class FakeBackend:
         (out_dir / f"{spec.phase}_locust.log").write_text("fake locust\n")
         write_locust_stats(out_dir / f"{spec.phase}_stats.csv", requests=spec.users * 100,
                            rps=spec.users * 10.0, p50=float(spec.users))
+        path = spec.path.split("?")[0]
+        if path == self.no_aggregated_on_path:
+            (out_dir / f"{spec.phase}_stats.csv").write_text(",".join(LOCUST_COLUMNS) + "\n")
+        if path == self.bad_hdr_on_path and spec.phase == "measure":
+            (out_dir / "measure_result.json").write_text('{"hdr": "not-a-histogram", "count": 3}')
         return FakeLoad()
 
     def metadata(self) -> dict[str, Any]:
@@ -132,5 +141,5 @@ class FakeBackend:
 
     def close(self) -> None:
         for target in list(self.live):
-            self.stop_target(target)
+            target.stop()
         self.closed = True

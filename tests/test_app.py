@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -19,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from app.buildinfo import python_build
 from app.sampler import aggregate, idle_after, percentile, read_dir
 from app.serve import BadSetting, command
 
@@ -28,10 +31,18 @@ READY_S = 30.0  # a cold start on a busy 2-core box takes a few seconds; this is
 
 # ---------------------------------------------------------------- helpers (real processes, urllib)
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def has_ipv6_loopback() -> bool:
+    try:
+        free_port("::1")
+    except OSError:
+        return False
+    return True
 
 
 def http_get(url: str, timeout: float = 30.0) -> tuple[int, Any]:
@@ -49,15 +60,26 @@ class Server:
     def get(self, path: str, timeout: float = 30.0) -> tuple[int, Any]:
         return http_get(self.url + path, timeout)
 
+    def request(self, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+        """status, headers (lower-case names) and the raw body, which http.client reads as sent."""
+        conn = http.client.HTTPConnection(self.url.removeprefix("http://"), timeout=30)
+        try:
+            conn.request(method, path)
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            conn.close()
 
-def start_server(env: dict[str, str], log: Path, preexec: Callable[[], None] | None = None) -> Server:
-    port = free_port()
-    full = {**os.environ, "BENCH_PORT": str(port), **env}
+
+def start_server(env: dict[str, str], log: Path, preexec: Callable[[], None] | None = None,
+                 host: str = "127.0.0.1") -> Server:
+    port = free_port(host)
+    full = {**os.environ, "BENCH_PORT": str(port), "BENCH_BIND": host, **env}
     with log.open("wb") as fh:
         # own session: the whole tree (uvicorn/gunicorn master + workers) is one group to kill
         proc = subprocess.Popen([sys.executable, "-m", "app.serve"], cwd=ROOT, env=full, stdout=fh,
                                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec)
-    server = Server(proc, f"http://127.0.0.1:{port}", log)
+    server = Server(proc, f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}", log)
     deadline = time.monotonic() + READY_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -93,6 +115,7 @@ def test_command_uvicorn_defaults() -> None:
                         ("--http", "auto"), ("--log-level", "warning")):
         assert flags[flags.index(flag) + 1] == value
     assert "--no-access-log" in flags
+    assert int(flags[flags.index("--timeout-graceful-shutdown") + 1]) <= 5
 
 
 def test_command_uvicorn_settings() -> None:
@@ -113,7 +136,30 @@ def test_command_gunicorn() -> None:
     assert argv[argv.index("-b") + 1] == "127.0.0.1:9002"
     assert argv[argv.index("--log-level") + 1] == "warning"
     assert int(argv[argv.index("--graceful-timeout") + 1]) <= 5
+    assert argv[argv.index("--timeout") + 1] == "120"  # /async/blocking_sleep may block a loop 60 s
+    assert argv[argv.index("--keep-alive") + 1] == "5"  # uvicorn's default, not gunicorn's 2
     assert "--loop" not in argv  # uvicorn-only settings are not passed to gunicorn
+
+
+@pytest.mark.parametrize("bind,uvicorn_host,gunicorn_bind", [
+    ("127.0.0.1", "127.0.0.1", "127.0.0.1:8000"),
+    ("0.0.0.0", "0.0.0.0", "0.0.0.0:8000"),
+    ("::1", "::1", "[::1]:8000"),  # gunicorn splits -b at the last colon: IPv6 needs brackets
+    ("::", "::", "[::]:8000"),
+])
+def test_command_bind(bind: str, uvicorn_host: str, gunicorn_bind: str) -> None:
+    argv = command({"BENCH_BIND": bind})
+    assert argv[argv.index("--host") + 1] == uvicorn_host
+    argv = command({"BENCH_SERVER": "gunicorn", "BENCH_BIND": bind})
+    assert argv[argv.index("-b") + 1] == gunicorn_bind
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+@pytest.mark.parametrize("bind", ["", " ", "127.0.0.1 ", " ::1", "localhost", "example.com", "[::1]", "[::1]:8000",
+                                  "127.0.0.1:8000", "1.2.3", "256.0.0.1", "fe80::1%lo", "http://127.0.0.1"])
+def test_command_rejects_bind(server: str, bind: str) -> None:
+    with pytest.raises(BadSetting, match=r"BENCH_BIND=.*expected an IP address"):
+        command({"BENCH_SERVER": server, "BENCH_BIND": bind})
 
 
 @pytest.mark.parametrize("env", [
@@ -202,9 +248,13 @@ def test_own_pids_of_this_process() -> None:
     assert own_pids([2**22 + 12345]) == set()  # no such process
 
 
-def test_sampler_has_no_fastapi_import() -> None:
-    # the runner imports app.sampler in an environment that need not have the app's dependencies
-    code = "import sys, app.sampler; sys.exit(int(any(m.split('.')[0] in ('fastapi', 'anyio', 'starlette') for m in sys.modules)))"
+@pytest.mark.parametrize("module", ["app.sampler", "app.buildinfo", "loadgen.hdr_config"])
+def test_shared_module_is_stdlib_only(module: str) -> None:
+    # the runner imports these in an environment that need not have the app's or Locust's
+    # dependencies (and hdr_config also loads in the Locust image, beside the locustfile)
+    code = (f"import sys, {module}; "
+            "sys.exit(int(any(m.split('.')[0] in ('fastapi', 'anyio', 'starlette', 'hdrh', 'locust', 'gevent') "
+            "for m in sys.modules)))")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=30).returncode == 0
 
 
@@ -235,7 +285,30 @@ def test_info(app_uvicorn: tuple[Server, Path]) -> None:
     for key in ("python", "fastapi", "starlette", "anyio", "uvicorn", "gunicorn", "uvicorn_worker"):
         assert key in info
     assert info["fastapi"] and info["anyio"] and info["python"].count(".") == 2
-    assert info["python_build"].startswith(info["python"] + " (")
+    assert info["python_build"].startswith(f"{platform.python_implementation()} {info['python']} (")
+
+
+@pytest.mark.e2e
+def test_info_python_build_matches_envinfo(app_uvicorn: tuple[Server, Path]) -> None:
+    # the server runs this interpreter (sys.executable): the target's /info and the runner's
+    # env.json must describe it with the same string
+    from bench import envinfo
+
+    server, _ = app_uvicorn
+    assert server.get("/info")[1]["python_build"] == envinfo.python_build() == python_build()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("path", ["/healthz", "/info"])
+def test_head(app_uvicorn: tuple[Server, Path], path: str) -> None:
+    # health checks and `curl -I` send HEAD: 200 with GET's headers and no body, not 405
+    server, _ = app_uvicorn
+    status, headers, body = server.request("HEAD", path)
+    assert (status, body) == (200, b"")
+    assert headers["content-type"] == "application/json"
+    if path == "/healthz":  # /info's length varies (pid, ...); /healthz's does not
+        assert int(headers["content-length"]) == len(server.request("GET", path)[2])
+    assert server.request("HEAD", "/async/noop")[0] == 405  # benchmark endpoints stay GET only
 
 
 @pytest.mark.e2e
@@ -340,3 +413,17 @@ def test_gunicorn_two_workers(tmp_path: Path) -> None:
     finally:
         stop_server(server)
     assert server.proc.poll() is not None
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback here")
+@pytest.mark.parametrize("env", [{"BENCH_HTTP": "h11"}, {"BENCH_SERVER": "gunicorn"}], ids=["uvicorn-h11", "gunicorn"])
+def test_ipv6_loopback(tmp_path: Path, env: dict[str, str]) -> None:
+    # BENCH_BIND=::1 as each server takes it (uvicorn --host ::1, gunicorn -b [::1]:PORT); HEAD
+    # also on h11 here, as the module's server runs httptools when it is installed
+    server = start_server(env, tmp_path / "server.log", host="::1")
+    try:
+        assert server.get("/def/noop") == (200, {"ok": True})
+        assert server.request("HEAD", "/healthz")[::2] == (200, b"")
+    finally:
+        stop_server(server)

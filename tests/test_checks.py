@@ -6,16 +6,11 @@ import pytest
 
 from bench.checks import KNOWN_KEYS, effective, evaluate, validate
 from bench.results import SummaryRow
+from tests.rows import make_row
 
 
 def row(**kw: object) -> SummaryRow:
-    base = dict(run_id="r", cell_id="c", repeat=1, backend="local", server="uvicorn", workers=1,
-                style="def", workload="noop", users=10, spawn_rate=10.0, duration_s=5.0, warmup_s=1.0,
-                sleep_ms=100, cpu_iterations=1000, threadpool_tokens=40, target_cpuset="0",
-                loadgen_cpuset="1", loadgen_processes=1, loadgen_workers=0, target_affinity="0",
-                status="ok", error="", requests=1000, rps=100.0, p99_ms=50.0)
-    base.update(kw)
-    return SummaryRow(**base)  # type: ignore[arg-type]
+    return make_row(**{"requests": 1000, "rps": 100.0, "p99_ms": 50.0, **kw})
 
 
 @pytest.mark.parametrize(("checks", "message"), [

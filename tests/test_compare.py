@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import pytest
 
-from bench.compare import COMPARE_COLUMNS, compare, format_table, run_compare
-from bench.results import SCHEMA_VERSION, SummaryRow, write_rows
+from bench.compare import COMPARE_COLUMNS, build_warning, compare, format_table, run_compare, welch_p
+from bench.errors import BadInput
+from bench.results import SCHEMA_VERSION, SummaryRow
+from tests.rows import make_row
+from tests.rows import make_run as make_rundir
 
 
 def row(**kw: object) -> SummaryRow:
-    base = dict(run_id="r", cell_id="x", repeat=1, backend="local", server="uvicorn", workers=1,
-                style="def", workload="noop", users=10, spawn_rate=10.0, duration_s=5.0, warmup_s=1.0,
-                sleep_ms=100, cpu_iterations=1000, threadpool_tokens=40, target_cpuset="0",
-                loadgen_cpuset="1", loadgen_processes=1, loadgen_workers=0, target_affinity="0",
-                status="ok", error="")
-    base.update(kw)
-    return SummaryRow(**base)  # type: ignore[arg-type]
+    return make_row(**{"cell_id": "x", **kw})
 
 
 def repeats(rps: list[float], p99: list[float], **kw: object) -> list[SummaryRow]:
@@ -33,20 +29,29 @@ BASE = repeats([98.0, 100.0, 102.0], [10.0, 10.0, 10.0])
 SLOWER = repeats([78.0, 80.0, 82.0], [10.0, 11.0, 12.0])
 
 
-def make_run(path: Path, rows: list[SummaryRow], schema: object = SCHEMA_VERSION) -> Path:
-    path.mkdir()
-    write_rows(path / "summary.csv", rows)
-    (path / "env.json").write_text(json.dumps({"schema_version": schema, "run_id": path.name}))
-    return path
+def make_run(path: Path, rows: list[SummaryRow], schema: object = SCHEMA_VERSION, build: str = "") -> Path:
+    env = {"schema_version": schema, "run_id": path.name, "python_build": build}
+    return make_rundir(path, rows, env).path
 
 
 def test_change_and_significance_by_hand() -> None:
     (c,) = compare(BASE, SLOWER, threshold_pct=10)
     assert (c.n_a, c.n_b, c.rps_a, c.rps_b) == (3, 3, 100.0, 80.0)
     assert c.rps_change_pct == pytest.approx(-20.0) and c.rps_significant
-    # p99 10 -> 11 (+10 %); B's p99 interval 11 ± 2.48 overlaps A's [10, 10]
+    # p99 10 -> 11 (+10 %): A's sd 0, B's sd 1, n 3: Welch t = 1 / (1 / sqrt 3) = 1.732 on df 2,
+    # p = 0.225: not significant
     assert c.p99_change_pct == pytest.approx(10.0) and not c.p99_significant
     assert c.regression and c.note == ""
+
+
+def test_welch_p_by_hand_and_scipy() -> None:
+    # the p99 case above: t = 1.732 on Welch's df = 2, where Student's t has a closed form:
+    # two-sided p = 1 - t / sqrt(2 + t^2) = 1 - 1.732 / 2.2361 = 0.2254
+    assert welch_p(10.0, 0.0, 3, 11.0, 1.0, 3) == pytest.approx(0.2254, abs=1e-4)
+    # rps 100 ± 2 vs 80 ± 2, n 3 each: t = 20 / sqrt(8/3) = 12.247, df 4 -> p = 0.00025
+    assert welch_p(100.0, 2.0, 3, 80.0, 2.0, 3) == pytest.approx(2.5e-4, rel=0.05)
+    assert welch_p(1.0, 1.0, 1, 2.0, 1.0, 3) != welch_p(1.0, 1.0, 1, 2.0, 1.0, 3)  # nan: untestable
+    assert welch_p(5.0, 0.0, 2, 5.0, 0.0, 2) == 1.0 and welch_p(5.0, 0.0, 2, 6.0, 0.0, 2) == 0.0
 
 
 def test_threshold_decides_regression() -> None:
@@ -54,8 +59,9 @@ def test_threshold_decides_regression() -> None:
     assert not compare(BASE, SLOWER, threshold_pct=None)[0].regression  # no gate at all
     # p99 rising 10 -> 11 ms is +10 %: beyond a 5 % threshold even with rps unchanged
     assert compare(BASE, repeats([98.0, 100.0, 102.0], [11.0] * 3), 5)[0].regression
-    with pytest.raises(ValueError):
-        compare(BASE, SLOWER, threshold_pct=-1)
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            compare(BASE, SLOWER, threshold_pct=bad)
 
 
 def test_single_repeat_is_never_significant() -> None:
@@ -94,11 +100,26 @@ def test_run_compare_no_regression_exits_0(tmp_path: Path) -> None:
 def test_unknown_schema_and_missing_files_refused(tmp_path: Path) -> None:
     good = make_run(tmp_path / "a", BASE)
     future = make_run(tmp_path / "b", BASE, schema=SCHEMA_VERSION + 1)
-    with pytest.raises(ValueError, match=f"schema_version {SCHEMA_VERSION + 1} is not {SCHEMA_VERSION}"):
+    with pytest.raises(BadInput, match=f"schema_version {SCHEMA_VERSION + 1}; this bench reads only {SCHEMA_VERSION}"):
         run_compare(good, future, threshold=5, stream=io.StringIO())
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match=r"no summary\.csv"):
+    with pytest.raises(BadInput, match=r"no env\.json"):
         run_compare(tmp_path / "empty", good, threshold=5)
-    (future / "env.json").unlink()
-    with pytest.raises(ValueError, match=r"no env\.json"):
+    (future / "env.json").write_text('{"schema_version": 2, "run_')  # cut by a crash
+    with pytest.raises(BadInput, match=r"b/env\.json: unreadable"):
         run_compare(good, future, threshold=5)
+
+
+def test_different_interpreter_builds_are_called_out(tmp_path: Path) -> None:
+    a = make_run(tmp_path / "a", BASE, build="CPython 3.11.7 (main) GCC 12")
+    b = make_run(tmp_path / "b", BASE, build="CPython 3.11.2 (main) GCC 12.2 PGO")
+    out = io.StringIO()
+    assert run_compare(a, b, threshold=5, stream=out) == 0
+    assert out.getvalue().startswith("warning: interpreter builds differ (A: CPython 3.11.7")
+    with (b / "compare.csv").open(newline="") as fh:
+        assert "interpreter builds differ" in next(csv.DictReader(fh))["note"]
+    same = make_run(tmp_path / "c", BASE, build="CPython 3.11.7 (main) GCC 12")
+    out = io.StringIO()
+    run_compare(a, same, threshold=5, stream=out)
+    assert "interpreter" not in out.getvalue()
+    assert build_warning("x", "") == "" and build_warning("x", "y")

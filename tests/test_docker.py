@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.backends.docker import docker_available
-from bench.results import read_rows
+from bench.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
@@ -43,7 +43,7 @@ def test_smoke_through_compose_pinned_where_asked(tmp_path: Path) -> None:
     proc, run_dir = bench("smoke", "--out", "results", "--set", "port=18601", "duration=3", "warmup=1",
                           "target_cpuset=1", "loadgen_cpuset=0", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    rows = read_rows(run_dir / "summary.csv")
+    rows = RunDir(run_dir).rows()
     assert len(rows) == 4
     for row in rows:
         assert row.status == "ok" and row.requests > 0 and row.backend == "docker", row
@@ -59,7 +59,7 @@ def test_distributed_locust_two_workers(tmp_path: Path) -> None:
     proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=18602", "duration=3", "warmup=0",
                           "workload=noop", "style=async", "loadgen_workers=2")
     assert proc.returncode == 0, proc.stderr
-    [row] = read_rows(run_dir / "summary.csv")
+    [row] = RunDir(run_dir).rows()
     assert row.status == "ok" and row.requests > 0 and row.loadgen_workers == 2
     result = json.loads((run_dir / "cells" / row.cell_id / "r1" / "measure_result.json").read_text())
     assert result["role"] == "master" and result["count"] == row.requests, "HDR merged across workers"
@@ -70,7 +70,7 @@ def test_broken_target_fails_its_cell_with_the_container_log_and_the_run_goes_on
     proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=81,18603", "duration=2", "warmup=0",
                           "workload=noop", "style=async")
     assert proc.returncode == 1, proc.stderr
-    rows = {r.cell_id.split("-")[-1]: r for r in read_rows(run_dir / "summary.csv")}
+    rows = {r.cell_id.split("-")[-1]: r for r in RunDir(run_dir).rows()}
     assert rows["port81"].status == "failed" and "permission denied" in rows["port81"].error.lower()
     assert rows["port18603"].status == "ok" and rows["port18603"].requests > 0
     leftovers = subprocess.run(["docker", "ps", "-aq", "--filter", "label=com.docker.compose.project=fastapi-bench"],

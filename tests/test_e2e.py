@@ -16,7 +16,7 @@ import pytest
 
 from bench.cpuset import split_host
 from bench.procs import port_in_use
-from bench.results import read_rows
+from bench.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e
@@ -43,7 +43,7 @@ def test_tiny_matrix_all_ok_with_precise_latencies_and_report(tmp_path: Path) ->
     proc = bench("run", scenario(tmp_path, body, 18101), "--backend", "local", "--out", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stderr
     run_dir = run_dir_of(proc)
-    rows = read_rows(run_dir / "summary.csv")
+    rows = RunDir(run_dir).rows()
     assert len(rows) == 4
     target_cpus = split_host()[0]
     for row in rows:
@@ -68,7 +68,7 @@ def test_def_queues_behind_the_threadpool_and_async_does_not(tmp_path: Path) -> 
     proc = bench("run", scenario(tmp_path, body, 18102), "--backend", "local", "--out", str(tmp_path / "r"),
                  "--no-report")
     assert proc.returncode == 0, proc.stderr
-    rows = {r.style: r for r in read_rows(run_dir_of(proc) / "summary.csv")}
+    rows = {r.style: r for r in RunDir(run_dir_of(proc)).rows()}
     assert rows["def"].p50_ms >= 1.6 * 200, rows["def"]
     assert rows["async"].p50_ms < 1.3 * 200, rows["async"]
     # seen from inside the target: every token busy and requests waiting for one
@@ -86,7 +86,7 @@ def test_interrupt_keeps_rows_and_resume_finishes(tmp_path: Path) -> None:
     summary = None
     while time.monotonic() < deadline:
         found = list(out.glob("*/summary.csv"))
-        if found and len(read_rows(found[0])) >= 1:
+        if found and len(RunDir(found[0].parent).rows()) >= 1:
             summary = found[0]
             break
         time.sleep(0.2)
@@ -94,12 +94,12 @@ def test_interrupt_keeps_rows_and_resume_finishes(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    kept = read_rows(summary)
+    kept = RunDir(summary.parent).rows()
     assert 1 <= len(kept) < 4 and all(r.status == "ok" for r in kept)
     assert not port_in_use("127.0.0.1", 18103), "Ctrl-C stops the target"
     resumed = bench("run", "--resume", str(summary.parent), "--no-report")
     assert resumed.returncode == 0, resumed.stderr
-    rows = read_rows(summary)
+    rows = RunDir(summary.parent).rows()
     assert len(rows) == 4 and len({r.cell_id for r in rows}) == 4
     assert [r.cell_id for r in rows[: len(kept)]] == [r.cell_id for r in kept], "kept rows untouched"
 
@@ -115,7 +115,7 @@ def test_target_url_loads_a_running_target_and_a_taken_port_is_refused(tmp_path:
         proc = bench("run", scenario(tmp_path, body, 18104), "--backend", "local", "--out", str(tmp_path / "a"),
                      "--target-url", "http://127.0.0.1:18104", "--no-report")
         assert proc.returncode == 0, proc.stderr
-        row = read_rows(run_dir_of(proc) / "summary.csv")[0]
+        row = RunDir(run_dir_of(proc)).rows()[0]
         assert row.status == "ok" and row.requests > 0 and row.target_affinity == split_host()[0]
         # the same port for a target of our own: another server answers there, which would be
         # measured instead of ours, so the run refuses before it starts
@@ -138,7 +138,7 @@ def test_saturated_load_generator_is_flagged_and_an_idle_one_is_not(tmp_path: Pa
     proc = bench("run", scenario(tmp_path, body, 18105), "--backend", "local", "--out", str(tmp_path / "r"),
                  "--no-report")
     assert proc.returncode == 0, proc.stderr
-    rows = {r.workload: r for r in read_rows(run_dir_of(proc) / "summary.csv")}
+    rows = {r.workload: r for r in RunDir(run_dir_of(proc)).rows()}
     assert rows["noop"].loadgen_saturated and rows["noop"].loadgen_cpu_pct >= 80, rows["noop"]
     assert not rows["sleep"].loadgen_saturated and rows["sleep"].loadgen_cpu_pct < 50, rows["sleep"]
     assert "Locust was the bottleneck" in proc.stderr

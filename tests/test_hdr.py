@@ -1,13 +1,37 @@
-"""HDR histograms: merge two into one, percentiles checked against values computed by hand."""
+"""HDR histograms: merge two into one, percentiles checked against values computed by hand; the
+locustfile (which records) and bench/hdr.py (which reads) build them with the same settings."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bench import hdr
+from loadgen import hdr_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Loads the locustfile with Locust's own loader (the one `locust -f` uses), builds a histogram with
+# its new_histogram(), records a few values and prints its settings and encoding.
+LOAD_LOCUSTFILE = """
+import json, sys
+from locust.util.load_locustfile import load_locustfile
+users, _ = load_locustfile(sys.argv[1])
+assert "EndpointUser" in users, users
+h = sys.modules["locustfile"].new_histogram()
+for v in (10, 1234, 987_654):
+    h.record_value(v)
+print(json.dumps({"lowest": h.lowest_trackable_value, "highest": h.highest_trackable_value,
+                  "digits": h.significant_figures, "hdr": h.encode().decode("ascii")}))
+"""
+
+
+def settings(h) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
+    return h.lowest_trackable_value, h.highest_trackable_value, h.significant_figures
 
 
 def hist_of(values: list[int]):  # type: ignore[no-untyped-def]
@@ -70,3 +94,22 @@ def test_garbage_is_a_value_error(tmp_path: Path) -> None:
     path.write_text('{"count": 3}')
     with pytest.raises(ValueError, match="no 'hdr' key"):
         hdr.load_result(path)
+
+
+def test_reader_uses_the_shared_settings() -> None:
+    assert settings(hdr.new_histogram()) == (hdr_config.LOWEST_US, hdr_config.HIGHEST_US,
+                                             hdr_config.SIGNIFICANT_DIGITS) == (1, 3_600_000_000, 3)
+
+
+def test_locustfile_builds_the_same_histograms(tmp_path: Path) -> None:
+    # from another folder, by absolute path: hdr_config is found beside the locustfile (Locust puts
+    # that folder on sys.path), not through the repository root or the installed package
+    proc = subprocess.run([sys.executable, "-c", LOAD_LOCUSTFILE, str(ROOT / "loadgen" / "locustfile.py")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (got["lowest"], got["highest"], got["digits"]) == settings(hdr.new_histogram())
+    # and what it encodes, the reader decodes and merges as its own
+    merged = hdr.merge([hdr.decode(got["hdr"]), hist_of([1234])])
+    assert settings(merged) == settings(hdr.new_histogram())
+    assert merged.get_total_count() == 4 and hdr.percentiles_ms(merged)["p50_ms"] == 1.234

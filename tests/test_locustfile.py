@@ -8,8 +8,10 @@ resets, same messages), and its p50 must be the real latency of a 50 ms endpoint
 from __future__ import annotations
 
 import csv
+import fnmatch
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -115,3 +117,47 @@ def test_master_and_workers_merge(app_target: Server, tmp_path: Path) -> None:
 
 def test_locustfile_path() -> None:
     assert (ROOT / LOCUSTFILE).is_file()
+
+
+def locust_list(locustfile: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`locust -f LOCUSTFILE --list`: loads the locustfile as a run would, prints its User classes."""
+    # no PYTHONPATH: only Locust's own sys.path handling may find the modules beside the locustfile
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-m", "locust", "-f", str(locustfile), "--list"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_locustfile_loads_from_the_repo_root() -> None:
+    # as the local backend runs it: an absolute path, the repository root as the working directory
+    proc = locust_list(ROOT / "loadgen" / "locustfile.py", ROOT)
+    assert proc.returncode == 0 and "EndpointUser" in proc.stdout, proc.stderr[-3000:]
+
+
+def _dockerignore_lets_through(rel: str) -> bool:
+    # the last pattern that matches decides; the file has no `**`, so fnmatch's `*` will do
+    keep = True
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if fnmatch.fnmatch(rel, line.removeprefix("!").rstrip("/")):
+            keep = line.startswith("!")
+    return keep
+
+
+def test_locustfile_loads_in_the_image_layout(tmp_path: Path) -> None:
+    # what loadgen/Dockerfile copies to /loadgen/, past .dockerignore, run from its WORKDIR /out:
+    # the locustfile's imports from beside it (hdr_config) must be among the copied files
+    copies = [line.split()[1:] for line in (ROOT / "loadgen" / "Dockerfile").read_text().splitlines()
+              if line.startswith("COPY loadgen/") and not line.startswith("COPY loadgen/requirements")]
+    assert copies == [["loadgen/*.py", "/loadgen/"]], copies
+    image = tmp_path / "loadgen"
+    image.mkdir()
+    for path in sorted(ROOT.glob(copies[0][0])):
+        rel = path.relative_to(ROOT).as_posix()
+        assert _dockerignore_lets_through(rel), f".dockerignore keeps {rel} out of the build context"
+        shutil.copy(path, image / path.name)
+    assert {"locustfile.py", "hdr_config.py"} <= {p.name for p in image.iterdir()}
+    (tmp_path / "out").mkdir()
+    proc = locust_list(image / "locustfile.py", tmp_path / "out")
+    assert proc.returncode == 0 and "EndpointUser" in proc.stdout, proc.stderr[-3000:]

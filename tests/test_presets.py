@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import SummaryRow, read_rows
+from bench.results import SummaryRow
+from bench.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 SLEEP = 200
@@ -23,7 +24,7 @@ def saturation_rows(tmp_path_factory: pytest.TempPathFactory) -> list[SummaryRow
                            "--out", str(out), "--no-report", "--set", f"sleep_ms={SLEEP}", "duration=6",
                            "warmup=1", "port=18701"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return read_rows(Path(proc.stdout.strip().splitlines()[-1]) / "summary.csv")
+    return RunDir(Path(proc.stdout.strip().splitlines()[-1])).rows()
 
 
 def p50(rows: list[SummaryRow], style: str, users: int, tokens: int = 40, workload: str = "sleep") -> float:

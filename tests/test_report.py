@@ -8,18 +8,20 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
-from bench.report import write_report
-from bench.results import SCHEMA_VERSION, SummaryRow, write_rows
+from bench.errors import BadInput
+from bench.report import report_run
+from bench.results import SCHEMA_VERSION, SummaryRow
+from bench.rundir import RunDir
+from tests.rows import make_row
+from tests.rows import make_run as make_rundir
+
+
+def write_report(run: Path) -> list[Path]:
+    return report_run(RunDir(run))
 
 
 def row(**kw: object) -> SummaryRow:
-    base = dict(run_id="r1", cell_id="c", repeat=1, backend="local", server="uvicorn", workers=1,
-                style="def", workload="noop", users=10, spawn_rate=10.0, duration_s=5.0, warmup_s=1.0,
-                sleep_ms=100, cpu_iterations=1000, threadpool_tokens=40, target_cpuset="0",
-                loadgen_cpuset="1", loadgen_processes=1, loadgen_workers=0, target_affinity="0",
-                status="ok", error="")
-    base.update(kw)
-    return SummaryRow(**base)  # type: ignore[arg-type]
+    return make_row(**{"run_id": "r1", **kw})
 
 
 def matrix_rows() -> list[SummaryRow]:
@@ -46,13 +48,10 @@ def matrix_rows() -> list[SummaryRow]:
 
 
 def make_run(tmp_path: Path, rows: list[SummaryRow], env: dict[str, object] | None = None) -> Path:
-    run = tmp_path / "run"
-    run.mkdir()
-    write_rows(run / "summary.csv", rows)
-    env = env or {"schema_version": SCHEMA_VERSION, "run_id": "r1", "cpu_model": "Test CPU", "cores": 4,
-                  "packages": {"fastapi": "0.1"}, "scenario": {"name": "synthetic", "checks": {}}}
-    (run / "env.json").write_text(json.dumps(env))
-    return run
+    if env is None:
+        env = {"schema_version": SCHEMA_VERSION, "run_id": "r1", "cpu_model": "Test CPU", "cores": 4,
+               "packages": {"fastapi": "0.1"}, "scenario": {"name": "synthetic", "checks": {}}}
+    return make_rundir(tmp_path / "run", rows, env).path
 
 
 def check_outputs(run: Path, written: list[Path]) -> str:
@@ -120,6 +119,17 @@ def test_only_failed_rows(tmp_path: Path) -> None:
     assert "HTTP &lt;503&gt; &amp; reset" in html  # escaped exactly once
 
 
-def test_no_summary_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"no summary\.csv"):
-        write_report(tmp_path)
+def test_only_failed_rows_and_no_env_at_all(tmp_path: Path) -> None:
+    run = make_run(tmp_path, [row(cell_id="a", status="failed", error="boom")], env={})
+    assert json.loads((run / "env.json").read_text()) == {}, "the empty env is what is reported on"
+    check_outputs(run, write_report(run))
+    assert "Benchmark report: run" in (run / "report.md").read_text()  # no run_id: the folder's name
+
+
+def test_no_env_is_refused_by_open_and_no_rows_reports_nothing_ran(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match=r"not a run directory \(no env\.json\)"):
+        RunDir.open(tmp_path)
+    run = make_run(tmp_path, [])
+    assert not (run / "summary.csv").exists()
+    write_report(run)
+    assert "No cell ran." in (run / "report.md").read_text()

@@ -6,44 +6,103 @@ from pathlib import Path
 
 import pytest
 
+from bench.cells import PARAM_COLUMNS, Cell
 from bench.locust_csv import read_aggregated
 from bench.monitor import Sample, usage
-from bench.results import COLUMNS, SummaryRow, append_row, read_rows
-from bench.runner import is_saturated
+from bench.results import COLUMNS, IDENTITY, latest
+from bench.rundir import RunDir, RunDirError, slug
+from bench.runner import identity_row, is_saturated
 from bench.scenario import from_dict
 from tests.fakes import write_locust_stats
+from tests.rows import make_row
 
 DATA = Path(__file__).parent / "data"
 
 
-def row(**kw: object) -> SummaryRow:
-    base = dict(run_id="r", cell_id="c", repeat=1, backend="local", server="uvicorn", workers=1,
-                style="def", workload="noop", users=10, spawn_rate=10.0, duration_s=5.0, warmup_s=1.0,
-                sleep_ms=100, cpu_iterations=1000, threadpool_tokens=40, target_cpuset="0",
-                loadgen_cpuset="1", loadgen_processes=1, loadgen_workers=0, target_affinity="0",
-                status="ok", error="")
-    base.update(kw)
-    return SummaryRow(**base)  # type: ignore[arg-type]
+row = make_row
 
 
 def test_append_then_read_round_trips_types(tmp_path: Path) -> None:
-    path = tmp_path / "summary.csv"
+    run = RunDir(tmp_path)
     first = row(rps=1234.5678, loadgen_saturated=True, p50_ms=0.123)
-    second = row(cell_id="d", status="failed", error="target died, badly")
-    append_row(path, first)
-    append_row(path, second)
-    lines = path.read_text().splitlines()
-    assert lines[0] == ",".join(COLUMNS) and len(lines) == 3
-    back = read_rows(path)
+    second = row(cell_id="d", status="failed", error="target died,\nbadly")
+    run.append_row(first)
+    run.append_row(second)
+    lines = run.summary_path.read_text().splitlines()
+    assert lines[0] == ",".join(COLUMNS) and len(lines) == 3, "one physical line per row"
+    back = run.rows()
     assert back[0].rps == pytest.approx(1234.568) and back[0].loadgen_saturated is True
     assert back[1].error == "target died, badly" and back[1].requests == 0
 
 
-def test_read_refuses_other_columns(tmp_path: Path) -> None:
-    path = tmp_path / "summary.csv"
-    path.write_text("run_id,rps\nx,1\n")
-    with pytest.raises(ValueError, match="columns differ"):
-        read_rows(path)
+def test_read_refuses_other_columns_and_damaged_lines(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    run.summary_path.write_text("run_id,rps\nx,1\n")
+    with pytest.raises(RunDirError, match="columns differ"):
+        run.rows()
+    run.summary_path.write_text(",".join(COLUMNS) + "\nx,1\n")
+    with pytest.raises(RunDirError, match="line 2 is damaged"):
+        run.rows()
+
+
+@pytest.mark.parametrize("cut", ["inside cell_id", "after cell_id", "inside the header"])
+def test_a_torn_last_line_is_skipped_set_aside_and_never_merged(tmp_path: Path, cut: str) -> None:
+    """A crash while appending: the torn line is not a row, and the next row is not glued onto it."""
+    run = RunDir(tmp_path)
+    run.append_row(row(cell_id="done"))
+    whole = run.summary_path.read_bytes()
+    header_len = whole.index(b"\n") + 1
+    torn_row = b",".join(field.encode() for field in ["r", "lost-cell", "1", "1", "local"])
+    tail = {"inside cell_id": torn_row[:5], "after cell_id": torn_row,
+            "inside the header": None}[cut]
+    if tail is None:
+        run.summary_path.write_bytes(whole[:header_len - 9])  # even the header is cut
+        expect_rows: list[str] = []
+    else:
+        run.summary_path.write_bytes(whole + tail)
+        expect_rows = ["done"]
+    assert [r.cell_id for r in run.rows()] == expect_rows, "readers (report, compare) skip it"
+    assert run.torn_tail()
+    torn = run.set_aside_torn()
+    assert torn and (tmp_path / "summary.csv.torn").read_bytes() == torn + b"\n"
+    run.append_row(row(cell_id="new"))
+    assert [r.cell_id for r in run.rows()] == [*expect_rows, "new"]
+    assert not run.torn_tail()
+
+
+def test_latest_attempt_wins_and_keeps_first_seen_order() -> None:
+    rows = [row(cell_id="a", status="failed", error="x"), row(cell_id="b"),
+            row(cell_id="a", attempt=2), row(cell_id="b", repeat=2, status="failed", error="y")]
+    assert [(r.cell_id, r.repeat, r.attempt, r.status) for r in latest(rows)] == [
+        ("a", 1, 2, "ok"), ("b", 1, 1, "ok"), ("b", 2, 1, "failed")]
+
+
+def test_every_cell_parameter_is_a_column_in_cell_order() -> None:
+    """One source: a matrix over loop or http gives rows that say so (schema 2)."""
+    assert COLUMNS[len(IDENTITY):len(IDENTITY) + len(PARAM_COLUMNS)] == PARAM_COLUMNS
+    assert {"loop", "http", "port", "bind"} <= set(PARAM_COLUMNS)
+    scen = from_dict({"matrix": {"loop": ["asyncio", "uvloop"]}}, {})
+    a, b = (identity_row(c, 1, 1, "r", "local") for c in scen.cells())
+    assert (a["loop"], b["loop"]) == ("asyncio", "uvloop") and a["cell_id"] != b["cell_id"]
+    assert set(Cell.__dataclass_fields__) - {"repeats", "axes", "duration", "warmup"} <= set(COLUMNS)
+
+
+def test_run_directory_names_stay_inside_out(tmp_path: Path) -> None:
+    assert slug("../../x") == "x" and slug("my scenario/1") == "my-scenario-1" and slug("..") == "scenario"
+    run = RunDir.create(tmp_path / "out", "../../x")
+    assert run.path.parent == tmp_path / "out" and run.path.name.endswith("-x")
+    again = RunDir.create(tmp_path / "out", "../../x")
+    assert again.path != run.path and again.path.parent == tmp_path / "out"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunDirError, match="is not a directory"):
+        RunDir.create(tmp_path / "file", "x")
+
+
+def test_new_target_dirs_skip_used_numbers(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    assert run.new_target_dir().name == "01" and run.new_target_dir().name == "02"
+    assert RunDir(tmp_path).new_target_dir().name == "03", "a resumed run does not reuse 01"
+    assert run.cell_dir("c", 2, 3) == tmp_path / "cells" / "c" / "r2.a3" and run.cell_dir("c", 1).name == "r1"
 
 
 def test_locust_aggregated_row_by_header(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """The swappable executor: start a target, run a Locust, stop them.
 
 The runner only talks to these protocols; `local` runs processes pinned with
-sched_setaffinity, `docker` runs the same commands in Compose services, and
-the tests use a fake one for the matrix, resume and failure paths.
+sched_setaffinity, `docker` runs the same commands in Compose services, `remote`
+loads a target someone else runs (asv's "existing environment"), and the tests
+use a fake one for the matrix, resume and failure paths.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ class TargetError(RuntimeError):
 
 class Target(Protocol):
     url: str  # base URL the load generator uses, e.g. http://127.0.0.1:8000
+    # True when this bench started it: its placement and threadpool are checked against the cell,
+    # its processes sampled, and its abandoned requests drained; False for a remote target.
+    managed: bool
 
     def alive(self) -> bool: ...
 
@@ -31,6 +35,10 @@ class Target(Protocol):
 
     def save_log(self, dest: Path) -> None:
         """Copy the target's log so far into a cell folder."""
+        ...
+
+    def stop(self) -> None:
+        """Stop it (and forget it in its backend); a no-op for a target this bench did not start."""
         ...
 
 
@@ -57,8 +65,6 @@ class Backend(Protocol):
         stats_dir receives the workers' in-target samples (BENCH_STATS_DIR).
         """
         ...
-
-    def stop_target(self, target: Target) -> None: ...
 
     def start_load(self, spec: LoadSpec, out_dir: Path) -> LoadRun:
         """Start Locust writing its CSVs, HTML, log and result JSON under out_dir."""

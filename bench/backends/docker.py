@@ -20,7 +20,6 @@ from typing import Any
 
 from bench import procs
 from bench.backends.base import TargetError
-from bench.backends.local import free_url
 from bench.cells import ServerConfig
 from bench.loadspec import LoadSpec, env_for, master_argv, worker_argv
 from bench.scenario import ROOT
@@ -100,6 +99,7 @@ class DockerTarget:
     env: dict[str, str]
     container: str
     cache: PidCache = field(default_factory=PidCache)
+    managed: bool = True
 
     def alive(self) -> bool:
         out = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", self.container],
@@ -117,6 +117,9 @@ class DockerTarget:
 
     def save_log(self, dest: Path) -> None:
         dest.write_text(self.logs())
+
+    def stop(self) -> None:
+        self.compose.run(["rm", "-sf", "target"], self.env, timeout=60, check=False)
 
 
 @dataclass
@@ -179,7 +182,7 @@ class DockerBackend:
 
     def start_target(self, cfg: ServerConfig, stats_dir: Path) -> DockerTarget:
         self._build()
-        url = free_url(cfg)
+        url = procs.free_url(cfg.bind, cfg.port)
         _open_dir(stats_dir)
         env = {"SERVER": cfg.server, "WORKERS": str(cfg.workers),
                "THREADPOOL_TOKENS": str(cfg.threadpool_tokens), "TARGET_CPUSET": cfg.target_cpuset,
@@ -194,12 +197,9 @@ class DockerBackend:
             procs.wait_ready(f"{url}/healthz", target.alive, READY_DEADLINE_S)
         except RuntimeError as exc:
             tail = target.log_tail(8)
-            self.stop_target(target)
+            target.stop()
             raise TargetError(f"target container {exc}: {tail}") from None
         return target
-
-    def stop_target(self, target: DockerTarget) -> None:  # type: ignore[override]
-        self.compose.run(["rm", "-sf", "target"], target.env, timeout=60, check=False)
 
     def start_load(self, spec: LoadSpec, out_dir: Path) -> DockerLoad:
         _open_dir(out_dir)

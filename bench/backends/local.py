@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,22 +20,13 @@ from bench.scenario import ROOT
 READY_DEADLINE_S = 30.0
 
 
-def free_url(cfg: ServerConfig) -> str:
-    """The URL the load goes to; TargetError when something already answers there, since that
-    other server would be measured instead of ours. Load only goes to loopback unless the user
-    bound the target to a specific address."""
-    wildcard = cfg.bind in ("0.0.0.0", "::") or cfg.bind.startswith("127.")
-    host = "127.0.0.1" if wildcard else cfg.bind
-    if procs.port_in_use(host, cfg.port):
-        raise TargetError(f"port {cfg.port} is already in use: stop what listens there or set port")
-    return f"http://{host}:{cfg.port}"
-
-
 @dataclass
 class LocalTarget:
     url: str
     proc: subprocess.Popen[bytes]
     log: Path
+    on_stop: Callable[[LocalTarget], None] = lambda target: None
+    managed: bool = True
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -48,6 +40,10 @@ class LocalTarget:
     def save_log(self, dest: Path) -> None:
         if self.log.exists():
             shutil.copyfile(self.log, dest)
+
+    def stop(self) -> None:
+        procs.kill_tree(self.proc)
+        self.on_stop(self)
 
 
 @dataclass
@@ -83,7 +79,7 @@ class LocalBackend:
         self._live: list[LocalTarget | LocalLoad] = []
 
     def start_target(self, cfg: ServerConfig, stats_dir: Path) -> LocalTarget:
-        url = free_url(cfg)
+        url = procs.free_url(cfg.bind, cfg.port)
         stats_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "BENCH_SERVER": cfg.server, "BENCH_WORKERS": str(cfg.workers),
                "BENCH_PORT": str(cfg.port), "BENCH_BIND": cfg.bind, "BENCH_LOOP": cfg.loop,
@@ -91,19 +87,18 @@ class LocalBackend:
                "BENCH_STATS_DIR": str(stats_dir)}
         log = stats_dir.parent / "target.log"
         proc = procs.spawn(procs.pinned([self.python, "-m", "app.serve"], cfg.target_cpuset), log, env, ROOT)
-        target = LocalTarget(url, proc, log)
+        target = LocalTarget(url, proc, log, on_stop=self._forget)
         self._live.append(target)
         try:
             procs.wait_ready(f"{url}/healthz", target.alive, READY_DEADLINE_S)
         except RuntimeError as exc:
-            self.stop_target(target)
+            target.stop()
             raise TargetError(f"target {exc}: {target.log_tail(8)}") from None
         return target
 
-    def stop_target(self, target: LocalTarget) -> None:  # type: ignore[override]
-        procs.kill_tree(target.proc)
-        if target in self._live:
-            self._live.remove(target)
+    def _forget(self, item: LocalTarget | LocalLoad) -> None:
+        if item in self._live:
+            self._live.remove(item)
 
     def start_load(self, spec: LoadSpec, out_dir: Path) -> LocalLoad:
         out_dir.mkdir(parents=True, exist_ok=True)
