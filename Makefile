@@ -55,8 +55,8 @@ base-image: ## a local base image from Debian's registry, for hosts that cannot 
 wheelhouse: ## download the pinned wheels for the image's Python, for builds without network
 	bash scripts/wheelhouse.sh
 
-images: ## build the target and loadgen images (BASE_IMAGE=...)
-	docker compose build
+images: ## build the target and loadgen images (BASE_IMAGE=...); fails when the build does
+	bash scripts/images.sh
 
 docker-up: ## start a Docker engine + Compose v2 on this host if none answers (root)
 	bash scripts/docker-up.sh

@@ -75,9 +75,11 @@ def command(env: Mapping[str, str]) -> list[str]:
     # connections between slow requests on one server and not the other).
     # --timeout 120: the arbiter kills a worker whose loop is blocked longer than this, and
     # /async/blocking_sleep may block it for up to 60 s by design.
+    # --no-control-socket: gunicorn 27's control socket (under $HOME) is unused here, and it would
+    # be one more thing to write on the container's read-only root.
     return [sys.executable, "-m", "gunicorn", "app.main:app", "-k", "uvicorn_worker.UvicornWorker",
             "-w", str(workers), "-b", _host_port(bind, port), "--log-level", "warning",
-            "--graceful-timeout", GRACEFUL_S, "--timeout", "120", "--keep-alive", "5"]
+            "--graceful-timeout", GRACEFUL_S, "--timeout", "120", "--keep-alive", "5", "--no-control-socket"]
 
 
 def _host_port(address: str, port: int) -> str:

@@ -112,6 +112,13 @@ def _todo(run: RunDir, cells: list[Cell], retry_failed: bool
     return items, attempts, len(done)
 
 
+def _metadata(backend: Backend) -> dict[str, Any]:
+    try:
+        return backend.metadata()
+    except TargetError as exc:
+        raise BadInput(str(exc)) from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     scen, resumed = _resolve(args)
     cells = scen.cells()
@@ -120,9 +127,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         warn_exposed(cells)
         _check_ports(cells)
     if resumed is None:
+        meta = _metadata(backend)  # builds the images: a failed build stops here, with no run directory
         run = RunDir.create(args.out, scen.name)
         run.write_scenario(scen.source)
-        env = envinfo.collect(run.name, backend.name, backend.metadata(), scen.as_dict(), args.target_url)
+        env = envinfo.collect(run.name, backend.name, meta, scen.as_dict(), args.target_url)
     else:
         run = resumed
         torn = run.set_aside_torn()

@@ -1,7 +1,8 @@
 """One endpoint per run, closed loop, with precise latencies.
 
-Env: BENCH_PATH (path + query, e.g. /async/sleep?ms=100; default /async/noop), BENCH_RESULT_OUT
-(where the local or master process writes its result JSON at exit):
+Env: BENCH_PATH (path + query, e.g. /async/sleep?ms=100; default /async/noop), BENCH_WAIT_READY_S
+(seconds to wait for the target's /healthz before loading it; 0, the default, does not wait),
+BENCH_RESULT_OUT (where the local or master process writes its result JSON at exit):
 
     {"hdr": base64 HdrHistogram.encode() ("" when empty), "count": requests in it,
      "requests", "failures", "rps", "mean_ms": Locust's final totals,
@@ -27,9 +28,11 @@ from hdrh.histogram import HdrHistogram
 from locust import FastHttpUser, constant, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
+from ready import wait_ready
 
 PATH = os.environ.get("BENCH_PATH", "/async/noop")
 RESULT_OUT = os.environ.get("BENCH_RESULT_OUT", "")
+WAIT_READY_S = float(os.environ.get("BENCH_WAIT_READY_S") or 0)
 HDR_KEY = "bench_hdr"  # our entry in the worker -> master stats message
 
 
@@ -73,6 +76,9 @@ def _reset(user_count: int, **kw: Any) -> None:
 @events.init.add_listener
 def _init(environment: Environment, **kw: Any) -> None:
     _env_holder["env"] = environment
+    # the process that starts the load waits (workers only follow the master)
+    if WAIT_READY_S > 0 and environment.host and not isinstance(environment.runner, WorkerRunner):
+        wait_ready(environment.host, WAIT_READY_S)
 
 
 @events.report_to_master.add_listener

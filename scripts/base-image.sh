@@ -10,6 +10,7 @@ if docker image inspect "$NAME" >/dev/null 2>&1; then
   exit 0
 fi
 ROOTFS="build/rootfs"
+mkdir -p build  # a fresh clone has none (an engine that already runs made no build/dockerd)
 rm -rf "$ROOTFS"
 debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$ROOTFS" >build/debootstrap.log
 tar -C "$ROOTFS" -c . | docker import - "$NAME" >/dev/null

@@ -139,6 +139,7 @@ def test_command_gunicorn() -> None:
     assert argv[argv.index("--timeout") + 1] == "120"  # /async/blocking_sleep may block a loop 60 s
     assert argv[argv.index("--keep-alive") + 1] == "5"  # uvicorn's default, not gunicorn's 2
     assert "--loop" not in argv  # uvicorn-only settings are not passed to gunicorn
+    assert "--no-control-socket" in argv  # nothing to write under $HOME on a read-only root
 
 
 @pytest.mark.parametrize("bind,uvicorn_host,gunicorn_bind", [

@@ -1,33 +1,50 @@
-"""The Docker Compose backend for real: images, pinned containers, distributed Locust.
+"""The Docker Compose backend for real: images, pinned containers, distributed Locust, and the
+README's by-hand `docker compose up` from a folder where nothing exists yet.
 
-Skipped where no engine answers, but required in CI (CI set): there they fail instead, since
-.ci/run brings an engine up and a silent skip would hide a broken stack.
+Skipped where no engine answers or the images cannot be built (a host that cannot pull the base
+image, say), with that reason; required in CI (CI set): there they fail instead, since .ci/run
+brings an engine up and builds the base image, and a silent skip would hide a broken stack.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from bench.backends.docker import docker_available
+from bench.backends.docker import IMAGE_UID, build_failed, docker_available
 from bench.rundir import RunDir
+from tests.test_app import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
 
+def unavailable(why: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set, and {why}")
+    pytest.skip(why)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def engine() -> None:
-    if docker_available():
-        return
-    if os.environ.get("CI"):
-        pytest.fail("CI is set but no Docker engine with Compose v2 answers (scripts/docker-up.sh)")
-    pytest.skip("no Docker engine with Compose v2")
+    if not docker_available():
+        unavailable("no Docker engine with Compose v2 answers (scripts/docker-up.sh)")
+    # the images, as `make images` builds them (quick when cached); Compose 2.40 exits 0 on a
+    # failed build, so its output is read (bench.backends.docker.build_failed)
+    proc = subprocess.run(["docker", "compose", "build", "target", "loadgen"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=1200)
+    why = build_failed(proc)
+    if why:
+        unavailable(f"the images do not build here (BASE_IMAGE={os.environ.get('BASE_IMAGE', 'python:3.12-slim')}): "
+                    f"{why}")
 
 
 def bench(*args: str, cwd: Path = ROOT) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -55,12 +72,13 @@ def test_smoke_through_compose_pinned_where_asked(tmp_path: Path) -> None:
     assert env["backend_meta"]["docker_engine"] and env["backend_meta"]["images"]["target"].startswith("sha256:")
 
 
-def test_distributed_locust_two_workers(tmp_path: Path) -> None:
+def test_distributed_locust_two_workers_against_gunicorn(tmp_path: Path) -> None:
+    # gunicorn with two workers on the read-only root: nothing of it may need to write there
     proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=18602", "duration=3", "warmup=0",
-                          "workload=noop", "style=async", "loadgen_workers=2")
+                          "workload=noop", "style=async", "loadgen_workers=2", "server=gunicorn", "workers=2")
     assert proc.returncode == 0, proc.stderr
     [row] = RunDir(run_dir).rows()
-    assert row.status == "ok" and row.requests > 0 and row.loadgen_workers == 2
+    assert row.status == "ok" and row.requests > 0 and row.loadgen_workers == 2 and row.server == "gunicorn"
     result = json.loads((run_dir / "cells" / row.cell_id / "r1" / "measure_result.json").read_text())
     assert result["role"] == "master" and result["count"] == row.requests, "HDR merged across workers"
 
@@ -76,3 +94,41 @@ def test_broken_target_fails_its_cell_with_the_container_log_and_the_run_goes_on
     leftovers = subprocess.run(["docker", "ps", "-aq", "--filter", "label=com.docker.compose.project=fastapi-bench"],
                                capture_output=True, text=True, timeout=30).stdout.split()
     assert not leftovers, "compose down runs at the end"
+
+
+def world_writable(root: Path) -> list[Path]:
+    return [p for p in (root, *root.rglob("*")) if p.stat().st_mode & stat.S_IWOTH]
+
+
+def test_run_folders_are_the_container_users_not_world_writable(tmp_path: Path) -> None:
+    proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=18604", "duration=2", "warmup=0",
+                          "workload=noop", "style=def")
+    assert proc.returncode == 0, proc.stderr
+    assert not world_writable(run_dir)
+    [row] = RunDir(run_dir).rows()
+    cell = run_dir / "cells" / row.cell_id / "r1"
+    owner = IMAGE_UID if os.geteuid() == 0 else os.getuid()  # never root inside a container
+    assert cell.stat().st_uid == owner and (cell / "measure_stats.csv").stat().st_uid == owner
+
+
+def test_compose_up_by_hand_from_a_fresh_folder(tmp_path: Path) -> None:
+    # the README's command, with nothing made beforehand: Docker creates the missing bind folders
+    # as root, which the unprivileged Locust could not write into before the `volumes` service
+    # gave them to it. compose.yaml alone in a fresh folder: ./results/compose is relative to it.
+    shutil.copy(ROOT / "compose.yaml", tmp_path / "compose.yaml")
+    env = {k: v for k, v in os.environ.items() if k not in ("BENCH_UID", "BENCH_GID", "OUT_DIR", "STATS_DIR")}
+    env.update(PORT=str(free_port()), RUN_TIME="3s", USERS="5", TARGET_CPUSET="0", LOADGEN_CPUSET="1")
+    compose = ["docker", "compose", "-f", str(tmp_path / "compose.yaml"), "-p", "fastapi-bench-byhand"]
+    try:
+        proc = subprocess.run([*compose, "up", "--exit-code-from", "loadgen"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        subprocess.run([*compose, "down", "-t", "5"], cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    out = tmp_path / "results" / "compose"
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    with (out / "measure_stats.csv").open(newline="") as fh:
+        total = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
+    # Locust waited for the target (BENCH_WAIT_READY_S) instead of failing its first requests
+    assert int(total["Request Count"]) > 0 and int(total["Failure Count"]) == 0, total
+    assert json.loads((out / "measure_result.json").read_text())["count"] > 0
+    assert (out / "stats").is_dir() and not world_writable(out)

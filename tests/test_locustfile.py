@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -157,7 +158,41 @@ def test_locustfile_loads_in_the_image_layout(tmp_path: Path) -> None:
         rel = path.relative_to(ROOT).as_posix()
         assert _dockerignore_lets_through(rel), f".dockerignore keeps {rel} out of the build context"
         shutil.copy(path, image / path.name)
-    assert {"locustfile.py", "hdr_config.py"} <= {p.name for p in image.iterdir()}
+    assert {"locustfile.py", "hdr_config.py", "ready.py"} <= {p.name for p in image.iterdir()}
     (tmp_path / "out").mkdir()
     proc = locust_list(image / "locustfile.py", tmp_path / "out")
     assert proc.returncode == 0 and "EndpointUser" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_wait_ready_waits_for_a_server_that_starts_late_and_gives_up_with_one_line() -> None:
+    # by hand (`docker compose up`) Locust starts beside a target still starting: loadgen/ready.py
+    import http.server
+    import threading
+
+    from loadgen.ready import wait_ready
+
+    port = free_port()
+    with pytest.raises(SystemExit, match=r"^bench: http://127\.0\.0\.1:\d+/healthz not ready after 0 s"):
+        wait_ready(f"http://127.0.0.1:{port}", 0.3, poll_s=0.05)
+
+    class Healthz(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    def serve_later() -> None:
+        time.sleep(0.5)
+        server = http.server.HTTPServer(("127.0.0.1", port), Healthz)
+        started.set()
+        server.handle_request()
+        server.server_close()
+
+    started = threading.Event()
+    thread = threading.Thread(target=serve_later, daemon=True)
+    thread.start()
+    wait_ready(f"http://127.0.0.1:{port}/", 30, poll_s=0.05)  # returns only on a 200 from /healthz
+    assert started.is_set()
+    thread.join(10)

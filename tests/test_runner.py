@@ -200,3 +200,17 @@ def test_scenario_name_cannot_leave_out(tmp_path: Path, fake: FakeBackend) -> No
     code, run_dir = run(tmp_path, str(path))
     assert code == 0 and run_dir.parent == tmp_path / "results" and run_dir.name.endswith("-x")
     assert not (tmp_path.parent / "x").exists()
+
+
+def test_a_backend_that_cannot_prepare_is_one_line_exit_2_and_no_run_directory(
+        tmp_path: Path, fake: FakeBackend, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # the Docker backend builds its images in metadata(): a build that fails stops the run there
+    from bench.backends.base import TargetError
+
+    def broken() -> None:
+        raise TargetError("docker compose build failed: failed to solve: no such host")
+
+    monkeypatch.setattr(fake, "metadata", broken)
+    code, run_dir = run(tmp_path, scen_file(tmp_path, ""))
+    assert code == 2 and not run_dir.exists() and not fake.starts
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("failed to solve: no such host")

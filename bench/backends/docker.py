@@ -27,6 +27,8 @@ from bench.scenario import ROOT
 PROJECT = "fastapi-bench"
 LOCUSTFILE = "/loadgen/locustfile.py"
 READY_DEADLINE_S = 60.0
+IMAGE_UID = 10001  # the images' USER, and compose.yaml's default BENCH_UID/BENCH_GID
+PIDS_FLOOR = 4096
 
 
 def _compose_cmd() -> list[str]:
@@ -45,10 +47,36 @@ def docker_available() -> bool:
     return True
 
 
-def _open_dir(path: Path) -> None:
-    # the containers run as an unprivileged uid: let it write into this run's folders
+def user_env() -> dict[str, str]:
+    """Who the containers run as: the invoking user (files in the run directory stay theirs), or
+    the images' unprivileged user when that is root (never root inside the containers)."""
+    if os.geteuid() == 0:
+        return {"BENCH_UID": str(IMAGE_UID), "BENCH_GID": str(IMAGE_UID)}
+    return {"BENCH_UID": str(os.getuid()), "BENCH_GID": str(os.getgid())}
+
+
+def give_dir(path: Path) -> None:
+    """A folder the containers write into, owned by their user: never world-writable. Root gives
+    it to the images' user; anyone else owns it already (the containers run as them)."""
     path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o777)
+    if os.geteuid() == 0:
+        os.chown(path, IMAGE_UID, IMAGE_UID)
+
+
+def target_pids_limit(cfg: ServerConfig) -> int:
+    # a bound on runaway processes that no legitimate cell reaches: every worker may start a thread
+    # per threadpool token, plus its loop, sampler and interpreter threads
+    return max(PIDS_FLOOR, cfg.workers * (cfg.threadpool_tokens + 32))
+
+
+def build_failed(proc: subprocess.CompletedProcess[str]) -> str:
+    """Why `docker compose build` failed, or "": Compose 2.40 exits 0 when BuildKit fails to solve
+    (a base image it cannot pull, say), so its output is read too."""
+    text = f"{proc.stdout}\n{proc.stderr}".strip()
+    solve = [line for line in text.splitlines() if line.startswith("failed to solve")]
+    if solve:
+        return solve[-1][-400:]
+    return f"exit {proc.returncode}: {text[-400:]}" if proc.returncode != 0 else ""
 
 
 def _main_pid(container: str) -> int:
@@ -78,7 +106,7 @@ class PidCache:
 class Compose:
     """`docker compose` with this project's file and the per-call environment (the knobs)."""
 
-    base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    base_env: dict[str, str] = field(default_factory=lambda: {**os.environ, **user_env()})
 
     def run(self, args: list[str], env: dict[str, str] | None = None, timeout: float = 300,
             check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -177,15 +205,19 @@ class DockerBackend:
     def _build(self) -> None:
         # cached layers make this quick; it guarantees the images match the checkout
         if not self._built:
-            self.compose.run(["build", "--quiet", "target", "loadgen"], timeout=1200)
+            proc = self.compose.run(["build", "target", "loadgen"], timeout=1200, check=False)
+            why = build_failed(proc)
+            if why:
+                raise TargetError(f"docker compose build failed: {why}")
             self._built = True
 
     def start_target(self, cfg: ServerConfig, stats_dir: Path) -> DockerTarget:
         self._build()
         url = procs.free_url(cfg.bind, cfg.port)
-        _open_dir(stats_dir)
-        env = {"SERVER": cfg.server, "WORKERS": str(cfg.workers),
-               "THREADPOOL_TOKENS": str(cfg.threadpool_tokens), "TARGET_CPUSET": cfg.target_cpuset,
+        give_dir(stats_dir)
+        env = {"TARGET_PIDS_LIMIT": str(target_pids_limit(cfg)), "SERVER": cfg.server,
+               "WORKERS": str(cfg.workers), "THREADPOOL_TOKENS": str(cfg.threadpool_tokens),
+               "TARGET_CPUSET": cfg.target_cpuset,
                "PORT": str(cfg.port), "BIND": cfg.bind, "LOOP": cfg.loop, "HTTP": cfg.http,
                "STATS_DIR": str(stats_dir.resolve())}  # compose reads a bare relative path as a volume name
         up = self.compose.run(["up", "-d", "--force-recreate", "--no-deps", "target"], env, timeout=120)
@@ -202,7 +234,7 @@ class DockerBackend:
         return target
 
     def start_load(self, spec: LoadSpec, out_dir: Path) -> DockerLoad:
-        _open_dir(out_dir)
+        give_dir(out_dir)
         env = {"LOADGEN_CPUSET": spec.cpuset, "OUT_DIR": str(out_dir.resolve()), "BENCH_PATH": spec.path,
                "MASTER_PORT": str(spec.master_port), "LOCUST_WORKER_ARGS": shlex.join(
                    worker_argv(spec, "127.0.0.1", LOCUSTFILE))}
@@ -211,7 +243,7 @@ class DockerBackend:
         if spec.workers:
             self.compose.run(["--profile", "distributed", "up", "-d", "--no-deps", "--scale",
                               f"locust-worker={spec.workers}", "locust-worker"], env, timeout=120)
-        result_env = env_for(spec, "/out")
+        result_env = {**env_for(spec, "/out"), "BENCH_WAIT_READY_S": "0"}  # the runner waited
         argv = ["run", "--rm", "-T", "--no-deps", "--name", container,
                 *(x for k, v in result_env.items() for x in ("-e", f"{k}={v}")),
                 "loadgen", *master_argv(spec, "/out", LOCUSTFILE)]
