@@ -62,6 +62,9 @@ def is_loopback(bind: str) -> bool:
 _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
 
 
+KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
 def parse_duration(text: str) -> float:
     """Seconds from "90", "1.5", "90s", "1m30s" or "1h"; ValueError otherwise."""
     text = text.strip()
@@ -160,8 +163,8 @@ def coerce(key: str, value: Any) -> Any:
                 raise ValueError
             value = str(value)
     except (ValueError, OverflowError):
-        kind = "number of seconds (or 1m30s)" if key in DURATION_KEYS else spec.kind.__name__
-        raise BadInput(f"{key}: {value!r} is not a {kind}") from None
+        kind = "a number of seconds (or 1m30s)" if key in DURATION_KEYS else KIND_NAMES[spec.kind]
+        raise BadInput(f"{key}: {value!r} is not {kind}") from None
     if spec.choices and value not in spec.choices:
         raise BadInput(f"{key}: {value!r} is not one of {', '.join(map(str, spec.choices))}")
     if spec.lo is not None and value < spec.lo:

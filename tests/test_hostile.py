@@ -35,8 +35,8 @@ SCENARIOS = [
     ('[defaults]\nbind = "no-such-host.invalid"\n', "bind: 'no-such-host.invalid' is not an IP address"),
     ('[defaults]\nport = 65500\nloadgen_workers = 2\n', "Locust's master would listen on port 66057"),
     ('[defaults]\nduration = "ten"\n', "duration: 'ten' is not a number of seconds (or 1m30s)"),
-    ('[defaults]\nusers = 1979-05-27\n', "users: datetime.date(1979, 5, 27) is not a int"),
-    ('[defaults]\nbind = ["127.0.0.1"]\n', "bind: ['127.0.0.1'] is not a str"),
+    ('[defaults]\nusers = 1979-05-27\n', "users: datetime.date(1979, 5, 27) is not a whole number"),
+    ('[defaults]\nbind = ["127.0.0.1"]\n', "bind: ['127.0.0.1'] is not a string"),
     ('name = 5\n', "name: expected a string, got 5"),
     ('[checks]\nmin_rps = nan\n', "checks.min_rps: must be >= 0, got nan"),
 ]
