@@ -11,7 +11,7 @@ export BASE_IMAGE
 
 SET_ARGS := $(foreach s,$(SET),--set $(s))
 
-.PHONY: help venv bench smoke plan test lint report compare serve base-image wheelhouse images docker-up docker-down clean
+.PHONY: help venv bench smoke plan test mutation breaks lint report compare serve base-image wheelhouse images docker-up docker-down clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -42,12 +42,23 @@ report: venv ## rewrite the report of RUN=results/<run_id>
 compare: venv ## compare A=results/<a> B=results/<b> [THRESHOLD=5]
 	$(BIN)/python -m bench compare $(A) $(B) $(if $(THRESHOLD),--threshold $(THRESHOLD))
 
-test: venv ## lint + the whole test suite (Docker tests run when an engine answers, required when CI is set)
-	$(BIN)/ruff check bench app loadgen tests
-	$(BIN)/python -m pytest -q
+test: venv ## lint + the whole test suite with branch coverage of bench/ (Docker tests required when CI is set)
+	$(BIN)/ruff check bench app loadgen tests scripts
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest -q
+	$(BIN)/coverage report
+
+mutation: venv ## mutation testing of the modules that carry figures with the fast suite (tens of minutes; not in CI)
+	rm -rf mutants
+	mkdir -p build
+	$(BIN)/mutmut run > build/mutmut.log 2>&1 || (tail -c 3000 build/mutmut.log; exit 1)
+	$(BIN)/python scripts/mutation_score.py
+
+breaks: venv ## the ten one-line breaks of issue 14, each of which the fast suite must catch
+	$(BIN)/python scripts/breaks.py
 
 lint: venv
-	$(BIN)/ruff check bench app loadgen tests
+	$(BIN)/ruff check bench app loadgen tests scripts
 
 base-image: ## a local base image from Debian's registry, for hosts that cannot pull python:3.12-slim
 	bash scripts/base-image.sh $(BASE_IMAGE_NAME)
@@ -65,5 +76,5 @@ docker-down: ## stop the engine docker-up started
 	bash scripts/docker-down.sh
 
 clean: ## remove results, caches and the virtual environment
-	rm -rf results build .pytest_cache .ruff_cache $(VENV)
+	rm -rf results build mutants .coverage .pytest_cache .ruff_cache $(VENV)
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

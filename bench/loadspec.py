@@ -6,6 +6,7 @@ containers run exactly the same Locust invocation.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bench.cells import Cell
@@ -39,7 +40,8 @@ def load_spec(cell: Cell, host: str, phase: str) -> LoadSpec:
         path=cell.path,
         users=cell.users,
         spawn_rate=cell.spawn_rate,
-        run_time_s=int(cell.ramp_s + seconds),
+        # Locust takes whole seconds: a fractional window is rounded up, never cut short
+        run_time_s=math.ceil(cell.ramp_s + seconds),
         processes=cell.loadgen_processes,
         workers=cell.loadgen_workers,
         master_port=cell.port + MASTER_PORT_OFFSET,

@@ -24,7 +24,11 @@ class LocustStats:
 
 
 def _num(rec: dict[str, str], column: str) -> float:
-    text = rec.get(column, "")
+    # a column missing from the header is an error, not a zero: a renamed "Failure Count" must
+    # not turn every cell's failures into 0 without a word
+    if column not in rec:
+        raise ValueError(f"Locust's stats CSV has no {column!r} column")
+    text = rec[column] or ""
     if text in ("", "N/A"):
         return 0.0
     return float(text)

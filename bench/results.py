@@ -8,7 +8,6 @@ The file itself (appending, torn lines, reading) belongs to bench.rundir.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -89,7 +88,8 @@ if COLUMNS[len(IDENTITY):len(IDENTITY) + len(PARAM_COLUMNS)] != PARAM_COLUMNS:
     raise ImportError(f"SummaryRow's parameter fields must be cells.PARAM_COLUMNS in order: {PARAM_COLUMNS}")
 
 
-def _to_csv(value: Any) -> str:
+def to_text(value: Any) -> str:
+    """One CSV field: booleans as true/false, floats with 3 decimals (a microsecond, in ms columns)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -110,7 +110,7 @@ def _from_csv(name: str, text: str) -> Any:
 
 
 def to_record(row: SummaryRow) -> list[str]:
-    return [_to_csv(getattr(row, c)) for c in COLUMNS]
+    return [to_text(getattr(row, c)) for c in COLUMNS]
 
 
 def from_record(record: dict[str, str]) -> SummaryRow:
@@ -127,7 +127,3 @@ def latest(rows: Iterable[SummaryRow]) -> list[SummaryRow]:
         if key not in out or row.attempt >= out[key].attempt:
             out[key] = row
     return list(out.values())
-
-
-def replace(row: SummaryRow, **changes: Any) -> SummaryRow:
-    return dataclasses.replace(row, **changes)

@@ -218,10 +218,10 @@ class RunDir:
 
     # --- per-cell and per-target folders ----------------------------------------------------
     @staticmethod
-    def cell_rel(cell_id: str, repeat: int, attempt: int = 1) -> str:
+    def cell_rel(cell_id: str, repeat: int, attempt: int) -> str:
         return f"cells/{cell_id}/r{repeat}" + (f".a{attempt}" if attempt > 1 else "")
 
-    def cell_dir(self, cell_id: str, repeat: int, attempt: int = 1) -> Path:
+    def cell_dir(self, cell_id: str, repeat: int, attempt: int) -> Path:
         path = self.path / self.cell_rel(cell_id, repeat, attempt)
         path.mkdir(parents=True, exist_ok=True)
         return path

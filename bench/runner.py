@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from bench.rundir import RunDir
 SATURATED_PCT = 90.0  # of a core per Locust process, or of the Locust cpuset in total
 LOCUST_GRACE_S = 60.0  # start-up, stop and CSV writing on top of --run-time
 DRAIN_DEADLINE_S = 120.0
+DRAIN_POLL_S = 0.25  # the workers write a sampler line every 0.5 s
 
 
 class CellFailed(Exception):
@@ -38,24 +39,22 @@ class Runner:
     _target: Target | None = None
     _target_cfg: ServerConfig | None = None
     _stats_dir: Path | None = None
-    rows: list[SummaryRow] = field(default_factory=list)
     _affinity_seen: str = ""  # what /info said, kept for the failed row too
 
     def run_all(self, items: list[tuple[Cell, int]],
-                attempts: dict[tuple[str, int], int] | None = None) -> list[SummaryRow]:
-        """Run each (cell, repeat), appending its row at once; `attempts` numbers retries."""
+                attempts: dict[tuple[str, int], int] | None = None) -> None:
+        """Run each (cell, repeat), appending its row to summary.csv at once (the rows live there
+        and nowhere else); `attempts` numbers retries."""
         try:
             for cell, repeat in items:
                 row = self.run_cell(cell, repeat, (attempts or {}).get((cell.cell_id, repeat), 1))
                 self.rundir.append_row(row)
-                self.rows.append(row)
                 self.on_row(row)
         finally:
             self._stop_target()
             self.backend.close()
-        return self.rows
 
-    def run_cell(self, cell: Cell, repeat: int, attempt: int = 1) -> SummaryRow:
+    def run_cell(self, cell: Cell, repeat: int, attempt: int) -> SummaryRow:
         """One measurement. Any error of this cell (ours, the target's, Locust's, a file it wrote
         that does not parse) fails this cell alone, recorded with its reason; the matrix goes on.
         Only Ctrl-C (KeyboardInterrupt, not an Exception) stops the matrix."""
@@ -112,7 +111,7 @@ class Runner:
         load = self.backend.start_load(spec, cell_dir)
         try:
             with Monitor({"target": target.pids, "loadgen": load.pids}) as mon:
-                code = self._wait(load, spec.run_time_s + LOCUST_GRACE_S, target)
+                code = self._wait(load, spec.run_time_s + LOCUST_GRACE_S)
         finally:
             load.kill()
         ended = self.clock()
@@ -136,9 +135,9 @@ class Runner:
         while time.monotonic() < deadline and target.alive():
             if idle_after(self._stats_dir, since, procs.own_pids(target.pids())):
                 return
-            time.sleep(0.25)
+            time.sleep(DRAIN_POLL_S)
 
-    def _wait(self, load: LoadRun, deadline_s: float, target: Target) -> int:
+    def _wait(self, load: LoadRun, deadline_s: float) -> int:
         try:
             return load.wait(deadline_s)
         except TimeoutError as exc:
@@ -151,12 +150,10 @@ class Runner:
             log = procs.tail(cell_dir / "measure_locust.log", 5)
             raise CellFailed(f"Locust wrote no {stats_csv.name}: {log}")
         agg = read_aggregated(stats_csv)
-        if agg.requests == 0:
-            raise CellFailed("no request completed in the measured window")
-        out: dict[str, Any] = {"requests": agg.requests, "failures": agg.failures, "rps": agg.rps,
-                               "mean_ms": agg.mean_ms, "p50_ms": agg.p50_ms, "p90_ms": agg.p90_ms,
+        out: dict[str, Any] = {"mean_ms": agg.mean_ms, "p50_ms": agg.p50_ms, "p90_ms": agg.p90_ms,
                                "p95_ms": agg.p95_ms, "p99_ms": agg.p99_ms, "p999_ms": agg.p999_ms,
                                "max_ms": agg.max_ms, "latency_source": "locust"}
+        notes: list[str] = []
         result_path = cell_dir / "measure_result.json"
         cpu_warning = False
         if result_path.exists():
@@ -166,14 +163,20 @@ class Runner:
             t0, t1 = float(meta.get("t_start", t0)), float(meta.get("t_stop", t1))
             if "requests" in meta:  # its final totals; the stats CSV may lag by up to a second
                 agg = replace(agg, requests=int(meta["requests"]), failures=int(meta["failures"]),
-                              rps=float(meta["rps"]))
-                out.update(requests=agg.requests, failures=agg.failures, rps=agg.rps,
-                           mean_ms=float(meta["mean_ms"]))
+                              rps=float(meta["rps"]), mean_ms=float(meta["mean_ms"]))
+                out["mean_ms"] = agg.mean_ms
             if hist.get_total_count() > 0:
                 out.update(hdr.percentiles_ms(hist), latency_source="hdr")
+            if "count_mismatch" in meta:  # a Locust process's histogram was lost on the way
+                notes.append(f"latency histogram incomplete ({meta['count_mismatch']})")
+        if agg.requests == 0:
+            raise CellFailed("no request completed in the measured window")
+        out.update(requests=agg.requests, failures=agg.failures, rps=agg.rps)
         if agg.failures:
             example = most_frequent_failure(cell_dir / "measure_failures.csv")
-            out["error"] = f"{agg.failures} failed requests, e.g. {example}"
+            notes.insert(0, f"{agg.failures} failed requests, e.g. {example}")
+        if notes:  # an ok row's error column carries what the figures should be read with
+            out["error"] = "; ".join(notes)
         load_use = mon.usage("loadgen", t0, t1)
         saturated = cpu_warning or is_saturated(cell, load_use.cpu_pct, load_use.max_proc_cpu_pct)
         target_use = mon.usage("target", t0, t1)
@@ -181,7 +184,7 @@ class Runner:
             loadgen_cpu_pct=load_use.cpu_pct, loadgen_saturated=saturated,
             target_cpu_pct=target_use.cpu_pct, target_rss_mb=target_use.rss_mb,
             target_threads=target_use.threads,
-            cpu_ms_per_request=1000.0 * target_use.cpu_s / agg.requests,
+            cpu_ms_per_request=cpu_ms_per_request(target_use.cpu_s, agg.requests),
         )
         if sampled and self._stats_dir is not None and self._stats_dir.is_dir():
             out.update(read_dir(self._stats_dir, t0, t1))
@@ -214,10 +217,15 @@ def is_saturated(cell: Cell, total_pct: float, busiest_pct: float) -> bool:
     return busiest_pct >= SATURATED_PCT or total_pct >= capacity * SATURATED_PCT / 100
 
 
+def cpu_ms_per_request(cpu_s: float, requests: int) -> float:
+    """The target's CPU time per request over the window, in milliseconds: what a request costs."""
+    return 1000.0 * cpu_s / requests
+
+
 def identity_row(cell: Cell, repeat: int, attempt: int, run_id: str, backend: str) -> dict[str, Any]:
     """The cell's parameters as summary columns: the spec travels with its results."""
     return {"run_id": run_id, "cell_id": cell.cell_id, "repeat": repeat, "attempt": attempt,
-            "backend": backend, **cell.columns(), "target_affinity": ""}
+            "backend": backend, **cell.columns()}
 
 
 def _iso(t: float) -> str:

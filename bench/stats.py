@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from bench.cells import PARAM_COLUMNS
-from bench.results import SummaryRow
+from bench.results import SummaryRow, to_text
 
 # The cell's parameters, copied from its rows (they are the same for every repeat of a cell):
 # the backend, then every Cell parameter (one source: a new scenario key becomes a column here too).
@@ -116,14 +116,6 @@ def summarize(rows: list[SummaryRow]) -> list[CellStats]:
     return [_cell_stats(cell_id, group) for cell_id, group in by_cell.items()]
 
 
-def _to_csv(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
 def stats_records(stats: list[CellStats]) -> list[list[str]]:
     """The CSV's rows as text, header first (pure, so tests need no file)."""
-    return [list(STATS_COLUMNS)] + [[_to_csv(getattr(s, c)) for c in STATS_COLUMNS] for s in stats]
+    return [list(STATS_COLUMNS)] + [[to_text(getattr(s, c)) for c in STATS_COLUMNS] for s in stats]

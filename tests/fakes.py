@@ -1,18 +1,32 @@
 """A fake executor for fast tests of the matrix, resume and failure paths (hyperfine's mock
-executor): a real stdlib HTTP server stands in for the target, and the 'Locust' writes a stats
-CSV in Locust's own format with figures derived from the cell."""
+executor), built to tell right from wrong:
+
+- the target is a real child process (its pid is sampled, killing it is a death) with a stats
+  directory its "worker" writes sampler lines into (busy while it finishes abandoned requests,
+  idle after), behind a stdlib HTTP server that answers like the app: /info, /healthz, 404 for an
+  unknown path, 422 for a query the app refuses;
+- the "Locust" writes a stats CSV in Locust 2.47's own columns with a distinct value in every
+  percentile column, a failures CSV when requests failed, and a measure_result.json whose HDR
+  histogram holds other, known latencies; it can also exit non-zero, hang past its deadline,
+  write no CSV or count zero requests.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+from bench import hdr
 from bench.cells import ServerConfig
 from bench.loadspec import LoadSpec
 
@@ -20,31 +34,82 @@ LOCUST_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "Median Resp
                   "Average Response Time", "Min Response Time", "Max Response Time",
                   "Average Content Size", "Requests/s", "Failures/s", "50%", "66%", "75%", "80%",
                   "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
+# the fake Locust's percentile columns, each distinct: reading the wrong one shows
+CSV_PCT = {"50%": 11.0, "66%": 12.0, "75%": 13.0, "80%": 14.0, "90%": 15.0, "95%": 16.0,
+           "98%": 17.0, "99%": 18.0, "99.9%": 19.0, "99.99%": 20.0, "100%": 21.0}
+CSV_MEAN, CSV_MAX = 10.5, 22.0
+# the fake histogram: 1000 latencies, 1..1000 x 100 µs (p50 = 50.0 ms, p99 = 99.0 ms, max 100 ms)
+HDR_VALUES_US = [i * 100 for i in range(1, 1001)]
+# what the fake target's worker reports inside every measured window
+SAMPLED = {"busy_max": 3, "waiting_max": 2, "lag_ms": [9.0] * 5}
+# just outside the window (the ramp before it, abandoned requests after it) it reports far more,
+# which must not count
+OUTSIDE = {"busy_max": 60, "waiting_max": 50, "lag_ms": [900.0] * 5}
+LOCUST_LOG = "".join(f"fake locust line {i}\n" for i in range(1, 9))
+TARGET_LOG = [f"fake target line {i}" for i in range(1, 9)]
+SLEEPER = "import time; time.sleep(600)"
+BURNER = "import time\nend = time.time() + 600\nwhile time.time() < end: pass"  # a core's worth of CPU
+APP_PATHS = {f"/{s}/{w}" for s in ("def", "async") for w in ("noop", "cpu", "sleep", "blocking_sleep")}
+APP_LIMITS = {"ms": 60_000, "iterations": 50_000_000}
 
 
-def write_locust_stats(path: Path, requests: int, rps: float, p50: float) -> None:
+def write_locust_stats(path: Path, requests: int, rps: float, failures: int = 0) -> None:
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(LOCUST_COLUMNS)
-        row = [requests, 0, p50, p50, 1, p50 * 3, 12, rps, 0, p50, p50, p50, p50,
-               p50 * 2, p50 * 2, p50 * 2, p50 * 3, p50 * 3, p50 * 3, p50 * 3]
-        w.writerow(["GET", "/x", *row])
+        row = [requests, failures, CSV_PCT["50%"], CSV_MEAN, 1, CSV_MAX, 12, rps, failures / 10,
+               *CSV_PCT.values()]
+        # the endpoint's own row differs from the Aggregated one, so reading the wrong row shows
+        w.writerow(["GET", "/x", requests + 1, failures + 1, *(v + 100 for v in row[2:])])
         w.writerow(["", "Aggregated", *row])
+
+
+def write_locust_failures(path: Path, failures: int) -> None:
+    """Locust's *_failures.csv: the most frequent error comes second, so sorting matters."""
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["Method", "Name", "Error", "Occurrences"])
+        w.writerow(["GET", "/x", "ConnectionResetError(104)", 1])
+        w.writerow(["GET", "/x", "HTTPError('503 Server Error')", failures - 1])
+
+
+def app_status(target: str) -> int:
+    """The status the real app answers for GET target (its routes and Query bounds)."""
+    url = urlsplit(target)
+    if url.path in ("/info", "/healthz"):
+        return 200
+    if url.path not in APP_PATHS:
+        return 404
+    for key, values in parse_qs(url.query).items():
+        if key in APP_LIMITS and not all(v.isdigit() and int(v) <= APP_LIMITS[key] for v in values):
+            return 422
+    return 200
 
 
 class FakeTarget:
     managed = True
 
-    def __init__(self, cfg: ServerConfig, affinity: list[int],
+    def __init__(self, cfg: ServerConfig, affinity: list[int], stats_dir: Path | None = None,
+                 tokens: int | None = None, broken_path: str | None = None, busy: bool = False,
                  on_stop: Callable[[FakeTarget], None] = lambda target: None) -> None:
         self.on_stop = on_stop
-        info = {"cpu_affinity": affinity, "threadpool_tokens": cfg.threadpool_tokens,
-                "server": cfg.server, "workers": cfg.workers}
+        self.stats_dir = stats_dir
+        self.proc = subprocess.Popen([sys.executable, "-c", BURNER if busy else SLEEPER])
+        self.busy_until = 0.0  # the worker reports busy threads until then
+        self.requests: list[str] = []  # the paths it was asked for, in order
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        info = {"cpu_affinity": affinity, "server": cfg.server, "workers": cfg.workers,
+                "threadpool_tokens": cfg.threadpool_tokens if tokens is None else tokens}
+        seen = self.requests
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                body = json.dumps(info if self.path == "/info" else {"ok": True}).encode()
-                self.send_response(200)
+                seen.append(self.path)
+                broken = broken_path is not None and self.path.split("?")[0] == broken_path
+                status = 500 if broken else app_status(self.path)
+                body = json.dumps(info if self.path == "/info" else {"ok": status == 200}).encode()
+                self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -54,43 +119,76 @@ class FakeTarget:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.dead = False
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
+        if stats_dir is not None:
+            stats_dir.mkdir(parents=True, exist_ok=True)
+            self.write_line(time.time(), 0, 0, [0.0])  # the app's sampler has a line by the first load
+            threading.Thread(target=self._sample, daemon=True).start()
+
+    def write_line(self, t: float, busy: int, waiting: int, lag_ms: list[float]) -> None:
+        assert self.stats_dir is not None
+        line = {"t": t, "pid": self.proc.pid, "busy_max": busy, "waiting_max": waiting, "lag_ms": lag_ms}
+        with self._lock, (self.stats_dir / f"worker-{self.proc.pid}.jsonl").open("a") as fh:
+            fh.write(json.dumps(line) + "\n")
+
+    def _sample(self) -> None:
+        # the app's sampler, every 20 ms instead of 500: busy until busy_until, idle after
+        while not self._stop.wait(0.02) and self.alive():
+            busy = 1 if time.time() < self.busy_until else 0
+            self.write_line(time.time(), busy, busy, [0.0])
+
+    def die(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
 
     def alive(self) -> bool:
-        return not self.dead
+        return self.proc.poll() is None
 
     def pids(self) -> list[int]:
-        return []
+        return [self.proc.pid]
 
     def log_tail(self, lines: int = 20) -> str:
-        return "fake target log"
+        return "\n".join(TARGET_LOG[-lines:])
 
     def save_log(self, dest: Path) -> None:
-        dest.write_text("fake target log\n")
+        dest.write_text("\n".join(TARGET_LOG) + "\n")
 
     def stop(self) -> None:
+        self._stop.set()
         self.server.shutdown()
         self.server.server_close()
+        if self.alive():
+            self.die()
         self.on_stop(self)
 
 
 @dataclass
 class FakeLoad:
     code: int = 0
+    hangs: bool = False  # still running at the runner's deadline
+    run_s: float = 0.0  # how long wait() takes: the monitor samples in between
+    proc: subprocess.Popen[bytes] | None = None  # a process burning CPU as Locust would
+    waited: list[float] = field(default_factory=list)  # the deadlines it was given
+    killed: bool = False
 
     def pids(self) -> list[int]:
-        return []
+        return [self.proc.pid] if self.proc else []
 
     def poll(self) -> int | None:
-        return self.code
+        return None if self.hangs else self.code
 
     def wait(self, timeout: float) -> int:
+        self.waited.append(timeout)
+        time.sleep(self.run_s)
+        if self.hangs:
+            raise TimeoutError(f"Locust still running after {timeout:.0f} s")
         return self.code
 
     def kill(self) -> None:
-        pass
+        self.killed = True
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
 
 
 @dataclass
@@ -98,13 +196,32 @@ class FakeBackend:
     name: str = "fake"
     fail_server: str | None = None  # start_target fails for this server name
     wrong_affinity: bool = False
-    die_on_path: str | None = None  # the target 'dies' during the load of this path
+    wrong_tokens: bool = False  # /info reports one token more than asked for
+    broken_path: str | None = None  # the target answers 500 on this path
+    die_on_path: str | None = None  # the target dies during the load of this path
     interrupt_after: int | None = None  # raise KeyboardInterrupt at this measured load
     no_aggregated_on_path: str | None = None  # a stats CSV without Locust's Aggregated row
     bad_hdr_on_path: str | None = None  # a measure_result.json whose histogram does not decode
+    # the measured Locust run of every cell:
+    locust_code: int = 0
+    locust_hangs: bool = False
+    no_csv: bool = False
+    no_result: bool = False  # no measure_result.json: figures from the CSV alone
+    zero_requests: bool = False
+    failures: int = 0
+    cpu_warning: bool = False
+    lost_histogram: bool = False  # the result's count exceeds what its histogram holds
+    empty_histogram: bool = False  # a result with totals but no latency recorded in its histogram
+    no_window: bool = False  # a result without t_start/t_stop (Locust stopped before all users spawned)
+    busy_after_stop_s: float = 0.0  # the target works this long on after each Locust run stops
+    run_s: float = 0.0  # the measured run lasts this long, its window inside it; CPU burnt on both sides
+    hdr_values: list[int] = field(default_factory=lambda: list(HDR_VALUES_US))
     starts: list[ServerConfig] = field(default_factory=list)
     loads: list[LoadSpec] = field(default_factory=list)
+    load_started: list[float] = field(default_factory=list)
+    runs: list[FakeLoad] = field(default_factory=list)
     live: list[FakeTarget] = field(default_factory=list)
+    made: list[FakeTarget] = field(default_factory=list)
     closed: bool = False
 
     def start_target(self, cfg: ServerConfig, stats_dir: Path) -> FakeTarget:
@@ -115,26 +232,74 @@ class FakeBackend:
         if cfg.server == self.fail_server:
             raise TargetError(f"target exited before answering: cannot start {cfg.server}")
         affinity = [7] if self.wrong_affinity else sorted(parse(cfg.target_cpuset))
-        target = FakeTarget(cfg, affinity, on_stop=self.live.remove)
+        tokens = cfg.threadpool_tokens + 1 if self.wrong_tokens else None
+        target = FakeTarget(cfg, affinity, stats_dir, tokens, self.broken_path, busy=self.run_s > 0,
+                            on_stop=self.live.remove)
         self.live.append(target)
+        self.made.append(target)
         return target
 
     def start_load(self, spec: LoadSpec, out_dir: Path) -> FakeLoad:
         self.loads.append(spec)
+        self.load_started.append(time.time())
         measured = [s for s in self.loads if s.phase == "measure"]
         if spec.phase == "measure" and self.interrupt_after == len(measured):
             raise KeyboardInterrupt
-        if spec.path.split("?")[0] == self.die_on_path:
-            self.live[-1].dead = True
-        (out_dir / f"{spec.phase}_locust.log").write_text("fake locust\n")
-        write_locust_stats(out_dir / f"{spec.phase}_stats.csv", requests=spec.users * 100,
-                           rps=spec.users * 10.0, p50=float(spec.users))
+        target = self.live[-1] if self.live else None
         path = spec.path.split("?")[0]
+        if target is not None and path == self.die_on_path:
+            target.die()
+        (out_dir / f"{spec.phase}_locust.log").write_text(LOCUST_LOG)
+        measure = spec.phase == "measure"
+        if target is not None:
+            assert spec.host == target.url, "Locust loads the target the runner started"
+        load = FakeLoad(code=self.locust_code if measure else 0, hangs=self.locust_hangs and measure)
+        if measure and self.run_s:
+            load.run_s = self.run_s
+            load.proc = subprocess.Popen([sys.executable, "-c", BURNER])
+        self.runs.append(load)
+        if target is not None:
+            target.busy_until = time.time() + self.busy_after_stop_s
+        if measure and self.no_csv:
+            return load
+        requests = 0 if measure and self.zero_requests else spec.users * 100
+        failures = self.failures if measure and requests else 0
+        write_locust_stats(out_dir / f"{spec.phase}_stats.csv", requests, rps=spec.users * 10.0,
+                           failures=failures)
+        if failures:
+            write_locust_failures(out_dir / f"{spec.phase}_failures.csv", failures)
         if path == self.no_aggregated_on_path:
             (out_dir / f"{spec.phase}_stats.csv").write_text(",".join(LOCUST_COLUMNS) + "\n")
-        if path == self.bad_hdr_on_path and spec.phase == "measure":
+        if measure and path == self.bad_hdr_on_path:
             (out_dir / "measure_result.json").write_text('{"hdr": "not-a-histogram", "count": 3}')
-        return FakeLoad()
+        elif measure and not self.no_result:
+            self._write_result(out_dir / "measure_result.json", requests, failures, spec, target)
+        return load
+
+    def _write_result(self, path: Path, requests: int, failures: int, spec: LoadSpec,
+                      target: FakeTarget | None) -> None:
+        """What the locustfile writes at exit, with a measured window of the last second."""
+        if self.run_s:  # a window ahead, inside the run that wait() is about to sit through
+            t_start, t_stop = time.time() + 0.2, time.time() + self.run_s - 0.1
+        else:  # the last second: the run is over at once
+            t_stop = time.time() - 0.02
+            t_start = t_stop - 1.0
+        hist = hdr.new_histogram()
+        for value in self.hdr_values if requests and not self.empty_histogram else []:
+            hist.record_value(value)
+        count = hist.get_total_count() + (5 if self.lost_histogram else 0)
+        # the final totals differ from the stats CSV's (which lags): these must win
+        result: dict[str, Any] = {
+            "requests": requests + 7 if requests else 0, "failures": failures + 1 if failures else 0,
+            "rps": spec.users * 10.0 + 0.5, "mean_ms": 50.05, "hdr": hdr.encode(hist) if count else "",
+            "count": count, "cpu_warning": self.cpu_warning, "role": "local"}
+        if not self.no_window:
+            result.update(t_start=t_start, t_stop=t_stop)
+        path.write_text(json.dumps(result))
+        if target is not None and target.stats_dir is not None:
+            target.write_line(t_start - 0.3, OUTSIDE["busy_max"], OUTSIDE["waiting_max"], OUTSIDE["lag_ms"])
+            target.write_line(t_start + 0.5, SAMPLED["busy_max"], SAMPLED["waiting_max"], SAMPLED["lag_ms"])
+            target.write_line(t_stop + 0.01, OUTSIDE["busy_max"], OUTSIDE["waiting_max"], OUTSIDE["lag_ms"])
 
     def metadata(self) -> dict[str, Any]:
         return {"fake": True}

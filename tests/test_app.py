@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.client
 import json
 import os
 import platform
+import random
 import signal
 import socket
 import subprocess
@@ -32,9 +34,20 @@ READY_S = 30.0  # a cold start on a busy 2-core box takes a few seconds; this is
 # ---------------------------------------------------------------- helpers (real processes, urllib)
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port nothing is bound to, drawn at random below the kernel's ephemeral range (32768 and up
+    by default): no outgoing connection (Locust's, say) can take it between this choice and the
+    server's bind, and two suites at once rarely draw the same. OSError if `host` cannot be bound."""
+    for _ in range(200):
+        port = random.randint(20_000, 32_000)
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            try:
+                s.bind((host, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    continue
+                raise
+            return port
+    raise OSError(f"no free port on {host} in 20000-32000")
 
 
 def has_ipv6_loopback() -> bool:

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
 import pytest
 
-from bench.compare import COMPARE_COLUMNS, build_warning, compare, format_table, run_compare, welch_p
+from bench.compare import (
+    COMPARE_COLUMNS,
+    Change,
+    build_warning,
+    compare,
+    format_table,
+    run_compare,
+    welch_p,
+    write_compare,
+)
 from bench.errors import BadInput
 from bench.results import SCHEMA_VERSION, SummaryRow
 from tests.rows import make_row
@@ -50,7 +60,7 @@ def test_welch_p_by_hand_and_scipy() -> None:
     assert welch_p(10.0, 0.0, 3, 11.0, 1.0, 3) == pytest.approx(0.2254, abs=1e-4)
     # rps 100 ± 2 vs 80 ± 2, n 3 each: t = 20 / sqrt(8/3) = 12.247, df 4 -> p = 0.00025
     assert welch_p(100.0, 2.0, 3, 80.0, 2.0, 3) == pytest.approx(2.5e-4, rel=0.05)
-    assert welch_p(1.0, 1.0, 1, 2.0, 1.0, 3) != welch_p(1.0, 1.0, 1, 2.0, 1.0, 3)  # nan: untestable
+    assert math.isnan(welch_p(1.0, 1.0, 1, 2.0, 1.0, 3)) and math.isnan(welch_p(1.0, 1.0, 3, 2.0, 1.0, 1))  # untestable
     assert welch_p(5.0, 0.0, 2, 5.0, 0.0, 2) == 1.0 and welch_p(5.0, 0.0, 2, 6.0, 0.0, 2) == 0.0
 
 
@@ -123,3 +133,130 @@ def test_different_interpreter_builds_are_called_out(tmp_path: Path) -> None:
     run_compare(a, same, threshold=5, stream=out)
     assert "interpreter" not in out.getvalue()
     assert build_warning("x", "") == "" and build_warning("x", "y")
+
+
+def test_every_field_of_a_change() -> None:
+    (c,) = compare(BASE, SLOWER, threshold_pct=10)
+    assert c == Change("x", 3, 3, 100.0, 80.0, pytest.approx(-20.0), True, 10.0, 11.0, pytest.approx(10.0), False,
+                       regression=True, note="")
+    # mirrored: faster and lower p99 is no regression, and the change is relative to A
+    (d,) = compare(SLOWER, BASE, threshold_pct=10)
+    assert (d.rps_change_pct, d.p99_change_pct, d.regression) == (pytest.approx(25.0), pytest.approx(-100 / 11), False)
+
+
+@pytest.mark.parametrize(("rps_b", "p99_b", "threshold", "regression"), [
+    ([90.0] * 3, [10.0] * 3, 10, False),  # exactly -10 %: not beyond 10 %
+    ([89.9] * 3, [10.0] * 3, 10, True),
+    ([100.0] * 3, [11.0] * 3, 10, False),  # exactly +10 %
+    ([100.0] * 3, [11.01] * 3, 10, True),
+    ([200.0] * 3, [5.0] * 3, 0, False),  # better on both counts: never a regression
+    ([99.0] * 3, [10.0] * 3, 0, True),  # threshold 0: any drop
+])
+def test_regression_boundaries(rps_b: list[float], p99_b: list[float], threshold: float, regression: bool) -> None:
+    base = repeats([100.0] * 3, [10.0] * 3)
+    assert compare(base, repeats(rps_b, p99_b), threshold)[0].regression is regression
+
+
+def test_zero_baseline_has_no_change_pct() -> None:
+    (c,) = compare(repeats([0.0] * 2, [0.0] * 2), repeats([5.0] * 2, [1.0] * 2), threshold_pct=0)
+    assert (c.rps_change_pct, c.p99_change_pct, c.regression) == (None, None, False)
+    assert format_table([c]).splitlines()[1].split()[4] == "n/a"
+
+
+@pytest.mark.parametrize(("sat_a", "sat_b", "note"), [
+    (True, False, "load generator saturated in A"),
+    (False, True, "load generator saturated in B"),
+    (True, True, "load generator saturated in A and B"),
+])
+def test_saturation_is_noted(sat_a: bool, sat_b: bool, note: str) -> None:
+    (c,) = compare(repeats([1.0] * 2, [1.0] * 2, loadgen_saturated=sat_a),
+                   repeats([1.0] * 2, [1.0] * 2, loadgen_saturated=sat_b), None)
+    assert c.note == note
+
+
+def test_missing_and_failed_sides_field_by_field() -> None:
+    failed = [row(status="failed", error="boom")]
+    both_failed = compare(failed, failed, threshold_pct=5)[0]
+    assert both_failed == Change("x", 0, 0, 0.0, 0.0, None, False, 0.0, 0.0, None, False, False, "no ok repeat in A and B")
+    fixed = compare(failed, BASE, threshold_pct=5)[0]
+    assert (fixed.n_a, fixed.n_b, fixed.rps_b, fixed.p99_ms_b, fixed.regression, fixed.note) == (
+        0, 3, 100.0, 10.0, False, "no ok repeat in A")
+    lost = compare(BASE, failed, threshold_pct=5)[0]
+    assert (lost.n_a, lost.rps_a, lost.p99_ms_a, lost.regression, lost.note) == (3, 100.0, 10.0, True, "no ok repeat in B")
+    assert not compare(BASE, failed, threshold_pct=None)[0].regression, "no threshold, no gate"
+    gone = compare(BASE, [], threshold_pct=5)[0]
+    assert (gone.n_a, gone.n_b, gone.rps_a, gone.regression, gone.note) == (3, 0, 100.0, False, "only in A")
+    new = compare([], BASE, threshold_pct=5)[0]
+    assert (new.n_a, new.n_b, new.rps_b, new.p99_ms_b, new.regression, new.note) == (0, 3, 100.0, 10.0, False, "only in B")
+
+
+def test_order_and_build_note() -> None:
+    a = [*repeats([1.0], [1.0], cell_id="b"), *repeats([1.0], [1.0], cell_id="a")]
+    b = [*repeats([1.0], [1.0], cell_id="c"), *repeats([1.0], [1.0], cell_id="a")]
+    changes = compare(a, b, None, build_note="interpreter builds differ")
+    assert [c.cell_id for c in changes] == ["b", "a", "c"], "A's order, then what only B has"
+    assert [c.note for c in changes] == ["only in A; interpreter builds differ",
+                                         "n=1: significance not testable; interpreter builds differ",
+                                         "only in B; interpreter builds differ"]
+    assert compare(BASE, BASE, None, build_note="x")[0].note == "x"
+
+
+def test_the_table_whole() -> None:
+    assert format_table(compare(BASE, SLOWER, threshold_pct=10)).splitlines() == [
+        "cell  n A/B  rps A  rps B  rps Δ    p99 A ms  p99 B ms  p99 Δ               note",
+        "x     3/3    100.0  80.0   -20.0%*  10.00     11.00     +10.0%  REGRESSION",
+        "* = significant: Welch's t-test p < 0.05 (needs n >= 2 on both sides)"]
+
+
+def test_the_csv_whole(tmp_path: Path) -> None:
+    write_compare(tmp_path / "c.csv", compare(BASE, SLOWER, threshold_pct=10) + compare(BASE, [], None))
+    assert (tmp_path / "c.csv").read_text().splitlines() == [
+        ",".join(COMPARE_COLUMNS),
+        "x,3,3,100.000,80.000,-20.000,true,10.000,11.000,10.000,false,true,",
+        "x,3,0,100.000,0.000,,false,10.000,0.000,,false,false,only in A",
+    ]
+
+
+def test_build_warning() -> None:
+    assert build_warning("", "b") == build_warning("a", "") == build_warning("a", "a") == ""
+    assert build_warning("a", "b") == "interpreter builds differ (A: a; B: b): the change includes the build"
+
+
+def test_one_sided_n1_is_untestable_and_its_notes_join() -> None:
+    (c,) = compare(BASE, repeats([80.0], [10.0], loadgen_saturated=True), threshold_pct=None)
+    assert c.note == "n=1: significance not testable; load generator saturated in B"
+    assert not c.rps_significant
+    lost = compare(BASE[:1], [row(status="failed", error="boom")], threshold_pct=5)[0]
+    assert lost.regression, "one ok repeat before, none now: lost"
+    new = compare([], BASE, threshold_pct=5)[0]
+    assert (new.rps_a, new.p99_ms_a) == (0.0, 0.0)
+
+
+def test_a_significant_p99_change_is_starred_and_a_quiet_row_says_nothing(tmp_path: Path) -> None:
+    a, b = repeats([100.0] * 3, [10.0, 10.1, 9.9]), repeats([100.0] * 3, [20.0, 20.1, 19.9])
+    (c,) = compare(a, b, threshold_pct=None)
+    assert c.p99_significant
+    assert format_table([c]).splitlines()[1].split()[7:] == ["+100.0%*"], "no REGRESSION without a threshold"
+
+
+def test_the_threshold_message() -> None:
+    with pytest.raises(ValueError, match=r"^threshold must be a finite number >= 0 percent, got -1$"):
+        compare(BASE, SLOWER, threshold_pct=-1)
+
+
+def test_compare_warns_of_a_torn_summary_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = make_run(tmp_path / "a", BASE), make_run(tmp_path / "b", BASE)
+    (b / "summary.csv").write_bytes((b / "summary.csv").read_bytes() + b"x,1")
+    assert run_compare(a, b, threshold=5, stream=io.StringIO()) == 0
+    assert capsys.readouterr().err.startswith(f"bench: warning: {b / 'summary.csv'}: the last line (3 bytes)")
+
+
+def test_the_build_note_exactly(tmp_path: Path) -> None:
+    a = make_run(tmp_path / "a", BASE, build="one")
+    b = make_run(tmp_path / "b", BASE, build="two")
+    same = make_run(tmp_path / "c", BASE, build="one")
+    run_compare(a, b, threshold=5, stream=io.StringIO())
+    run_compare(a, same, threshold=5, stream=io.StringIO())
+    for run, note in ((b, "interpreter builds differ"), (same, "")):
+        with (run / "compare.csv").open(newline="") as fh:
+            assert next(csv.DictReader(fh))["note"] == note

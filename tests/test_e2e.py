@@ -17,6 +17,7 @@ import pytest
 from bench.cpuset import split_host
 from bench.procs import port_in_use
 from bench.rundir import RunDir
+from tests.test_app import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e
@@ -33,6 +34,12 @@ def scenario(tmp_path: Path, body: str, port: int) -> str:
     return str(path)
 
 
+def ctrl_c_on() -> None:
+    """SIGINT as a terminal's Ctrl-C: a suite started in the background of a non-interactive shell
+    inherits SIGINT ignored, and Python then never raises KeyboardInterrupt for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_dir_of(proc: subprocess.CompletedProcess[str]) -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
@@ -40,7 +47,7 @@ def run_dir_of(proc: subprocess.CompletedProcess[str]) -> Path:
 def test_tiny_matrix_all_ok_with_precise_latencies_and_report(tmp_path: Path) -> None:
     body = ('duration = 3\nwarmup = 1\nusers = 5\nsleep_ms = 20\n'
             '[matrix]\nworkload = ["noop", "sleep"]\nstyle = ["def", "async"]\n')
-    proc = bench("run", scenario(tmp_path, body, 18101), "--backend", "local", "--out", str(tmp_path / "r"))
+    proc = bench("run", scenario(tmp_path, body, port := free_port()), "--backend", "local", "--out", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stderr
     run_dir = run_dir_of(proc)
     rows = RunDir(run_dir).rows()
@@ -58,14 +65,14 @@ def test_tiny_matrix_all_ok_with_precise_latencies_and_report(tmp_path: Path) ->
     sleep_rows = [r for r in rows if r.workload == "sleep"]
     assert all(r.p50_ms >= 20 for r in sleep_rows)
     assert (run_dir / "report.html").exists() and (run_dir / "summary_stats.csv").exists()
-    assert not port_in_use("127.0.0.1", 18101), "the target is stopped at the end"
+    assert not port_in_use("127.0.0.1", port), "the target is stopped at the end"
 
 
 def test_def_queues_behind_the_threadpool_and_async_does_not(tmp_path: Path) -> None:
     # users = 2 x tokens: half the def requests wait a whole sleep for a thread -> p50 ~ 2 x sleep
     body = ('duration = 5\nwarmup = 1\nusers = 8\nthreadpool_tokens = 4\nsleep_ms = 200\nworkload = "sleep"\n'
             '[matrix]\nstyle = ["def", "async"]\n')
-    proc = bench("run", scenario(tmp_path, body, 18102), "--backend", "local", "--out", str(tmp_path / "r"),
+    proc = bench("run", scenario(tmp_path, body, free_port()), "--backend", "local", "--out", str(tmp_path / "r"),
                  "--no-report")
     assert proc.returncode == 0, proc.stderr
     rows = {r.style: r for r in RunDir(run_dir_of(proc)).rows()}
@@ -78,10 +85,11 @@ def test_def_queues_behind_the_threadpool_and_async_does_not(tmp_path: Path) -> 
 
 def test_interrupt_keeps_rows_and_resume_finishes(tmp_path: Path) -> None:
     body = 'duration = 2\nwarmup = 0\nusers = 2\n[matrix]\nstyle = ["def", "async"]\nworkload = ["noop", "sleep"]\n'
-    path = scenario(tmp_path, body, 18103)
+    path = scenario(tmp_path, body, port := free_port())
     out = tmp_path / "r"
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", path, "--backend", "local", "--out", str(out),
-                             "--no-report"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--no-report"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_on)
     deadline = time.monotonic() + 120
     summary = None
     while time.monotonic() < deadline:
@@ -96,7 +104,7 @@ def test_interrupt_keeps_rows_and_resume_finishes(tmp_path: Path) -> None:
     assert proc.returncode == 130, stderr
     kept = RunDir(summary.parent).rows()
     assert 1 <= len(kept) < 4 and all(r.status == "ok" for r in kept)
-    assert not port_in_use("127.0.0.1", 18103), "Ctrl-C stops the target"
+    assert not port_in_use("127.0.0.1", port), "Ctrl-C stops the target"
     resumed = bench("run", "--resume", str(summary.parent), "--no-report")
     assert resumed.returncode == 0, resumed.stderr
     rows = RunDir(summary.parent).rows()
@@ -105,23 +113,24 @@ def test_interrupt_keeps_rows_and_resume_finishes(tmp_path: Path) -> None:
 
 
 def test_target_url_loads_a_running_target_and_a_taken_port_is_refused(tmp_path: Path) -> None:
-    serve = subprocess.Popen([sys.executable, "-m", "bench", "serve", "smoke", "--set", "port=18104",
+    port = free_port()
+    serve = subprocess.Popen([sys.executable, "-m", "bench", "serve", "smoke", "--set", f"port={port}",
                               "threadpool_tokens=9"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, start_new_session=True)
+                             text=True, start_new_session=True, preexec_fn=ctrl_c_on)
     try:
         line = serve.stdout.readline() if serve.stdout else ""
         assert "serving uvicorn" in line, line
         body = 'duration = 2\nwarmup = 0\nusers = 2\n'
-        proc = bench("run", scenario(tmp_path, body, 18104), "--backend", "local", "--out", str(tmp_path / "a"),
-                     "--target-url", "http://127.0.0.1:18104", "--no-report")
+        proc = bench("run", scenario(tmp_path, body, port), "--backend", "local", "--out", str(tmp_path / "a"),
+                     "--target-url", f"http://127.0.0.1:{port}", "--no-report")
         assert proc.returncode == 0, proc.stderr
         row = RunDir(run_dir_of(proc)).rows()[0]
         assert row.status == "ok" and row.requests > 0 and row.target_affinity == split_host()[0]
         # the same port for a target of our own: another server answers there, which would be
         # measured instead of ours, so the run refuses before it starts
-        proc = bench("run", scenario(tmp_path, body, 18104), "--backend", "local", "--out", str(tmp_path / "b"),
+        proc = bench("run", scenario(tmp_path, body, port), "--backend", "local", "--out", str(tmp_path / "b"),
                      "--no-report")
-        assert proc.returncode == 2 and "port 18104 is already in use" in proc.stderr
+        assert proc.returncode == 2 and f"port {port} is already in use" in proc.stderr
         assert not (tmp_path / "b").exists()
     finally:
         os.killpg(serve.pid, signal.SIGINT)
@@ -129,13 +138,15 @@ def test_target_url_loads_a_running_target_and_a_taken_port_is_refused(tmp_path:
 
 
 def test_saturated_load_generator_is_flagged_and_an_idle_one_is_not(tmp_path: Path) -> None:
-    # one Locust process on one core against a no-op: Locust, not the target, is the limit
+    # one Locust process on one core against a no-op: Locust, not the target, is the limit (a
+    # uvicorn worker serves async no-ops about twice as fast as one Locust process sends them,
+    # so Locust runs flat out). 6 s windows: a few samples of noise cannot pull the mean under 90 %.
     target, loadgen = split_host()
-    body = ('duration = 3\nwarmup = 1\n'
+    body = ('duration = 6\nwarmup = 1\n'
             f'target_cpuset = "{target}"\nloadgen_cpuset = "{loadgen.split(",")[0].split("-")[0]}"\n'
             '[[matrix]]\nworkload = ["noop"]\nstyle = ["async"]\nusers = [50]\n'
             '[[matrix]]\nworkload = ["sleep"]\nstyle = ["async"]\nusers = [10]\nsleep_ms = [100]\n')
-    proc = bench("run", scenario(tmp_path, body, 18105), "--backend", "local", "--out", str(tmp_path / "r"),
+    proc = bench("run", scenario(tmp_path, body, free_port()), "--backend", "local", "--out", str(tmp_path / "r"),
                  "--no-report")
     assert proc.returncode == 0, proc.stderr
     rows = {r.workload: r for r in RunDir(run_dir_of(proc)).rows()}

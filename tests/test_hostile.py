@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.results import SCHEMA_VERSION
+from tests.test_app import free_port
 from tests.test_scenario import bench_cli, write
 
 
@@ -69,7 +70,7 @@ def test_bad_options_are_refused(args: list[str], message: str) -> None:
 
 def test_out_pointing_at_a_file(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("")
-    refused(bench_cli("run", "smoke", "--backend", "local", "--out", str(tmp_path / "f")),
+    refused(bench_cli("run", "smoke", "--backend", "local", "--out", str(tmp_path / "f"), "--set", f"port={free_port()}"),
             "exists and is not a directory")
 
 
@@ -119,3 +120,8 @@ def test_durations_in_locust_format() -> None:
     proc = bench_cli("plan", "smoke", "--set", "duration=1m30s", "warmup=5s", "workload=noop", "style=async")
     assert proc.returncode == 0, proc.stderr
     assert "~" in proc.stdout and "estimated wall time: 0:01:" in proc.stdout, proc.stdout
+
+
+def test_a_key_with_a_line_break_is_named_on_one_line(tmp_path: Path) -> None:
+    # found by the property test: a matrix key "\n" made a two-line message
+    refused(bench_cli("plan", write(tmp_path, '[matrix]\n"a\\nb" = []\n')), r"matrix.a\nb: expected")

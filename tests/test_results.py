@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from bench.cells import PARAM_COLUMNS, Cell
-from bench.locust_csv import read_aggregated
+from bench.locust_csv import LocustStats, most_frequent_failure, read_aggregated
 from bench.monitor import Sample, usage
 from bench.results import COLUMNS, IDENTITY, latest
 from bench.rundir import RunDir, RunDirError, slug
 from bench.runner import identity_row, is_saturated
 from bench.scenario import from_dict
-from tests.fakes import write_locust_stats
+from tests.fakes import CSV_MAX, CSV_MEAN, CSV_PCT, write_locust_failures, write_locust_stats
 from tests.rows import make_row
 
 DATA = Path(__file__).parent / "data"
@@ -102,20 +103,51 @@ def test_new_target_dirs_skip_used_numbers(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
     assert run.new_target_dir().name == "01" and run.new_target_dir().name == "02"
     assert RunDir(tmp_path).new_target_dir().name == "03", "a resumed run does not reuse 01"
-    assert run.cell_dir("c", 2, 3) == tmp_path / "cells" / "c" / "r2.a3" and run.cell_dir("c", 1).name == "r1"
+    assert run.cell_dir("c", 2, 3) == tmp_path / "cells" / "c" / "r2.a3" and run.cell_dir("c", 1, 1).name == "r1"
 
 
 def test_locust_aggregated_row_by_header(tmp_path: Path) -> None:
     path = tmp_path / "measure_stats.csv"
-    write_locust_stats(path, requests=500, rps=99.5, p50=12.0)
+    write_locust_stats(path, requests=500, rps=99.5, failures=6)
     agg = read_aggregated(path)
-    assert (agg.requests, agg.rps, agg.p50_ms, agg.p99_ms) == (500, 99.5, 12.0, 36.0)
+    # each figure from its own column (the fake's columns all differ)
+    assert agg == LocustStats(requests=500, failures=6, rps=99.5, mean_ms=CSV_MEAN, p50_ms=CSV_PCT["50%"],
+                              p90_ms=CSV_PCT["90%"], p95_ms=CSV_PCT["95%"], p99_ms=CSV_PCT["99%"],
+                              p999_ms=CSV_PCT["99.9%"], max_ms=CSV_MAX)
+
+
+@pytest.mark.parametrize("column", ["Request Count", "Failure Count", "Requests/s", "99%", "Max Response Time"])
+def test_a_locust_csv_without_a_column_is_an_error_not_a_zero(tmp_path: Path, column: str) -> None:
+    path = tmp_path / "measure_stats.csv"
+    write_locust_stats(path, requests=500, rps=99.5, failures=6)
+    header, rest = path.read_text().split("\n", 1)
+    path.write_text(header.replace(f",{column},", f",{column} (renamed),") + "\n" + rest)
+    with pytest.raises(ValueError, match=re.escape(f"no {column!r} column")):
+        read_aggregated(path)
+
+
+def test_na_and_empty_fields_read_as_zero(tmp_path: Path) -> None:
+    path = tmp_path / "measure_stats.csv"
+    write_locust_stats(path, requests=0, rps=0.0)
+    path.write_text(path.read_text().replace(",11.0,", ",N/A,").replace(",12.0,", ",,"))
+    agg = read_aggregated(path)
+    assert agg.p50_ms == 0.0 and agg.requests == 0
+
+
+def test_most_frequent_failure(tmp_path: Path) -> None:
+    path = tmp_path / "measure_failures.csv"
+    assert most_frequent_failure(path) == ""
+    write_locust_failures(path, 12)
+    assert most_frequent_failure(path) == "HTTPError('503 Server Error') (x11)"
+    path.write_text("Method,Name,Error,Occurrences\n")
+    assert most_frequent_failure(path) == ""
 
 
 def test_locust_csv_written_by_real_locust() -> None:
     """A file Locust 2.47 wrote (see tests/data/README): the headers we read are really there."""
     agg = read_aggregated(DATA / "locust_2.47_stats.csv")
-    assert agg.requests > 0 and agg.rps > 0 and agg.p50_ms > 0 and agg.max_ms >= agg.p99_ms
+    assert agg == LocustStats(requests=438, failures=0, rps=220.2368653971823, mean_ms=2.9846342191770097,
+                              p50_ms=3, p90_ms=4, p95_ms=4, p99_ms=6, p999_ms=29, max_ms=29.494830000203365)
 
 
 def test_usage_over_window_with_a_fake_clock() -> None:

@@ -9,27 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, run_cmd, scenario
+from bench import cli, scenario
 from bench.cells import work_order
 from bench.results import COLUMNS, SCHEMA_VERSION
 from bench.rundir import RunDir
 from tests.fakes import FakeBackend
+from tests.test_app import free_port
 
 
 def scen_file(tmp_path: Path, body: str) -> str:
     path = tmp_path / "scen.toml"
-    path.write_text('name = "t"\n[defaults]\nduration = 1\nwarmup = 1\nspawn_rate = 1000\n' + body)
+    # a free port: the runner refuses a port something listens on, and 8000 may be taken here
+    path.write_text(f'name = "t"\n[defaults]\nport = {free_port()}\nduration = 1\nwarmup = 1\nspawn_rate = 1000\n'
+                    + body)
     return str(path)
 
 
 MATRIX = '[matrix]\nserver = ["uvicorn", "gunicorn"]\nworkload = ["noop", "sleep"]\nstyle = ["def", "async"]\n'
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
-    backend = FakeBackend()
-    monkeypatch.setattr(run_cmd, "load_backend", lambda choice: backend)
-    return backend
 
 
 def run(tmp_path: Path, *args: str) -> tuple[int, Path]:
@@ -50,7 +46,8 @@ def test_all_cells_ok_and_target_started_once_per_server_config(tmp_path: Path, 
     # the spec travels with its results, the header comes from the one result type
     with (run_dir / "summary.csv").open() as fh:
         assert tuple(next(csv.reader(fh))) == COLUMNS
-    assert rows[0].users == 10 and rows[0].requests == 1000 and rows[0].rps == pytest.approx(100.0)
+    # Locust's final totals (result JSON), not its stats CSV's (which lag)
+    assert rows[0].users == 10 and rows[0].requests == 1007 and rows[0].rps == pytest.approx(100.5)
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(run_dir), "last stdout line: the run dir"
     env = json.loads((run_dir / "env.json").read_text())
     assert env["schema_version"] == SCHEMA_VERSION and env["backend"] == "fake" and env["ended_at"]
@@ -106,7 +103,7 @@ def test_interrupt_keeps_rows_and_resume_runs_only_what_is_missing(tmp_path: Pat
     assert len([s for s in fake.loads if s.phase == "measure"]) == 6
 
 
-def test_resume_refuses_set_and_unknown_dirs(tmp_path: Path, fake: FakeBackend,
+def test_resume_refuses_a_directory_that_is_not_a_run(tmp_path: Path, fake: FakeBackend,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["run", "--resume", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
@@ -196,7 +193,7 @@ def test_a_remote_target_is_a_backend_loaded_as_it_is(tmp_path: Path, fake: Fake
 
 def test_scenario_name_cannot_leave_out(tmp_path: Path, fake: FakeBackend) -> None:
     path = tmp_path / "evil.toml"
-    path.write_text('name = "../../x"\n[defaults]\nduration = 1\nwarmup = 0\n')
+    path.write_text(f'name = "../../x"\n[defaults]\nport = {free_port()}\nduration = 1\nwarmup = 0\n')
     code, run_dir = run(tmp_path, str(path))
     assert code == 0 and run_dir.parent == tmp_path / "results" and run_dir.name.endswith("-x")
     assert not (tmp_path.parent / "x").exists()

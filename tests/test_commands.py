@@ -1,0 +1,159 @@
+"""The command lines the figures depend on, asserted whole: a changed flag (Locust's stats reset,
+a server's timeout or keep-alive) changes what is measured, so it must change a test too."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import pytest
+from fastapi.routing import APIRoute
+
+from app import serve
+from app.main import app
+from app.serve import BadSetting, command
+from bench import scenario
+from bench.cells import work_order
+from bench.loadspec import (
+    LOCUSTFILE,
+    MASTER_PORT_OFFSET,
+    LoadSpec,
+    env_for,
+    load_spec,
+    master_argv,
+    worker_argv,
+)
+
+
+def cell(**kw):  # the default cell, with kw
+    return dataclasses.replace(scenario.from_dict({}, {}).cells()[0], **kw)
+
+
+def test_uvicorn_command_whole() -> None:
+    assert command({"BENCH_WORKERS": "2", "BENCH_PORT": "9001"}) == [
+        sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "9001",
+        "--workers", "2", "--loop", "auto", "--http", "auto", "--no-access-log", "--log-level", "warning",
+        "--timeout-graceful-shutdown", "3"]
+
+
+def test_gunicorn_command_whole() -> None:
+    assert command({"BENCH_SERVER": "gunicorn", "BENCH_WORKERS": "3", "BENCH_PORT": "9002"}) == [
+        sys.executable, "-m", "gunicorn", "app.main:app", "-k", "uvicorn_worker.UvicornWorker", "-w", "3",
+        "-b", "127.0.0.1:9002", "--log-level", "warning", "--graceful-timeout", "3", "--timeout", "120",
+        "--keep-alive", "5", "--no-control-socket"]
+
+
+def test_every_route_has_no_response_model() -> None:
+    """response_model=None everywhere: with a model FastAPI would validate a def endpoint's result
+    in the threadpool too, a second thread hop per request that async endpoints do not pay."""
+    routes = [r for r in app.routes if isinstance(r, APIRoute)]
+    assert [r.path for r in routes if r.response_model is not None] == []
+    endpoints = {f"/{s}/{w}" for s in ("def", "async") for w in ("noop", "cpu", "sleep", "blocking_sleep")}
+    assert {r.path for r in routes} == endpoints | {"/healthz", "/info"}
+
+
+def test_locust_standalone_command_whole() -> None:
+    spec = load_spec(cell(users=10, spawn_rate=5.0, duration=10.0, warmup=3.0, port=8100), "http://127.0.0.1:8100",
+                     "measure")
+    assert spec == LoadSpec(host="http://127.0.0.1:8100", path="/async/noop", users=10, spawn_rate=5.0,
+                            run_time_s=12,  # 2 s of ramp (10 users at 5/s) + 10 s measured
+                            processes=1, workers=0, master_port=8100 + MASTER_PORT_OFFSET, phase="measure",
+                            cpuset=spec.cpuset)
+    assert spec.cpuset == cell().loadgen_cpuset != ""  # every Locust process is pinned there
+    assert master_argv(spec, "/out/c/r1", "lf.py") == [
+        "locust", "-f", "lf.py", "--headless", "--host", "http://127.0.0.1:8100", "-u", "10", "-r", "5.0",
+        "--run-time", "12s", "--reset-stats", "--csv", "/out/c/r1/measure", "--csv-full-history",
+        "--html", "/out/c/r1/measure.html", "--only-summary", "--exit-code-on-error", "0", "--stop-timeout", "0"]
+    assert env_for(spec, "/out/c/r1") == {"BENCH_PATH": "/async/noop",
+                                          "BENCH_RESULT_OUT": "/out/c/r1/measure_result.json"}
+
+
+def test_warmup_uses_its_own_window_and_file_names() -> None:
+    spec = load_spec(cell(users=10, spawn_rate=10.0, duration=10.0, warmup=3.0), "http://h:1", "warmup")
+    argv = master_argv(spec, "/o")
+    assert spec.run_time_s == 4 and argv[argv.index("--run-time") + 1] == "4s"
+    assert argv[argv.index("--csv") + 1] == "/o/warmup" and argv[argv.index("--html") + 1] == "/o/warmup.html"
+    assert env_for(spec, "/o")["BENCH_RESULT_OUT"] == "/o/warmup_result.json"
+
+
+@pytest.mark.parametrize(("duration", "ramp_users", "run_time"), [(1.5, 1, 3), (2.0, 1, 3), (2.01, 2, 5)])
+def test_run_time_rounds_a_fractional_window_up(duration: float, ramp_users: int, run_time: int) -> None:
+    # ramp: ceil(users / spawn_rate) = users at 1/s; Locust takes whole seconds, never fewer than asked
+    spec = load_spec(cell(users=ramp_users, spawn_rate=1.0, duration=duration), "http://h:1", "measure")
+    assert spec.run_time_s == run_time
+
+
+def test_locust_processes_and_distributed_commands() -> None:
+    forked = load_spec(cell(loadgen_processes=4), "http://h:1", "measure")
+    assert master_argv(forked, "/o") == [*master_argv(load_spec(cell(), "http://h:1", "measure"), "/o"),
+                                         "--processes", "4"]
+    assert master_argv(load_spec(cell(loadgen_processes=2), "http://h:1", "measure"), "/o")[-2:] == ["--processes", "2"]
+    one = load_spec(cell(loadgen_processes=1), "http://h:1", "measure")
+    assert "--processes" not in master_argv(one, "/o")
+    dist = load_spec(cell(loadgen_workers=2, loadgen_processes=4, port=8200), "http://h:1", "measure")
+    assert dist.master_port == 8200 + MASTER_PORT_OFFSET
+    assert master_argv(dist, "/o", "lf.py") == [*master_argv(one, "/o", "lf.py"), "--master", "--expect-workers", "2", "--master-bind-host", "127.0.0.1", "--master-bind-port", "8757"]
+    assert "--processes" not in master_argv(dist, "/o"), "workers replace --processes"
+    assert worker_argv(dist)[:7] == ["locust", "-f", LOCUSTFILE, "--worker", "--master-host", "127.0.0.1",
+                                     "--master-port"]
+    assert worker_argv(dist, "10.0.0.1", "lf.py") == [
+        "locust", "-f", "lf.py", "--worker", "--master-host", "10.0.0.1", "--master-port", "8757", "--reset-stats"]
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"BENCH_SERVER": "hypercorn"}, "BENCH_SERVER='hypercorn': expected one of uvicorn, gunicorn"),
+    ({"BENCH_WORKERS": "0"}, "BENCH_WORKERS='0': expected a whole number from 1 to 1024"),
+    ({"BENCH_WORKERS": "1025"}, "BENCH_WORKERS='1025': expected a whole number from 1 to 1024"),
+    ({"BENCH_PORT": "0"}, "BENCH_PORT='0': expected a whole number from 1 to 65535"),
+    ({"BENCH_PORT": "65536"}, "BENCH_PORT='65536': expected a whole number from 1 to 65535"),
+    ({"THREADPOOL_TOKENS": "0"}, "THREADPOOL_TOKENS='0': expected a whole number from 1 to 100000"),
+    ({"THREADPOOL_TOKENS": "100001"}, "THREADPOOL_TOKENS='100001': expected a whole number from 1 to 100000"),
+    ({"BENCH_BIND": "fe80::1%lo"}, "BENCH_BIND='fe80::1%lo': expected an IP address such as 127.0.0.1, 0.0.0.0, "
+                                   "::1 or :: (not a hostname; IPv6 without brackets or a %scope)"),
+])
+def test_a_bad_setting_is_named_whole(env: dict[str, str], message: str) -> None:
+    with pytest.raises(BadSetting) as err:
+        command(env)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("env", [{"BENCH_WORKERS": "1024"}, {"BENCH_PORT": "1"}, {"BENCH_PORT": "65535"},
+                                 {"THREADPOOL_TOKENS": "1"}, {"THREADPOOL_TOKENS": "100000"}])
+def test_the_bounds_themselves_are_allowed(env: dict[str, str]) -> None:
+    assert command(env)
+
+
+def test_serve_main_execs_the_command_with_the_defaults_it_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, list[str], dict[str, str]]] = []
+    monkeypatch.setattr(serve.os, "execve", lambda path, argv, env: calls.append((path, argv, env)))
+    monkeypatch.setattr(serve.os, "environ", {"BENCH_PORT": "9003", "THREADPOOL_TOKENS": "7"})
+    serve.main()
+    [(path, argv, env)] = calls
+    assert path == sys.executable and argv == command({"BENCH_PORT": "9003"})
+    # /info reports BENCH_SERVER and BENCH_WORKERS: the defaults that run are set for it
+    assert env == {"BENCH_PORT": "9003", "THREADPOOL_TOKENS": "7", "BENCH_SERVER": "uvicorn", "BENCH_WORKERS": "1"}
+
+
+def test_serve_main_refuses_a_bad_setting_with_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(serve.os, "execve", lambda *a: pytest.fail("must not start"))
+    monkeypatch.setattr(serve.os, "environ", {"BENCH_LOOP": "trio"})
+    with pytest.raises(SystemExit) as exit_:
+        serve.main()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == "app.serve: BENCH_LOOP='trio': expected one of auto, asyncio, uvloop\n"
+
+
+@pytest.mark.parametrize(("kw", "seconds"), [
+    # warmup run (ramp 1 + 3 s + 3 s start) + measured run (ramp 1 + 10 s + 3 s start)
+    ({"warmup": 3.0}, 1 + 3 + 3 + 1 + 10 + 3),
+    ({"warmup": 0.0}, 1 + 10 + 3),  # no warmup run at all
+    ({"warmup": 0.5, "users": 30}, 3 + 0.5 + 3 + 3 + 10 + 3),  # ramp 30 users at 10/s = 3 s
+    ({"warmup": 0.0, "loadgen_workers": 2}, 1 + 10 + 3 + 2),  # master + workers start slower
+])
+def test_plan_estimate_per_repeat(kw: dict[str, float], seconds: float) -> None:
+    assert cell(**{"users": 10, "spawn_rate": 10.0, "duration": 10.0, **kw}).estimated_s() == seconds
+
+
+def test_work_order_of_nothing_is_nothing() -> None:
+    assert work_order([]) == []
