@@ -150,35 +150,33 @@ class Runner:
             log = procs.tail(cell_dir / "measure_locust.log", 5)
             raise CellFailed(f"Locust wrote no {stats_csv.name}: {log}")
         agg = read_aggregated(stats_csv)
-        out: dict[str, Any] = {"mean_ms": agg.mean_ms, "p50_ms": agg.p50_ms, "p90_ms": agg.p90_ms,
-                               "p95_ms": agg.p95_ms, "p99_ms": agg.p99_ms, "p999_ms": agg.p999_ms,
-                               "max_ms": agg.max_ms, "latency_source": "locust"}
-        notes: list[str] = []
         result_path = cell_dir / "measure_result.json"
-        cpu_warning = False
-        if result_path.exists():
-            hist, meta = hdr.load_result(result_path)
-            cpu_warning = bool(meta.get("cpu_warning"))
-            # Locust tells when its users were all spawned and when it stopped: the real window
-            t0, t1 = float(meta.get("t_start", t0)), float(meta.get("t_stop", t1))
-            if "requests" in meta:  # its final totals; the stats CSV may lag by up to a second
-                agg = replace(agg, requests=int(meta["requests"]), failures=int(meta["failures"]),
-                              rps=float(meta["rps"]), mean_ms=float(meta["mean_ms"]))
-                out["mean_ms"] = agg.mean_ms
-            if hist.get_total_count() > 0:
-                out.update(hdr.percentiles_ms(hist), latency_source="hdr")
-            if "count_mismatch" in meta:  # a Locust process's histogram was lost on the way
-                notes.append(f"latency histogram incomplete ({meta['count_mismatch']})")
+        hist, meta = hdr.load_result(result_path) if result_path.exists() else (None, {})
+        if "requests" in meta:  # Locust's final totals; its stats CSV may lag by up to a second
+            agg = replace(agg, requests=int(meta["requests"]), failures=int(meta["failures"]),
+                          rps=float(meta["rps"]), mean_ms=float(meta["mean_ms"]))
         if agg.requests == 0:
             raise CellFailed("no request completed in the measured window")
-        out.update(requests=agg.requests, failures=agg.failures, rps=agg.rps)
+        # Locust tells when its users were all spawned and when it stopped: the real window
+        t0, t1 = float(meta.get("t_start", t0)), float(meta.get("t_stop", t1))
+        out: dict[str, Any] = {"requests": agg.requests, "failures": agg.failures, "rps": agg.rps,
+                               "mean_ms": agg.mean_ms, "p50_ms": agg.p50_ms, "p90_ms": agg.p90_ms,
+                               "p95_ms": agg.p95_ms, "p99_ms": agg.p99_ms, "p999_ms": agg.p999_ms,
+                               "max_ms": agg.max_ms, "latency_source": "locust"}
+        if hist is not None and hist.get_total_count() > 0:
+            out.update(hdr.percentiles_ms(hist), latency_source="hdr")
+        # an ok row's error column carries what its figures should be read with
+        notes = []
         if agg.failures:
             example = most_frequent_failure(cell_dir / "measure_failures.csv")
-            notes.insert(0, f"{agg.failures} failed requests, e.g. {example}")
-        if notes:  # an ok row's error column carries what the figures should be read with
+            notes.append(f"{agg.failures} failed requests, e.g. {example}")
+        if "count_mismatch" in meta:  # a Locust process's histogram was lost on the way
+            notes.append(f"latency histogram incomplete ({meta['count_mismatch']})")
+        if notes:
             out["error"] = "; ".join(notes)
         load_use = mon.usage("loadgen", t0, t1)
-        saturated = cpu_warning or is_saturated(cell, load_use.cpu_pct, load_use.max_proc_cpu_pct)
+        saturated = (bool(meta.get("cpu_warning"))  # Locust's own warning, or what we sampled
+                     or is_saturated(cell, load_use.cpu_pct, load_use.max_proc_cpu_pct))
         target_use = mon.usage("target", t0, t1)
         out.update(
             loadgen_cpu_pct=load_use.cpu_pct, loadgen_saturated=saturated,

@@ -11,8 +11,7 @@ import pytest
 from bench import cli, runner
 from bench.cells import Cell
 from bench.rundir import RunDir
-from tests.test_runner import run, scen_file
-from tests.test_runner_paths import ONE, one_row
+from tests.runs import ONE, one_row, run, scen_file
 
 
 def cell(**kw) -> Cell:

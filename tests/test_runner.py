@@ -14,25 +14,10 @@ from bench.cells import work_order
 from bench.results import COLUMNS, SCHEMA_VERSION
 from bench.rundir import RunDir
 from tests.fakes import FakeBackend
+from tests.runs import run, scen_file
 from tests.test_app import free_port
 
-
-def scen_file(tmp_path: Path, body: str) -> str:
-    path = tmp_path / "scen.toml"
-    # a free port: the runner refuses a port something listens on, and 8000 may be taken here
-    path.write_text(f'name = "t"\n[defaults]\nport = {free_port()}\nduration = 1\nwarmup = 1\nspawn_rate = 1000\n'
-                    + body)
-    return str(path)
-
-
 MATRIX = '[matrix]\nserver = ["uvicorn", "gunicorn"]\nworkload = ["noop", "sleep"]\nstyle = ["def", "async"]\n'
-
-
-def run(tmp_path: Path, *args: str) -> tuple[int, Path]:
-    out = tmp_path / "results"
-    code = cli.main(["run", *args, "--out", str(out), "--no-report"])
-    dirs = sorted(out.iterdir()) if out.exists() else []
-    return code, dirs[-1] if dirs else out
 
 
 def test_all_cells_ok_and_target_started_once_per_server_config(tmp_path: Path, fake: FakeBackend,

@@ -10,21 +10,11 @@ import re
 import pytest
 
 from bench import cpuset, runner
-from bench.results import SummaryRow
 from bench.rundir import RunDir
 from tests.fakes import CSV_PCT, SAMPLED, TARGET_LOG
-from tests.test_runner import run, scen_file
+from tests.runs import ONE, one_row, run, scen_file
 
 LOG_TAIL = " | ".join(f"fake locust line {i}" for i in range(4, 9))  # the log's last 5 lines
-ONE = '[matrix]\nworkload = ["sleep"]\nstyle = ["def"]\n'
-
-
-def one_row(tmp_path, *args: str, body: str = ONE) -> tuple[int, SummaryRow]:
-    code, run_dir = run(tmp_path, scen_file(tmp_path, body), *args)
-    [row] = RunDir(run_dir).rows()
-    return code, row
-
-
 def test_an_ok_row_takes_hdr_percentiles_final_totals_and_the_samplers_window(tmp_path, fake) -> None:
     code, row = one_row(tmp_path)
     assert code == 0 and row.status == "ok" and row.error == ""
