@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 from anyio.to_thread import current_default_thread_limiter
 from fastapi import FastAPI, Query
 
+from app import pinning
 from app.buildinfo import python_build
 from app.sampler import sample_forever
 
@@ -32,6 +33,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # before anything else runs here: the worker's first request must already run where it is pinned
+    pin_dir = os.environ.get("BENCH_PIN_DIR")
+    if pin_dir:
+        pinning.apply(os.environ.get("BENCH_WORKER_PINNING", "set"), Path(pin_dir))
     # the limiter is per event loop (an anyio RunVar), so it is sized here, inside the worker's loop
     tokens = os.environ.get("THREADPOOL_TOKENS")
     if tokens:
@@ -137,6 +142,7 @@ PACKAGES = {"fastapi": "fastapi", "starlette": "starlette", "anyio": "anyio", "u
 
 @get("/info", head=True)
 async def info() -> dict[str, Any]:
+    pin_dir = os.environ.get("BENCH_PIN_DIR")
     return {
         "python": platform.python_version(),
         # interpreter builds differ in speed (PGO/LTO): a pure-Python loop measures the build too
@@ -145,7 +151,10 @@ async def info() -> dict[str, Any]:
         "server": os.environ.get("BENCH_SERVER"),
         "workers": int(os.environ.get("BENCH_WORKERS", "1")),
         "pid": os.getpid(),
-        "cpu_affinity": sorted(os.sched_getaffinity(0)),
+        "cpu_affinity": sorted(os.sched_getaffinity(0)),  # this worker's
+        "worker_pinning": os.environ.get("BENCH_WORKER_PINNING", "set"),
+        # every live worker's CPUs, in slot order (app/pinning.py): the runner checks them all
+        "worker_affinity": pinning.workers(Path(pin_dir)) if pin_dir else [],
         # the size in force in this worker's loop, not the one requested
         "threadpool_tokens": current_default_thread_limiter().total_tokens,
         "loop": type(asyncio.get_running_loop()).__name__,

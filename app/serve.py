@@ -4,7 +4,9 @@ so the pid is the server's own master and signals reach it directly.
 BENCH_SERVER uvicorn|gunicorn (uvicorn), BENCH_WORKERS (1), BENCH_PORT (8000), BENCH_BIND (an IPv4
 or IPv6 address literal such as 0.0.0.0 or ::1, without brackets; 127.0.0.1: any other address must
 be asked for), BENCH_LOOP auto|asyncio|uvloop and BENCH_HTTP auto|h11|httptools (uvicorn only);
-THREADPOOL_TOKENS and BENCH_STATS_DIR pass through to the app.
+BENCH_WORKER_PINNING set|core (set: see app/pinning.py); THREADPOOL_TOKENS and BENCH_STATS_DIR pass
+through to the app. Each start gets a fresh BENCH_PIN_DIR (inside BENCH_STATS_DIR when given) where
+the workers claim their slots.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
+import tempfile
 from collections.abc import Mapping
+
+from app.pinning import MODES as PINNINGS  # stdlib only, like this module
 
 SERVERS = ("uvicorn", "gunicorn")
 LOOPS = ("auto", "asyncio", "uvloop")
@@ -61,6 +66,7 @@ def command(env: Mapping[str, str]) -> list[str]:
     bind = _address(env, "BENCH_BIND", "127.0.0.1")
     loop = _choice(env, "BENCH_LOOP", "auto", LOOPS)
     http = _choice(env, "BENCH_HTTP", "auto", HTTPS)
+    _choice(env, "BENCH_WORKER_PINNING", "set", PINNINGS)  # read by the app; checked before start
     if "THREADPOOL_TOKENS" in env:  # read by the app; checked here so a typo fails before start
         _int(env, "THREADPOOL_TOKENS", 40, 1, 100_000)
     if server == "uvicorn":
@@ -97,6 +103,12 @@ def main() -> None:
     # /info reports these; command() has checked them, so the defaults are what runs
     env.setdefault("BENCH_SERVER", "uvicorn")
     env.setdefault("BENCH_WORKERS", "1")
+    env.setdefault("BENCH_WORKER_PINNING", "set")
+    # fresh per start: a slot or affinity file of an earlier server must not count for this one
+    stats_dir = env.get("BENCH_STATS_DIR")
+    if stats_dir:
+        os.makedirs(stats_dir, exist_ok=True)
+    env["BENCH_PIN_DIR"] = tempfile.mkdtemp(prefix="pin-", dir=stats_dir or None)
     os.execve(argv[0], argv, env)
 
 

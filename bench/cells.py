@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -22,6 +23,7 @@ class ServerConfig:
     workers: int
     threadpool_tokens: int
     target_cpuset: str
+    worker_pinning: str  # set | core (app/pinning.py)
     port: int
     bind: str
     loop: str  # auto | asyncio | uvloop
@@ -44,6 +46,7 @@ class Cell:
     cpu_iterations: int
     threadpool_tokens: int
     target_cpuset: str
+    worker_pinning: str
     loadgen_cpuset: str
     loadgen_processes: int
     loadgen_workers: int
@@ -58,7 +61,7 @@ class Cell:
     @property
     def server_config(self) -> ServerConfig:
         return ServerConfig(
-            self.server, self.workers, self.threadpool_tokens, self.target_cpuset,
+            self.server, self.workers, self.threadpool_tokens, self.target_cpuset, self.worker_pinning,
             self.port, self.bind, self.loop, self.http,
         )
 
@@ -87,10 +90,9 @@ class Cell:
         return math.ceil(self.users / self.spawn_rate)
 
     def estimated_s(self) -> float:
-        """Wall time of one repeat: warmup run + measured run, each with its ramp, plus start-up."""
-        per_locust_start = 3.0 + (2.0 if self.loadgen_workers else 0.0)
-        warm = (self.ramp_s + self.warmup + per_locust_start) if self.warmup > 0 else 0.0
-        return warm + self.ramp_s + self.duration + per_locust_start
+        """Wall time of one repeat: one Locust run (its warmup covers the ramp) plus start-up."""
+        start = 2.0 + (2.0 if self.loadgen_workers else 0.0)
+        return start + max(self.ramp_s, self.warmup) + self.duration
 
     def params(self) -> dict[str, Any]:
         out = asdict(self)
@@ -113,15 +115,17 @@ _PARAM_FIELDS: tuple[tuple[str, str], ...] = tuple(
 PARAM_COLUMNS: tuple[str, ...] = tuple(column for _, column in _PARAM_FIELDS)
 
 
-def expand(defaults: dict[str, Any], matrix: dict[str, list[Any]]) -> list[Cell]:
-    """The product of the matrix axes over the defaults, in scenario order (last axis fastest).
+def expand(defaults: dict[str, Any], matrix: dict[str, list[Any]],
+           resolve: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> list[Cell]:
+    """The product of the matrix axes over the defaults, in scenario order (last axis fastest),
+    each combination's words ("cores", "auto") made numbers by `resolve`.
 
     Identical cells collapse into one: `workers = [1, "cores"]` on a one-CPU target is one cell.
     """
     axes = tuple(matrix)
     cells: dict[Cell, None] = {}
     for combo in itertools.product(*(matrix[a] for a in axes)):
-        values = {**defaults, **dict(zip(axes, combo, strict=True))}
+        values = resolve({**defaults, **dict(zip(axes, combo, strict=True))})
         cells.setdefault(Cell(**values, axes=axes))
     return list(cells)
 

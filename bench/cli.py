@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from bench import cpuset
 from bench import scenario as scenario_mod
+from bench.cells import Cell
 from bench.errors import BadInput
 from bench.progress import hms
 
@@ -116,15 +117,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     items = work_order(scen.cells())
     warn_exposed(scen.cells())
     print(f"scenario {scen.name}: {len(scen.cells())} cells, {len(items)} runs with repeats")
+    print(split_reason(sorted(cpuset.host_cpus())))
     configs = []
     for i, (cell, repeat) in enumerate(items, 1):
         if not configs or configs[-1] != cell.server_config:
             configs.append(cell.server_config)
             cfg = cell.server_config
             print(f"  target: {cfg.server} x{cfg.workers} workers, {cfg.threadpool_tokens} tokens, "
-                  f"CPUs {cfg.target_cpuset}, port {cfg.port}")
+                  f"CPUs {cfg.target_cpuset} (worker_pinning {cfg.worker_pinning}), port {cfg.port}")
         print(f"  {i:3d}. {cell.cell_id} r{repeat}  GET {cell.path}  users={cell.users}  "
-              f"Locust CPUs {cell.loadgen_cpuset}  ~{cell.estimated_s():.0f} s")
+              f"Locust CPUs {cell.loadgen_cpuset} x{_generators(cell)}  ~{cell.estimated_s():.0f} s")
     for cell in {c.server_config: c for c, _ in items}.values():
         if cpuset.parse(cell.target_cpuset) & cpuset.parse(cell.loadgen_cpuset):
             print(f"  warning: target CPUs {cell.target_cpuset} overlap Locust's {cell.loadgen_cpuset}: "
@@ -132,6 +134,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
     total = sum(c.estimated_s() for c, _ in items) + 3.0 * len(configs)
     print(f"estimated wall time: {hms(total)} ({len(configs)} target starts)")
     return 0
+
+
+def split_reason(cpus: list[int]) -> str:
+    """What `auto` CPU sets mean on this host, and why (bench plan's first line)."""
+    target, loadgen = cpuset.split(cpus)
+    if target == loadgen:
+        return (f"host CPUs {cpuset.format(cpus)}: one CPU, so 'auto' puts the target and Locust on it "
+                "together (their figures cannot be told apart)")
+    return (f"host CPUs {cpuset.format(cpus)}: 'auto' gives the target {target} and Locust {loadgen} "
+            "(a third "
+            "for the target, at least one: Locust needs about two cores per target core to keep up "
+            "with a no-op endpoint; README, On a cloud VM)")
+
+
+def _generators(cell: Cell) -> str:
+    if cell.loadgen_workers:
+        return f"{cell.loadgen_workers} workers"
+    return f"{cell.loadgen_processes} process{'es' if cell.loadgen_processes > 1 else ''}"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -4,8 +4,8 @@ Locust's own CSV rounds response times (to 2 significant figures above 100 ms), 
 difference between two close cells; the locustfile therefore also records every response time in
 an HdrHistogram and writes it into `measure_result.json`:
 
-    {"hdr": base64 of HdrHistogram.encode(), "count": int, "cpu_warning": bool,
-     "role": "local" | "master", ...}
+    {"hdr": base64 of HdrHistogram.encode(), "count": int, "lag_hdr": the same for Locust's
+     event-loop lag, "cpu_warning": bool, "role": "local" | "master", ...}
 
 Values are integer microseconds, 1 µs .. 1 h, 3 significant digits (loadgen/hdr_config.py, shared
 with the locustfile): below 2.048 ms every microsecond has its own bucket, above that the relative
@@ -105,3 +105,13 @@ def load_result(path: Path) -> tuple[HdrHistogram, dict[str, Any]]:
         return parse_result(data)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc
+
+
+def lag_mean_ms(meta: dict[str, Any]) -> float:
+    """The mean of Locust's event-loop lag (loadgen/lag.py) from a result's metadata; 0.0 when
+    none was recorded."""
+    encoded = meta.get("lag_hdr")
+    if not encoded:
+        return 0.0
+    hist = decode(encoded)
+    return round(hist.get_mean_value() / 1000.0, 3) if hist.get_total_count() else 0.0

@@ -17,35 +17,37 @@ MASTER_PORT_OFFSET = 557  # master's port = target port + offset, away from Locu
 
 @dataclass(frozen=True)
 class LoadSpec:
+    """One Locust run per cell: the warmup (which covers the ramp) and the measured window in one,
+    the locustfile resetting the statistics and the histogram between them (no second start-up)."""
+
     host: str  # http://127.0.0.1:PORT - loopback unless the user pointed --target-url elsewhere
     path: str
     users: int
     spawn_rate: float
     run_time_s: int
+    warmup_s: float  # from Locust's start; the measured window opens once it is over and all users run
     processes: int
     workers: int  # 0: one Locust (maybe forked with --processes); N: master + N worker processes
     master_port: int
-    phase: str  # warmup | measure
     cpuset: str  # CPUs every Locust process is pinned to
 
     @property
     def prefix(self) -> str:
-        return self.phase
+        return "measure"  # measure_stats.csv, measure_result.json, measure_locust.log...
 
 
-def load_spec(cell: Cell, host: str, phase: str) -> LoadSpec:
-    seconds = cell.warmup if phase == "warmup" else cell.duration
+def load_spec(cell: Cell, host: str) -> LoadSpec:
     return LoadSpec(
         host=host,
         path=cell.path,
         users=cell.users,
         spawn_rate=cell.spawn_rate,
         # Locust takes whole seconds: a fractional window is rounded up, never cut short
-        run_time_s=math.ceil(cell.ramp_s + seconds),
+        run_time_s=math.ceil(max(cell.ramp_s, cell.warmup) + cell.duration),
+        warmup_s=cell.warmup,
         processes=cell.loadgen_processes,
         workers=cell.loadgen_workers,
         master_port=cell.port + MASTER_PORT_OFFSET,
-        phase=phase,
         cpuset=cell.loadgen_cpuset,
     )
 
@@ -54,6 +56,7 @@ def env_for(spec: LoadSpec, out_dir: str) -> dict[str, str]:
     """Environment the locustfile reads (see loadgen/locustfile.py)."""
     return {
         "BENCH_PATH": spec.path,
+        "BENCH_WARMUP_S": f"{spec.warmup_s:g}",
         "BENCH_RESULT_OUT": f"{out_dir}/{spec.prefix}_result.json",
     }
 
@@ -65,8 +68,8 @@ def master_argv(spec: LoadSpec, out_dir: str, locustfile: str = LOCUSTFILE) -> l
         "--host", spec.host,
         "-u", str(spec.users), "-r", str(spec.spawn_rate),
         "--run-time", f"{spec.run_time_s}s",
-        # stats (and our HDR histogram) restart once every user is spawned: the ramp is not measured
-        "--reset-stats",
+        # no --reset-stats: the locustfile resets the stats and its histogram itself, once every
+        # user runs and the warmup is over (loadgen/window.py), in every process at once
         "--csv", f"{out_dir}/{spec.prefix}", "--csv-full-history",
         "--html", f"{out_dir}/{spec.prefix}.html",
         "--only-summary", "--exit-code-on-error", "0",
@@ -82,4 +85,4 @@ def master_argv(spec: LoadSpec, out_dir: str, locustfile: str = LOCUSTFILE) -> l
 
 def worker_argv(spec: LoadSpec, master_host: str = "127.0.0.1", locustfile: str = LOCUSTFILE) -> list[str]:
     return ["locust", "-f", locustfile, "--worker", "--master-host", master_host,
-            "--master-port", str(spec.master_port), "--reset-stats"]
+            "--master-port", str(spec.master_port)]

@@ -76,7 +76,7 @@ def inside_table(rows: list[SummaryRow]) -> Table:
     """Why a cell is fast or slow, per cell (worst repeat): the threadpool queue and the event loop's
     lag as each target worker saw them, the target's resources and the load generator's CPU."""
     header = ["cell", "threads busy", "requests waiting for a thread", "loop lag p99 ms", "target CPU %",
-              "target RSS MB", "target threads", "Locust CPU %"]
+              "target RSS MB", "target threads", "Locust CPU %", "Locust headroom x", "Locust loop lag ms"]
     by_cell: dict[str, list[SummaryRow]] = {}
     for r in rows:
         if r.status == "ok":
@@ -87,13 +87,17 @@ def inside_table(rows: list[SummaryRow]) -> Table:
                     str(max(r.threadpool_waiting_max for r in rs)),
                     f"{max(r.loop_lag_p99_ms for r in rs):.1f}", f"{max(r.target_cpu_pct for r in rs):.0f}",
                     f"{max(r.target_rss_mb for r in rs):.0f}", str(max(r.target_threads for r in rs)),
-                    f"{max(r.loadgen_cpu_pct for r in rs):.0f}"])
+                    f"{max(r.loadgen_cpu_pct for r in rs):.0f}", f"{min(r.loadgen_headroom for r in rs):.2f}",
+                    f"{max(r.loadgen_lag_ms for r in rs):.1f}"])
     return header, out
 
 
 NOTE_INSIDE = ("Sampled every 10 ms inside each target worker, worst repeat shown: threads busy = anyio "
                "tokens in use by def endpoints, waiting = def requests queued for a token, loop lag = how "
-               "late a 10 ms timer fires (a blocking call in async def shows here).")
+               "late a 10 ms timer fires (a blocking call in async def shows here). Locust headroom = the "
+               "requests/s its CPUs allow at its measured CPU cost per request over the requests/s it sent "
+               "(under 1.1: Locust set the pace); Locust loop lag = mean lateness of a 20 ms timer in its "
+               "own event loop (over 1 ms: it waited for a CPU).")
 
 
 def failed_list(rows: list[SummaryRow]) -> list[str]:

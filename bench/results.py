@@ -18,7 +18,10 @@ from bench.cells import PARAM_COLUMNS
 #   1 - first version.
 #   2 - port, bind, loop and http columns (every Cell parameter is a column); `attempt` after
 #       `repeat` (--retry-failed appends a new attempt and keeps the failed one).
-SCHEMA_VERSION = 2
+#   3 - worker_pinning; loadgen_cpu_ms_per_request, loadgen_headroom and loadgen_lag_ms; one
+#       Locust run per cell (warmup and measurement in one, so no warmup_* files); target_affinity
+#       lists each worker's CPUs when they differ.
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class SummaryRow:
     cpu_iterations: int
     threadpool_tokens: int
     target_cpuset: str
+    worker_pinning: str
     loadgen_cpuset: str
     loadgen_processes: int
     loadgen_workers: int
@@ -49,7 +53,7 @@ class SummaryRow:
     bind: str
     loop: str
     http: str
-    target_affinity: str
+    target_affinity: str  # as /info reported: the set, or each worker's CPUs ("0/1/2") when they differ
     # outcome
     status: str  # ok | failed
     error: str
@@ -65,8 +69,11 @@ class SummaryRow:
     p999_ms: float = 0.0
     max_ms: float = 0.0
     latency_source: str = ""  # hdr (microsecond resolution) | locust (rounded)
-    # resources over the measured window
+    # resources over the measured window; Locust's capacity (bench/headroom.py)
     loadgen_cpu_pct: float = 0.0
+    loadgen_cpu_ms_per_request: float = 0.0
+    loadgen_headroom: float = 0.0  # requests/s its cores allow at that cost / requests/s achieved
+    loadgen_lag_ms: float = 0.0  # how late Locust's own event loop woke, mean (loadgen/lag.py)
     loadgen_saturated: bool = False
     target_cpu_pct: float = 0.0
     target_rss_mb: float = 0.0

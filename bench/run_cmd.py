@@ -180,10 +180,14 @@ def _finish(run: RunDir, checks: dict[str, Any], no_report: bool) -> int:
     print("\nsummary:", file=sys.stderr)
     for row in rows:
         print(f"  {describe(row)}", file=sys.stderr)
-    saturated = [r for r in rows if r.loadgen_saturated]
+    saturated = [r for r in rows if r.loadgen_saturated and r.status == "ok"]
     if saturated:
+        from bench.headroom import advice
+
         print(f"  {len(saturated)} row(s) flagged: Locust was the bottleneck there, so those figures "
-              "understate the target (more loadgen_processes / loadgen_workers or CPUs)", file=sys.stderr)
+              "understate the target:", file=sys.stderr)
+        for row in saturated:
+            print(f"    {advice(row)}", file=sys.stderr)
     for message in failed_checks or []:
         print(f"  check failed: {message}", file=sys.stderr)
     failed_cells: list[SummaryRow] = [r for r in rows if r.status != "ok"]

@@ -1,5 +1,6 @@
-"""The matrix loop: for each cell x repeat, reuse or start the target, check it, warm up,
-measure, and append one row to summary.csv at once (a crash at cell 37 keeps 36)."""
+"""The matrix loop: for each cell x repeat, reuse or start the target, check it, run one Locust
+(warmup, then the measured window), and append one row to summary.csv at once (a crash at cell
+37 keeps 36)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from app.sampler import idle_after, read_dir  # stdlib-only: shared with the target's workers
+from app import pinning  # stdlib-only, like app.sampler: shared with the target's workers
+from app.sampler import idle_after, read_dir
 from bench import cpuset, hdr, procs
 from bench.backends.base import Backend, LoadRun, Target, TargetError
 from bench.cells import Cell, ServerConfig
+from bench.headroom import cpu_ms_per_request, headroom, is_saturated
 from bench.loadspec import load_spec
 from bench.locust_csv import most_frequent_failure, read_aggregated
 from bench.monitor import Monitor
 from bench.results import SummaryRow
 from bench.rundir import RunDir
 
-SATURATED_PCT = 90.0  # of a core per Locust process, or of the Locust cpuset in total
 LOCUST_GRACE_S = 60.0  # start-up, stop and CSV writing on top of --run-time
 DRAIN_DEADLINE_S = 120.0
-DRAIN_POLL_S = 0.25  # the workers write a sampler line every 0.5 s
+DRAIN_POLL_S = 0.1  # the workers write a sampler line every 0.5 s
+WORKERS_DEADLINE_S = 30.0  # every worker of a started target has pinned itself and said where
 
 
 class CellFailed(Exception):
@@ -82,21 +85,37 @@ class Runner:
     def _measure(self, cell: Cell, cell_dir: Path) -> dict[str, Any]:
         self._affinity_seen = ""
         target = self._ensure_target(cell)
-        info = json.loads(procs.get(f"{target.url}/info"))
+        info = self._info(target, cell)
         (cell_dir / "target_info.json").write_text(json.dumps(info, indent=2))
-        self._affinity_seen = cpuset.format(info.get("cpu_affinity", []))
-        # a target we started must run where the cell says; a remote one is recorded as it is
-        if target.managed and self._affinity_seen != cell.target_cpuset:
-            raise CellFailed(
-                f"target runs on CPUs {self._affinity_seen}, not the requested {cell.target_cpuset}"
-            )
-        if target.managed and info.get("threadpool_tokens") != cell.threadpool_tokens:
-            raise CellFailed(f"target threadpool has {info.get('threadpool_tokens')} tokens, "
-                             f"not the requested {cell.threadpool_tokens}")
+        workers = [list(w.get("cpus", [])) for w in info.get("worker_affinity", [])]
+        # a remote target (or an older app) lists no workers: what answered is all there is
+        self._affinity_seen = pinning.describe(workers) or cpuset.format(info.get("cpu_affinity", []))
+        if target.managed:  # a target we started must run where the cell says
+            if len(workers) != cell.workers:
+                raise CellFailed(f"{len(workers)} of the target's {cell.workers} workers said where they "
+                                 f"run (/info worker_affinity, within {WORKERS_DEADLINE_S:.0f} s)")
+            want = pinning.expected(sorted(cpuset.parse(cell.target_cpuset)), cell.workers,
+                                    cell.worker_pinning)
+            if sorted(workers) != sorted(want):
+                raise CellFailed(f"target workers run on CPUs {self._affinity_seen or '?'}, not the "
+                                 f"requested {pinning.describe(want)} "
+                                 f"(worker_pinning = {cell.worker_pinning})")
+            if info.get("threadpool_tokens") != cell.threadpool_tokens:
+                raise CellFailed(f"target threadpool has {info.get('threadpool_tokens')} tokens, "
+                                 f"not the requested {cell.threadpool_tokens}")
         self._verify_endpoint(target, cell)
-        if cell.warmup > 0:
-            self._locust(cell, "warmup", cell_dir, target)  # discarded, kept apart as warmup_*
-        return self._locust(cell, "measure", cell_dir, target)
+        return self._locust(cell, cell_dir, target)
+
+    def _info(self, target: Target, cell: Cell) -> dict[str, Any]:
+        """/info once every worker of a started target has pinned itself and said where: /healthz
+        answered as soon as the first one could."""
+        deadline = time.monotonic() + WORKERS_DEADLINE_S
+        while True:
+            info = json.loads(procs.get(f"{target.url}/info"))
+            if (not target.managed or len(info.get("worker_affinity", [])) >= cell.workers
+                    or time.monotonic() >= deadline):
+                return info
+            time.sleep(0.05)
 
     def _verify_endpoint(self, target: Target, cell: Cell) -> None:
         """One request before the load: a 422 or 500 should fail the cell, not fill a CSV."""
@@ -105,8 +124,8 @@ class Runner:
         except OSError as exc:
             raise CellFailed(f"GET {cell.path} failed before the load: {exc}") from None
 
-    def _locust(self, cell: Cell, phase: str, cell_dir: Path, target: Target) -> dict[str, Any]:
-        spec = load_spec(cell, target.url, phase)
+    def _locust(self, cell: Cell, cell_dir: Path, target: Target) -> dict[str, Any]:
+        spec = load_spec(cell, target.url)
         started = self.clock()
         load = self.backend.start_load(spec, cell_dir)
         try:
@@ -118,17 +137,16 @@ class Runner:
         self._drain(ended, target)  # returns at once when the target is dead
         if not target.alive():
             self._drop_target()
-            raise CellFailed(f"target died during the {phase}: {target.log_tail(5)}")
-        log = cell_dir / f"{phase}_locust.log"
+            raise CellFailed(f"target died during the load: {target.log_tail(5)}")
         if code != 0:
-            raise CellFailed(f"Locust exited with code {code} in the {phase}: {procs.tail(log, 5)}")
-        if phase == "warmup":
-            return {}
-        return self._figures(cell, cell_dir, mon, started + cell.ramp_s, ended, target.managed)
+            log = cell_dir / f"{spec.prefix}_locust.log"
+            raise CellFailed(f"Locust exited with code {code}: {procs.tail(log, 5)}")
+        window_start = started + max(cell.ramp_s, cell.warmup)  # unless Locust says when it was
+        return self._figures(cell, cell_dir, mon, window_start, ended, target.managed)
 
     def _drain(self, since: float, target: Target) -> None:
         """Wait (bounded) until the target finished what Locust abandoned at its stop: with a full
-        threadpool queue that takes whole sleeps, and it would otherwise slow the next phase."""
+        threadpool queue that takes whole sleeps, and it would otherwise slow the next cell."""
         if not target.managed or self._stats_dir is None or not self._stats_dir.is_dir():
             return
         deadline = time.monotonic() + DRAIN_DEADLINE_S
@@ -175,14 +193,19 @@ class Runner:
         if notes:
             out["error"] = "; ".join(notes)
         load_use = mon.usage("loadgen", t0, t1)
-        saturated = (bool(meta.get("cpu_warning"))  # Locust's own warning, or what we sampled
-                     or is_saturated(cell, load_use.cpu_pct, load_use.max_proc_cpu_pct))
+        lag = hdr.lag_mean_ms(meta)
         target_use = mon.usage("target", t0, t1)
         out.update(
-            loadgen_cpu_pct=load_use.cpu_pct, loadgen_saturated=saturated,
+            loadgen_cpu_pct=load_use.cpu_pct,
+            loadgen_cpu_ms_per_request=cpu_ms_per_request(load_use.cpu_pct, agg.rps),
+            loadgen_headroom=headroom(cell, load_use.cpu_pct),
+            loadgen_lag_ms=lag,
+            # Locust's own warning, or what we sampled
+            loadgen_saturated=bool(meta.get("cpu_warning")) or is_saturated(
+                cell, load_use.cpu_pct, load_use.max_proc_cpu_pct, lag, out["p50_ms"]),
             target_cpu_pct=target_use.cpu_pct, target_rss_mb=target_use.rss_mb,
             target_threads=target_use.threads,
-            cpu_ms_per_request=cpu_ms_per_request(target_use.cpu_s, agg.requests),
+            cpu_ms_per_request=cpu_ms_per_request(target_use.cpu_pct, agg.rps),
         )
         if sampled and self._stats_dir is not None and self._stats_dir.is_dir():
             out.update(read_dir(self._stats_dir, t0, t1))
@@ -205,19 +228,6 @@ class Runner:
 
     def _drop_target(self) -> None:
         self._target, self._target_cfg = None, None
-
-
-def is_saturated(cell: Cell, total_pct: float, busiest_pct: float) -> bool:
-    """Locust is the bottleneck when one of its processes (single-threaded gevent) nears a full
-    core, or all of them together near the cores they may use."""
-    generators = cell.loadgen_workers or cell.loadgen_processes
-    capacity = 100.0 * min(generators, len(cpuset.parse(cell.loadgen_cpuset)))
-    return busiest_pct >= SATURATED_PCT or total_pct >= capacity * SATURATED_PCT / 100
-
-
-def cpu_ms_per_request(cpu_s: float, requests: int) -> float:
-    """The target's CPU time per request over the window, in milliseconds: what a request costs."""
-    return 1000.0 * cpu_s / requests
 
 
 def identity_row(cell: Cell, repeat: int, attempt: int, run_id: str, backend: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ class Key:
     lo: float | None = None
     hi: float | None = None
     check: Callable[[Any], None] | None = None
+    words: tuple[str, ...] = ()  # besides a value of `kind`: resolved per cell ("cores", "auto")
 
 
 def _check_cpuset(value: str) -> None:
@@ -90,18 +91,23 @@ KEYS: dict[str, Key] = {
     "duration": Key(float, 10.0, "measured seconds per cell", lo=1, hi=86_400),
     "warmup": Key(float, 3.0, "warm-up seconds before each measurement (discarded)", lo=0, hi=3_600),
     "server": Key(str, "uvicorn", "ASGI server", choices=("uvicorn", "gunicorn")),
-    "workers": Key(int, 1, "server worker processes ('cores' = CPUs in target_cpuset)", lo=1, hi=1024),
+    "workers": Key(int, 1, "server worker processes ('cores' = CPUs in target_cpuset)", lo=1, hi=1024,
+                   words=("cores",)),
+    "worker_pinning": Key(str, "set", "'set': each worker floats over target_cpuset; 'core': worker i "
+                          "pinned to its i-th CPU", choices=("set", "core")),
     "threadpool_tokens": Key(int, 40, "anyio thread limiter size per worker (anyio's default: 40)",
                              lo=1, hi=100_000),
-    "target_cpuset": Key(str, "auto", "CPUs the target is pinned to ('auto' = first half)",
-                         check=_check_cpuset),
-    "loadgen_cpuset": Key(str, "auto", "CPUs Locust is pinned to ('auto' = second half)",
+    "target_cpuset": Key(str, "auto", "CPUs the target is pinned to ('auto' = a third of the host, "
+                         "at least one: see README, On a cloud VM)", check=_check_cpuset),
+    "loadgen_cpuset": Key(str, "auto", "CPUs Locust is pinned to ('auto' = the rest)",
                           check=_check_cpuset),
     "cpu_iterations": Key(int, 1_000_000, "loop steps of the cpu workload", lo=0, hi=50_000_000),
     "sleep_ms": Key(int, 100, "sleep of the sleep/blocking_sleep workloads", lo=0, hi=60_000),
     "repeats": Key(int, 1, "times each cell runs (interleaved)", lo=1, hi=1_000),
-    "loadgen_processes": Key(int, 1, "Locust --processes on one host", lo=1, hi=256),
-    "loadgen_workers": Key(int, 0, "distributed Locust workers (0 = no master/worker split)", lo=0, hi=256),
+    "loadgen_processes": Key(int, "auto", "Locust processes on one host ('auto' = one per CPU of "
+                             "loadgen_cpuset, at most one per user)", lo=1, hi=256, words=("auto",)),
+    "loadgen_workers": Key(int, 0, "distributed Locust workers (0 = no master/worker split; 'auto' = one "
+                           "per CPU of loadgen_cpuset, at most one per user)", lo=0, hi=256, words=("auto",)),
     "port": Key(int, 8000, "target port on 127.0.0.1", lo=1, hi=65_535),
     "bind": Key(str, "127.0.0.1", "address the target binds (another one is an explicit choice)",
                 check=_check_bind),
@@ -123,7 +129,7 @@ class Scenario:
     def cells(self) -> list[Cell]:
         unique: dict[tuple[Any, ...], Cell] = {}
         for block in self.matrix:
-            for cell in expand(self.defaults, block):
+            for cell in expand(self.defaults, block, resolve_cell):
                 unique.setdefault(tuple(cell.params().values()), cell)  # a cell two blocks share runs once
         return list(unique.values())
 
@@ -137,8 +143,8 @@ def coerce(key: str, value: Any) -> Any:
     spec = KEYS.get(key)
     if spec is None:
         raise BadInput(f"unknown key {key!r} (known: {', '.join(KEYS)})")
-    if key == "workers" and value == "cores":
-        return value  # resolved against target_cpuset once that is known
+    if value in spec.words:
+        return value  # resolved per cell, against that cell's CPU sets and users (resolve_cell)
     try:
         if spec.kind is bool:
             if isinstance(value, str):
@@ -261,7 +267,7 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
     resolved.update(defaults)
     _resolve_auto(resolved)
     for block in blocks:
-        _resolve_axes(block, resolved)
+        _resolve_axes(block)
     checks = data.get("checks", {})
     _validate_checks(checks, where)
     scen = Scenario(
@@ -296,24 +302,41 @@ def _axes(block: dict[str, Any]) -> dict[str, list[Any]]:
     return axes
 
 
-def _resolve_axes(block: dict[str, list[Any]], resolved: dict[str, Any]) -> None:
+def _resolve_axes(block: dict[str, list[Any]]) -> None:
     for k in ("target_cpuset", "loadgen_cpuset"):
         if k in block:
             auto = cpuset.split_host()[0 if k == "target_cpuset" else 1]
             block[k] = [auto if v == "auto" else cpuset.format(cpuset.parse(v)) for v in block[k]]
-    if "workers" in block:
-        block["workers"] = [_workers(v, resolved["target_cpuset"]) for v in block["workers"]]
-
-
-def _workers(value: Any, target_set: str) -> int:
-    return len(cpuset.parse(target_set)) if value == "cores" else int(value)
 
 
 def _resolve_auto(values: dict[str, Any]) -> None:
     target, loadgen = cpuset.split_host()
     for key, auto in (("target_cpuset", target), ("loadgen_cpuset", loadgen)):
         values[key] = auto if values[key] == "auto" else cpuset.format(cpuset.parse(values[key]))
-    values["workers"] = _workers(values["workers"], values["target_cpuset"])
+
+
+def resolve_cell(values: dict[str, Any]) -> dict[str, Any]:
+    """One cell's words as numbers, from that cell's own CPU sets and users (an axis of
+    target_cpuset gives each of its cells its own "cores")."""
+    out = dict(values)
+    if out["workers"] == "cores":
+        out["workers"] = len(cpuset.parse(out["target_cpuset"]))
+    loadgen_cpus = len(cpuset.parse(out["loadgen_cpuset"]))
+    out["loadgen_workers"], out["loadgen_processes"] = loadgen_counts(
+        out["loadgen_workers"], out["loadgen_processes"], loadgen_cpus, out["users"])
+    return out
+
+
+def loadgen_counts(workers: int | str, processes: int | str, cpus: int, users: int) -> tuple[int, int]:
+    """(loadgen_workers, loadgen_processes) with "auto" resolved: one Locust process per CPU it may
+    use (a FastHttpUser process is one gevent loop: it never uses more than one core), but no more
+    processes than users (a process without a user only costs its start-up). Distributed workers
+    take the place of --processes, which then stays 1."""
+    per_cpu = max(1, min(cpus, users))
+    n_workers = per_cpu if workers == "auto" else int(workers)
+    if processes == "auto":
+        return n_workers, 1 if n_workers else per_cpu
+    return n_workers, int(processes)
 
 
 def _validate_checks(checks: Any, where: str) -> None:

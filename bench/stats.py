@@ -39,6 +39,7 @@ class CellStats:
     cpu_iterations: int
     threadpool_tokens: int
     target_cpuset: str
+    worker_pinning: str
     loadgen_cpuset: str
     loadgen_processes: int
     loadgen_workers: int
@@ -58,6 +59,7 @@ class CellStats:
     p99_ms_sd: float
     p99_ms_ci95: float
     cpu_ms_per_request_mean: float
+    loadgen_headroom_min: float  # the tightest ok repeat: under 1.1, Locust set the pace
     requests: int  # summed over ok repeats, with failures: the failure ratio's two terms
     failures: int
     any_saturated: bool  # some ok repeat had its load generator saturated: rps is a floor
@@ -103,6 +105,7 @@ def _cell_stats(cell_id: str, rows: list[SummaryRow]) -> CellStats:
     return CellStats(
         cell_id=cell_id, **params, n=len(ok), n_failed=len(rows) - len(ok), **figures,
         cpu_ms_per_request_mean=mean_sd_ci([r.cpu_ms_per_request for r in ok])[0],
+        loadgen_headroom_min=min((r.loadgen_headroom for r in ok), default=0.0),
         requests=sum(r.requests for r in ok), failures=sum(r.failures for r in ok),
         any_saturated=any(r.loadgen_saturated for r in ok),
     )

@@ -1,12 +1,16 @@
 """One endpoint per run, closed loop, with precise latencies.
 
-Env: BENCH_PATH (path + query, e.g. /async/sleep?ms=100; default /async/noop), BENCH_WAIT_READY_S
-(seconds to wait for the target's /healthz before loading it; 0, the default, does not wait),
-BENCH_RESULT_OUT (where the local or master process writes its result JSON at exit):
+Env: BENCH_PATH (path + query, e.g. /async/sleep?ms=100; default /async/noop), BENCH_WARMUP_S
+(seconds from the start, ramp included, before the measured window opens; 0: as soon as every user
+runs), BENCH_WAIT_READY_S (seconds to wait for the target's /healthz before loading it; 0, the
+default, does not wait), BENCH_RESULT_OUT (where the local or master process writes its result
+JSON at exit):
 
     {"hdr": base64 HdrHistogram.encode() ("" when empty), "count": requests in it,
-     "requests", "failures", "rps", "mean_ms": Locust's final totals,
-     "cpu_warning": bool, "role": "local" | "master", "t_start", "t_stop": unix times}
+     "requests", "failures", "rps", "mean_ms": Locust's final totals (measured window only),
+     "lag_hdr": the processes' event-loop lag, same encoding (loadgen/lag.py),
+     "warmup_requests": requests before the window, "cpu_warning": bool,
+     "role": "local" | "master", "t_start", "t_stop": unix times of the window}
 
 Locust rounds its percentiles (to 2 significant figures above 100 ms), which hides the
 difference between two close cells, so every response time also goes into an HDR histogram at
@@ -20,20 +24,23 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 from hdr_config import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 from hdrh.histogram import HdrHistogram
+from lag import LoopLag
 from locust import FastHttpUser, constant, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 from ready import wait_ready
+from window import Window
 
 PATH = os.environ.get("BENCH_PATH", "/async/noop")
 RESULT_OUT = os.environ.get("BENCH_RESULT_OUT", "")
+WARMUP_S = float(os.environ.get("BENCH_WARMUP_S") or 0)
 WAIT_READY_S = float(os.environ.get("BENCH_WAIT_READY_S") or 0)
-HDR_KEY = "bench_hdr"  # our entry in the worker -> master stats message
+HDR_KEY = "bench_hdr"  # our entries in the worker -> master stats message
+LAG_KEY = "bench_lag"
 
 
 def new_histogram() -> HdrHistogram:
@@ -43,8 +50,16 @@ def new_histogram() -> HdrHistogram:
 
 
 _hist = new_histogram()
-_window: dict[str, float] = {}
-_env_holder: dict[str, Environment] = {}
+_lag = LoopLag()
+
+
+def _clear() -> None:
+    _hist.reset()
+    _lag.hist.reset()
+
+
+_window = Window(WARMUP_S, on_reset=_clear)
+_env: dict[str, Environment] = {}
 
 
 class EndpointUser(FastHttpUser):
@@ -62,44 +77,52 @@ def _record(response_time: float, **kw: Any) -> None:
     _hist.record_value(max(1, round(response_time * 1000)))
 
 
-@events.spawning_complete.add_listener
-def _reset(user_count: int, **kw: Any) -> None:
-    # Locust resets its stats on this event when --reset-stats is given (Runner.__init__), in each
-    # process: local and master when their ramp is done, workers when the master says so. This
-    # listener runs in the same event firing, so the ramp-up is in neither.
-    env = _env_holder.get("env")
-    if env is not None and env.reset_stats:
-        _hist.reset()
-    _window["t_start"] = time.time()
-
-
 @events.init.add_listener
 def _init(environment: Environment, **kw: Any) -> None:
-    _env_holder["env"] = environment
+    _env["env"] = environment
+    _window.install(environment)
+    if not isinstance(environment.runner, MasterRunner):  # the processes that run users
+        _lag.start()
     # the process that starts the load waits (workers only follow the master)
     if WAIT_READY_S > 0 and environment.host and not isinstance(environment.runner, WorkerRunner):
         wait_ready(environment.host, WAIT_READY_S)
+
+
+@events.test_start.add_listener
+def _started(environment: Environment, **kw: Any) -> None:
+    _window.test_started()
+
+
+@events.spawning_complete.add_listener
+def _spawned(user_count: int, **kw: Any) -> None:
+    if "env" in _env:
+        _window.spawning_complete(_env["env"])
 
 
 @events.report_to_master.add_listener
 def _ship(client_id: str, data: dict[str, Any]) -> None:
     # a worker sends what it recorded since its last report, then starts afresh (Locust's stats do
     # the same); its last report leaves when the master's "quit" arrives (WorkerRunner.worker)
-    if _hist.get_total_count():
-        data[HDR_KEY] = _hist.encode().decode("ascii")
-        _hist.reset()
+    for key, hist in ((HDR_KEY, _hist), (LAG_KEY, _lag.hist)):
+        if hist.get_total_count():
+            data[key] = hist.encode().decode("ascii")
+            hist.reset()
 
 
 @events.worker_report.add_listener
 def _merge(client_id: str, data: dict[str, Any]) -> None:
-    encoded = data.get(HDR_KEY)
-    if encoded:
-        _hist.add(HdrHistogram.decode(encoded))
+    # registered at import, so it runs before Locust's own merge of the same report
+    runner = _env["env"].runner if "env" in _env else None
+    if runner is None or not _window.admit(client_id, data, runner.stats):
+        return
+    for key, hist in ((HDR_KEY, _hist), (LAG_KEY, _lag.hist)):
+        if data.get(key):
+            hist.add(HdrHistogram.decode(data[key]))
 
 
 @events.test_stop.add_listener
 def _stopped(environment: Environment, **kw: Any) -> None:
-    _window["t_stop"] = time.time()
+    _window.stopped()
 
 
 @events.quitting.add_listener
@@ -118,14 +141,20 @@ def _write(environment: Environment, **kw: Any) -> None:
         "failures": total.num_failures,
         "rps": total.total_rps,
         "mean_ms": total.avg_response_time,
-        "hdr": _hist.encode().decode("ascii") if _hist.get_total_count() else "",
+        "hdr": _encoded(_hist),
         "count": _hist.get_total_count(),
+        "lag_hdr": _encoded(_lag.hist),
+        "warmup_requests": _window.warmup_requests,
         # a master also counts its workers' warnings (from their heartbeats' CPU usage)
         "cpu_warning": bool(runner.cpu_warning_emitted or runner.worker_cpu_warning_emitted),
         "role": "master" if isinstance(runner, MasterRunner) else "local",
-        **_window,
+        **_window.times(),
     }
     tmp = f"{RESULT_OUT}.tmp"
     with open(tmp, "w") as fh:
         json.dump(result, fh)
     os.replace(tmp, RESULT_OUT)
+
+
+def _encoded(hist: HdrHistogram) -> str:
+    return hist.encode().decode("ascii") if hist.get_total_count() else ""

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from app import pinning
 from bench import hdr
 from bench.cells import ServerConfig
 from bench.loadspec import LoadSpec
@@ -40,6 +41,8 @@ CSV_PCT = {"50%": 11.0, "66%": 12.0, "75%": 13.0, "80%": 14.0, "90%": 15.0, "95%
 CSV_MEAN, CSV_MAX = 10.5, 22.0
 # the fake histogram: 1000 latencies, 1..1000 x 100 µs (p50 = 50.0 ms, p99 = 99.0 ms, max 100 ms)
 HDR_VALUES_US = [i * 100 for i in range(1, 1001)]
+# the fake Locust loop lag: 100 values, 1..100 x 20 µs (mean 1.01 ms: over the 1 ms limit, under 5 % of the 50 ms median latency)
+LAG_VALUES_US = [i * 20 for i in range(1, 101)]
 # what the fake target's worker reports inside every measured window
 SAMPLED = {"busy_max": 3, "waiting_max": 2, "lag_ms": [9.0] * 5}
 # just outside the window (the ramp before it, abandoned requests after it) it reports far more,
@@ -99,8 +102,11 @@ class FakeTarget:
         self.requests: list[str] = []  # the paths it was asked for, in order
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        info = {"cpu_affinity": affinity, "server": cfg.server, "workers": cfg.workers,
-                "threadpool_tokens": cfg.threadpool_tokens if tokens is None else tokens}
+        # every worker where app/pinning.py puts it, on the CPUs this target was given
+        placed = pinning.expected(affinity, cfg.workers, cfg.worker_pinning)
+        info = {"cpu_affinity": placed[0], "server": cfg.server, "workers": cfg.workers,
+                "threadpool_tokens": cfg.threadpool_tokens if tokens is None else tokens,
+                "worker_affinity": [{"pid": 1000 + i, "slot": i, "cpus": c} for i, c in enumerate(placed)]}
         seen = self.requests
 
         class Handler(BaseHTTPRequestHandler):
@@ -199,10 +205,10 @@ class FakeBackend:
     wrong_tokens: bool = False  # /info reports one token more than asked for
     broken_path: str | None = None  # the target answers 500 on this path
     die_on_path: str | None = None  # the target dies during the load of this path
-    interrupt_after: int | None = None  # raise KeyboardInterrupt at this measured load
+    interrupt_after: int | None = None  # raise KeyboardInterrupt at this Locust run (1 = the first)
     no_aggregated_on_path: str | None = None  # a stats CSV without Locust's Aggregated row
     bad_hdr_on_path: str | None = None  # a measure_result.json whose histogram does not decode
-    # the measured Locust run of every cell:
+    # the Locust run of every cell:
     locust_code: int = 0
     locust_hangs: bool = False
     no_csv: bool = False
@@ -216,6 +222,7 @@ class FakeBackend:
     busy_after_stop_s: float = 0.0  # the target works this long on after each Locust run stops
     run_s: float = 0.0  # the measured run lasts this long, its window inside it; CPU burnt on both sides
     hdr_values: list[int] = field(default_factory=lambda: list(HDR_VALUES_US))
+    lag_values: list[int] = field(default_factory=lambda: list(LAG_VALUES_US))  # Locust's loop lag
     starts: list[ServerConfig] = field(default_factory=list)
     loads: list[LoadSpec] = field(default_factory=list)
     load_started: list[float] = field(default_factory=list)
@@ -242,37 +249,35 @@ class FakeBackend:
     def start_load(self, spec: LoadSpec, out_dir: Path) -> FakeLoad:
         self.loads.append(spec)
         self.load_started.append(time.time())
-        measured = [s for s in self.loads if s.phase == "measure"]
-        if spec.phase == "measure" and self.interrupt_after == len(measured):
+        if self.interrupt_after == len(self.loads):
             raise KeyboardInterrupt
         target = self.live[-1] if self.live else None
         path = spec.path.split("?")[0]
         if target is not None and path == self.die_on_path:
             target.die()
-        (out_dir / f"{spec.phase}_locust.log").write_text(LOCUST_LOG)
-        measure = spec.phase == "measure"
+        (out_dir / f"{spec.prefix}_locust.log").write_text(LOCUST_LOG)
         if target is not None:
             assert spec.host == target.url, "Locust loads the target the runner started"
-        load = FakeLoad(code=self.locust_code if measure else 0, hangs=self.locust_hangs and measure)
-        if measure and self.run_s:
+        load = FakeLoad(code=self.locust_code, hangs=self.locust_hangs)
+        if self.run_s:
             load.run_s = self.run_s
             load.proc = subprocess.Popen([sys.executable, "-c", BURNER])
         self.runs.append(load)
         if target is not None:
             target.busy_until = time.time() + self.busy_after_stop_s
-        if measure and self.no_csv:
+        if self.no_csv:
             return load
-        requests = 0 if measure and self.zero_requests else spec.users * 100
-        failures = self.failures if measure and requests else 0
-        write_locust_stats(out_dir / f"{spec.phase}_stats.csv", requests, rps=spec.users * 10.0,
+        requests = 0 if self.zero_requests else spec.users * 100
+        failures = self.failures if requests else 0
+        write_locust_stats(out_dir / f"{spec.prefix}_stats.csv", requests, rps=spec.users * 10.0,
                            failures=failures)
         if failures:
-            write_locust_failures(out_dir / f"{spec.phase}_failures.csv", failures)
+            write_locust_failures(out_dir / f"{spec.prefix}_failures.csv", failures)
         if path == self.no_aggregated_on_path:
-            (out_dir / f"{spec.phase}_stats.csv").write_text(",".join(LOCUST_COLUMNS) + "\n")
-        if measure and path == self.bad_hdr_on_path:
+            (out_dir / f"{spec.prefix}_stats.csv").write_text(",".join(LOCUST_COLUMNS) + "\n")
+        if path == self.bad_hdr_on_path:
             (out_dir / "measure_result.json").write_text('{"hdr": "not-a-histogram", "count": 3}')
-        elif measure and not self.no_result:
+        elif not self.no_result:
             self._write_result(out_dir / "measure_result.json", requests, failures, spec, target)
         return load
 
@@ -288,11 +293,17 @@ class FakeBackend:
         for value in self.hdr_values if requests and not self.empty_histogram else []:
             hist.record_value(value)
         count = hist.get_total_count() + (5 if self.lost_histogram else 0)
+        lag = hdr.new_histogram()
+        for value in self.lag_values:
+            lag.record_value(value)
         # the final totals differ from the stats CSV's (which lags): these must win
         result: dict[str, Any] = {
             "requests": requests + 7 if requests else 0, "failures": failures + 1 if failures else 0,
-            "rps": spec.users * 10.0 + 0.5, "mean_ms": 50.05, "hdr": hdr.encode(hist) if count else "",
-            "count": count, "cpu_warning": self.cpu_warning, "role": "local"}
+            # a run that lasts gives the rate of its window; an instant one a fixed, known rate
+            "rps": (requests + 7) / (t_stop - t_start) if self.run_s else spec.users * 10.0 + 0.5,
+            "mean_ms": 50.05, "hdr": hdr.encode(hist) if count else "",
+            "count": count, "cpu_warning": self.cpu_warning, "role": "local",
+            "lag_hdr": hdr.encode(lag) if self.lag_values else "", "warmup_requests": 123}
         if not self.no_window:
             result.update(t_start=t_start, t_stop=t_stop)
         path.write_text(json.dumps(result))

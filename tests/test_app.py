@@ -262,7 +262,7 @@ def test_own_pids_of_this_process() -> None:
     assert own_pids([2**22 + 12345]) == set()  # no such process
 
 
-@pytest.mark.parametrize("module", ["app.sampler", "app.buildinfo", "loadgen.hdr_config"])
+@pytest.mark.parametrize("module", ["app.sampler", "app.buildinfo", "app.pinning", "app.serve", "loadgen.hdr_config"])
 def test_shared_module_is_stdlib_only(module: str) -> None:
     # the runner imports these in an environment that need not have the app's or Locust's
     # dependencies (and hdr_config also loads in the Locust image, beside the locustfile)
@@ -296,6 +296,9 @@ def test_info(app_uvicorn: tuple[Server, Path]) -> None:
     assert info["cpu_affinity"] == [0]
     assert info["server"] == "uvicorn" and info["workers"] == 1 and info["http"] == "auto"
     assert isinstance(info["pid"], int) and info["loop"]
+    # every worker says where it runs (here one, floating over its set of one CPU)
+    assert info["worker_pinning"] == "set"
+    assert info["worker_affinity"] == [{"pid": info["pid"], "slot": 0, "cpus": [0]}]
     for key in ("python", "fastapi", "starlette", "anyio", "uvicorn", "gunicorn", "uvicorn_worker"):
         assert key in info
     assert info["fastapi"] and info["anyio"] and info["python"].count(".") == 2
@@ -423,6 +426,12 @@ def test_gunicorn_two_workers(tmp_path: Path) -> None:
         assert status == 200
         assert info["server"] == "gunicorn" and info["workers"] == 2 and info["threadpool_tokens"] == 5
         assert info["pid"] != server.proc.pid  # a worker answers, not the arbiter
+        deadline = time.time() + 30  # the second worker may still be starting
+        while len(info["worker_affinity"]) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+            info = server.get("/info")[1]
+        workers = info["worker_affinity"]
+        assert [w["slot"] for w in workers] == [0, 1] and server.proc.pid not in {w["pid"] for w in workers}
         assert server.get("/def/noop") == (200, {"ok": True})
     finally:
         stop_server(server)

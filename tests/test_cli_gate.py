@@ -1,39 +1,12 @@
-"""The CLI around the runner, through the real CLI with the fake executor: the saturation rule,
-the [checks] gate failing in the right direction, --set over a matrix, --resume's refusals."""
+"""The CLI around the runner, through the real CLI with the fake executor: the [checks] gate failing in the right direction, --set over a matrix, --resume's refusals."""
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 
-import pytest
-
-from bench import cli, runner
-from bench.cells import Cell
+from bench import cli
 from bench.rundir import RunDir
 from tests.runs import ONE, one_row, run, scen_file
-
-
-def cell(**kw) -> Cell:
-    from bench import scenario
-    base = scenario.from_dict({}, {}).cells()[0]
-    return dataclasses.replace(base, **{"loadgen_cpuset": "0-3", "loadgen_processes": 1, "loadgen_workers": 0, **kw})
-
-
-@pytest.mark.parametrize(("kw", "total", "busiest", "saturated"), [
-    ({}, 50.0, 50.0, False),
-    ({}, 50.0, 90.0, True),  # one process at 90 % of a core
-    ({}, 50.0, 89.9, False),
-    ({"loadgen_processes": 4}, 359.0, 89.0, False),  # 4 processes on 4 CPUs: 90 % of 400
-    ({"loadgen_processes": 4}, 360.0, 89.0, True),
-    ({"loadgen_workers": 2}, 179.0, 89.0, False),  # 2 distributed workers: capacity 200 %
-    ({"loadgen_workers": 2}, 180.0, 89.0, True),
-    ({"loadgen_processes": 8}, 360.0, 50.0, True),  # more processes than CPUs: the CPUs bound
-    ({"loadgen_processes": 8, "loadgen_cpuset": "0-1"}, 180.0, 50.0, True),
-    ({"loadgen_processes": 8, "loadgen_cpuset": "0-1"}, 179.0, 50.0, False),
-])
-def test_is_saturated(kw, total, busiest, saturated) -> None:
-    assert runner.is_saturated(cell(**kw), total, busiest) is saturated
 
 
 def test_a_checks_failure_exits_1_naming_the_check(tmp_path, fake, capsys) -> None:

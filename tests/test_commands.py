@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 
 import pytest
 from fastapi.routing import APIRoute
@@ -53,51 +54,55 @@ def test_every_route_has_no_response_model() -> None:
 
 
 def test_locust_standalone_command_whole() -> None:
-    spec = load_spec(cell(users=10, spawn_rate=5.0, duration=10.0, warmup=3.0, port=8100), "http://127.0.0.1:8100",
-                     "measure")
+    spec = load_spec(cell(users=10, spawn_rate=5.0, duration=10.0, warmup=3.0, port=8100,
+                          loadgen_processes=1), "http://127.0.0.1:8100")
     assert spec == LoadSpec(host="http://127.0.0.1:8100", path="/async/noop", users=10, spawn_rate=5.0,
-                            run_time_s=12,  # 2 s of ramp (10 users at 5/s) + 10 s measured
-                            processes=1, workers=0, master_port=8100 + MASTER_PORT_OFFSET, phase="measure",
+                            run_time_s=13,  # 3 s of warmup (covering 2 s of ramp: 10 users at 5/s) + 10 s
+                            warmup_s=3.0, processes=1, workers=0, master_port=8100 + MASTER_PORT_OFFSET,
                             cpuset=spec.cpuset)
     assert spec.cpuset == cell().loadgen_cpuset != ""  # every Locust process is pinned there
+    # no --reset-stats: the locustfile resets once the warmup is over (loadgen/window.py)
     assert master_argv(spec, "/out/c/r1", "lf.py") == [
         "locust", "-f", "lf.py", "--headless", "--host", "http://127.0.0.1:8100", "-u", "10", "-r", "5.0",
-        "--run-time", "12s", "--reset-stats", "--csv", "/out/c/r1/measure", "--csv-full-history",
+        "--run-time", "13s", "--csv", "/out/c/r1/measure", "--csv-full-history",
         "--html", "/out/c/r1/measure.html", "--only-summary", "--exit-code-on-error", "0", "--stop-timeout", "0"]
-    assert env_for(spec, "/out/c/r1") == {"BENCH_PATH": "/async/noop",
+    assert env_for(spec, "/out/c/r1") == {"BENCH_PATH": "/async/noop", "BENCH_WARMUP_S": "3",
                                           "BENCH_RESULT_OUT": "/out/c/r1/measure_result.json"}
 
 
-def test_warmup_uses_its_own_window_and_file_names() -> None:
-    spec = load_spec(cell(users=10, spawn_rate=10.0, duration=10.0, warmup=3.0), "http://h:1", "warmup")
+@pytest.mark.parametrize(("warmup", "users", "run_time"), [
+    (3.0, 10, 13),  # the warmup covers the 1 s ramp
+    (0.0, 10, 11),  # no warmup: the window opens once the ramp is done
+    (0.5, 30, 13),  # a ramp longer than the warmup: 30 users at 10/s = 3 s
+])
+def test_one_run_holds_warmup_and_window(warmup: float, users: int, run_time: int) -> None:
+    spec = load_spec(cell(users=users, spawn_rate=10.0, duration=10.0, warmup=warmup), "http://h:1")
     argv = master_argv(spec, "/o")
-    assert spec.run_time_s == 4 and argv[argv.index("--run-time") + 1] == "4s"
-    assert argv[argv.index("--csv") + 1] == "/o/warmup" and argv[argv.index("--html") + 1] == "/o/warmup.html"
-    assert env_for(spec, "/o")["BENCH_RESULT_OUT"] == "/o/warmup_result.json"
+    assert spec.run_time_s == run_time and argv[argv.index("--run-time") + 1] == f"{run_time}s"
+    assert argv[argv.index("--csv") + 1] == "/o/measure" and env_for(spec, "/o")["BENCH_WARMUP_S"] == f"{warmup:g}"
 
 
 @pytest.mark.parametrize(("duration", "ramp_users", "run_time"), [(1.5, 1, 3), (2.0, 1, 3), (2.01, 2, 5)])
 def test_run_time_rounds_a_fractional_window_up(duration: float, ramp_users: int, run_time: int) -> None:
     # ramp: ceil(users / spawn_rate) = users at 1/s; Locust takes whole seconds, never fewer than asked
-    spec = load_spec(cell(users=ramp_users, spawn_rate=1.0, duration=duration), "http://h:1", "measure")
+    spec = load_spec(cell(users=ramp_users, spawn_rate=1.0, duration=duration, warmup=0.0), "http://h:1")
     assert spec.run_time_s == run_time
 
 
 def test_locust_processes_and_distributed_commands() -> None:
-    forked = load_spec(cell(loadgen_processes=4), "http://h:1", "measure")
-    assert master_argv(forked, "/o") == [*master_argv(load_spec(cell(), "http://h:1", "measure"), "/o"),
-                                         "--processes", "4"]
-    assert master_argv(load_spec(cell(loadgen_processes=2), "http://h:1", "measure"), "/o")[-2:] == ["--processes", "2"]
-    one = load_spec(cell(loadgen_processes=1), "http://h:1", "measure")
+    forked = load_spec(cell(loadgen_processes=4), "http://h:1")
+    one = load_spec(cell(loadgen_processes=1), "http://h:1")
+    assert master_argv(forked, "/o") == [*master_argv(one, "/o"), "--processes", "4"]
+    assert master_argv(load_spec(cell(loadgen_processes=2), "http://h:1"), "/o")[-2:] == ["--processes", "2"]
     assert "--processes" not in master_argv(one, "/o")
-    dist = load_spec(cell(loadgen_workers=2, loadgen_processes=4, port=8200), "http://h:1", "measure")
+    dist = load_spec(cell(loadgen_workers=2, loadgen_processes=4, port=8200), "http://h:1")
     assert dist.master_port == 8200 + MASTER_PORT_OFFSET
     assert master_argv(dist, "/o", "lf.py") == [*master_argv(one, "/o", "lf.py"), "--master", "--expect-workers", "2", "--master-bind-host", "127.0.0.1", "--master-bind-port", "8757"]
     assert "--processes" not in master_argv(dist, "/o"), "workers replace --processes"
     assert worker_argv(dist)[:7] == ["locust", "-f", LOCUSTFILE, "--worker", "--master-host", "127.0.0.1",
                                      "--master-port"]
     assert worker_argv(dist, "10.0.0.1", "lf.py") == [
-        "locust", "-f", "lf.py", "--worker", "--master-host", "10.0.0.1", "--master-port", "8757", "--reset-stats"]
+        "locust", "-f", "lf.py", "--worker", "--master-host", "10.0.0.1", "--master-port", "8757"]
 
 
 @pytest.mark.parametrize(("env", "message"), [
@@ -108,6 +113,7 @@ def test_locust_processes_and_distributed_commands() -> None:
     ({"BENCH_PORT": "65536"}, "BENCH_PORT='65536': expected a whole number from 1 to 65535"),
     ({"THREADPOOL_TOKENS": "0"}, "THREADPOOL_TOKENS='0': expected a whole number from 1 to 100000"),
     ({"THREADPOOL_TOKENS": "100001"}, "THREADPOOL_TOKENS='100001': expected a whole number from 1 to 100000"),
+    ({"BENCH_WORKER_PINNING": "cpu"}, "BENCH_WORKER_PINNING='cpu': expected one of set, core"),
     ({"BENCH_BIND": "fe80::1%lo"}, "BENCH_BIND='fe80::1%lo': expected an IP address such as 127.0.0.1, 0.0.0.0, "
                                    "::1 or :: (not a hostname; IPv6 without brackets or a %scope)"),
 ])
@@ -130,8 +136,25 @@ def test_serve_main_execs_the_command_with_the_defaults_it_reports(monkeypatch: 
     serve.main()
     [(path, argv, env)] = calls
     assert path == sys.executable and argv == command({"BENCH_PORT": "9003"})
-    # /info reports BENCH_SERVER and BENCH_WORKERS: the defaults that run are set for it
-    assert env == {"BENCH_PORT": "9003", "THREADPOOL_TOKENS": "7", "BENCH_SERVER": "uvicorn", "BENCH_WORKERS": "1"}
+    # a fresh folder for the workers' pinning slots, in the system's temporary folder when no stats
+    # folder is given
+    pin_dir = Path(env.pop("BENCH_PIN_DIR"))
+    assert pin_dir.is_dir() and not any(pin_dir.iterdir()) and pin_dir.name.startswith("pin-")
+    pin_dir.rmdir()
+    # /info reports BENCH_SERVER, BENCH_WORKERS and the pinning: the defaults that run are set for it
+    assert env == {"BENCH_PORT": "9003", "THREADPOOL_TOKENS": "7", "BENCH_SERVER": "uvicorn", "BENCH_WORKERS": "1",
+                   "BENCH_WORKER_PINNING": "set"}
+
+
+def test_serve_main_puts_the_pin_folder_inside_the_stats_folder(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    calls: list[dict[str, str]] = []
+    monkeypatch.setattr(serve.os, "execve", lambda path, argv, env: calls.append(env))
+    for _ in range(2):
+        monkeypatch.setattr(serve.os, "environ", {"BENCH_STATS_DIR": str(tmp_path / "stats")})
+        serve.main()
+    first, second = (Path(env["BENCH_PIN_DIR"]) for env in calls)
+    assert first.parent == second.parent == tmp_path / "stats" and first != second  # fresh per start
 
 
 def test_serve_main_refuses_a_bad_setting_with_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,
@@ -145,11 +168,11 @@ def test_serve_main_refuses_a_bad_setting_with_one_line_and_exit_2(monkeypatch: 
 
 
 @pytest.mark.parametrize(("kw", "seconds"), [
-    # warmup run (ramp 1 + 3 s + 3 s start) + measured run (ramp 1 + 10 s + 3 s start)
-    ({"warmup": 3.0}, 1 + 3 + 3 + 1 + 10 + 3),
-    ({"warmup": 0.0}, 1 + 10 + 3),  # no warmup run at all
-    ({"warmup": 0.5, "users": 30}, 3 + 0.5 + 3 + 3 + 10 + 3),  # ramp 30 users at 10/s = 3 s
-    ({"warmup": 0.0, "loadgen_workers": 2}, 1 + 10 + 3 + 2),  # master + workers start slower
+    # one Locust run: 2 s start-up + the warmup (which covers the 1 s ramp) + 10 s measured
+    ({"warmup": 3.0}, 2 + 3 + 10),
+    ({"warmup": 0.0}, 2 + 1 + 10),  # the ramp alone
+    ({"warmup": 0.5, "users": 30}, 2 + 3 + 10),  # ramp 30 users at 10/s = 3 s, longer than the warmup
+    ({"warmup": 0.0, "loadgen_workers": 2}, 2 + 1 + 10 + 2),  # master + workers start slower
 ])
 def test_plan_estimate_per_repeat(kw: dict[str, float], seconds: float) -> None:
     assert cell(**{"users": 10, "spawn_rate": 10.0, "duration": 10.0, **kw}).estimated_s() == seconds

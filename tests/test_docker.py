@@ -74,13 +74,19 @@ def test_smoke_through_compose_pinned_where_asked(tmp_path: Path) -> None:
 
 def test_distributed_locust_two_workers_against_gunicorn(tmp_path: Path) -> None:
     # gunicorn with two workers on the read-only root: nothing of it may need to write there
-    proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=18602", "duration=3", "warmup=0",
-                          "workload=noop", "style=async", "loadgen_workers=2", "server=gunicorn", "workers=2")
+    # and each worker pinned to its own CPU from inside the container (worker_pinning = core)
+    proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=18602", "duration=3", "warmup=2",
+                          "workload=noop", "style=async", "loadgen_workers=2", "server=gunicorn", "workers=2",
+                          "worker_pinning=core", "target_cpuset=0-1", "loadgen_cpuset=0-1")
     assert proc.returncode == 0, proc.stderr
     [row] = RunDir(run_dir).rows()
     assert row.status == "ok" and row.requests > 0 and row.loadgen_workers == 2 and row.server == "gunicorn"
     result = json.loads((run_dir / "cells" / row.cell_id / "r1" / "measure_result.json").read_text())
     assert result["role"] == "master" and result["count"] == row.requests, "HDR merged across workers"
+    assert result["t_start"] >= result["t_begin"] + 2.0, "the window opened after the warmup, in the same run"
+    assert row.target_affinity in ("0/1", "1/0") and row.loadgen_headroom > 0
+    info = json.loads((run_dir / "cells" / row.cell_id / "r1" / "target_info.json").read_text())
+    assert sorted(w["cpus"] for w in info["worker_affinity"]) == [[0], [1]]
 
 
 def test_broken_target_fails_its_cell_with_the_container_log_and_the_run_goes_on(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def test_build_failed_reads_the_output_since_compose_exits_0_on_a_failed_solve()
 
 
 def cfg(workers: int, tokens: int) -> ServerConfig:
-    return ServerConfig("uvicorn", workers, tokens, "0", 8000, "127.0.0.1", "auto", "auto")
+    return ServerConfig("uvicorn", workers, tokens, "0", "set", 8000, "127.0.0.1", "auto", "auto")
 
 
 def test_pids_limit_bounds_runaways_but_never_a_legitimate_cell() -> None:

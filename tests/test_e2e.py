@@ -5,6 +5,7 @@ Shapes with wide margins only (2 noisy cores): a 2x queueing effect, never a tig
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cpuset import split_host
+from bench.cpuset import parse, split_host
 from bench.procs import port_in_use
 from bench.rundir import RunDir
 from tests.test_app import free_port
@@ -58,10 +59,14 @@ def test_tiny_matrix_all_ok_with_precise_latencies_and_report(tmp_path: Path) ->
         assert row.latency_source == "hdr" and 0 < row.p50_ms <= row.p99_ms <= row.max_ms
         assert row.target_affinity == target_cpus
         assert row.target_cpu_pct > 0 and row.target_rss_mb > 0 and row.loadgen_cpu_pct > 0
+        # Locust's capacity: its cost per request, what its CPUs allow over what it did, its loop's lag
+        assert row.loadgen_cpu_ms_per_request > 0 and row.loadgen_headroom > 0 and row.loadgen_lag_ms > 0
+        assert row.loadgen_processes == min(len(parse(split_host()[1])), 5)  # "auto": one per Locust CPU
         cell = run_dir / "cells" / row.cell_id / "r1"
-        for name in ("measure_stats.csv", "measure_stats_history.csv", "measure.html", "warmup_stats.csv",
-                     "target.log", "target_info.json", "measure_locust.log"):
+        for name in ("measure_stats.csv", "measure_stats_history.csv", "measure.html", "target.log",
+                     "target_info.json", "measure_locust.log", "measure_result.json"):
             assert (cell / name).exists(), name
+        assert not list(cell.glob("warmup*")), "one Locust run: the warmup leaves no files of its own"
     sleep_rows = [r for r in rows if r.workload == "sleep"]
     assert all(r.p50_ms >= 20 for r in sleep_rows)
     assert (run_dir / "report.html").exists() and (run_dir / "summary_stats.csv").exists()
@@ -152,4 +157,51 @@ def test_saturated_load_generator_is_flagged_and_an_idle_one_is_not(tmp_path: Pa
     rows = {r.workload: r for r in RunDir(run_dir_of(proc)).rows()}
     assert rows["noop"].loadgen_saturated and rows["noop"].loadgen_cpu_pct >= 80, rows["noop"]
     assert not rows["sleep"].loadgen_saturated and rows["sleep"].loadgen_cpu_pct < 50, rows["sleep"]
+    assert rows["noop"].loadgen_headroom < 1.25 < 3 < rows["sleep"].loadgen_headroom
     assert "Locust was the bottleneck" in proc.stderr
+    assert f"{rows['noop'].cell_id}: Locust had 1 CPU(s)" in proc.stderr, proc.stderr
+
+
+def test_a_starved_locust_is_flagged_by_its_event_loop_lag(tmp_path: Path) -> None:
+    """Three busy loops share Locust's one CPU: its CPU use stays far from a core, yet its loop wakes
+    late and the row is flagged (measured: mean lag 0.4 ms alone, 2.2-2.8 ms beside three busy loops,
+    against 1 ms no-op requests; the limit is 1 ms)."""
+    target, loadgen = split_host()
+    one = loadgen.split(",")[0].split("-")[0]
+    body = ('duration = 4\nwarmup = 1\n'
+            f'target_cpuset = "{target}"\nloadgen_cpuset = "{one}"\n'
+            'workload = "noop"\nstyle = "async"\nusers = 10\n')
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                             preexec_fn=lambda: os.sched_setaffinity(0, {int(one)})) for _ in range(3)]
+    try:
+        proc = bench("run", scenario(tmp_path, body, free_port()), "--backend", "local", "--out",
+                     str(tmp_path / "r"), "--no-report")
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert proc.returncode == 0, proc.stderr
+    [row] = RunDir(run_dir_of(proc)).rows()
+    assert row.loadgen_cpu_pct < 60, row  # the CPU signal alone would miss it
+    assert row.loadgen_saturated and row.loadgen_lag_ms >= 1.0, row
+    assert "event-loop lag" in proc.stderr or "takes about" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+def test_worker_pinning_core_puts_each_worker_on_its_own_cpu(tmp_path: Path, server: str) -> None:
+    """Two workers on CPUs 0-1: `set` lets both float over the two, `core` pins worker i to CPU i,
+    from inside the worker; /info reports every worker and the runner checks them all."""
+    body = ('duration = 1\nwarmup = 0\nusers = 2\nworkers = 2\nworkload = "sleep"\nsleep_ms = 10\n'
+            f'server = "{server}"\ntarget_cpuset = "0-1"\nloadgen_cpuset = "0-1"\n'
+            '[matrix]\nworker_pinning = ["set", "core"]\n')
+    proc = bench("run", scenario(tmp_path, body, free_port()), "--backend", "local", "--out", str(tmp_path / "r"),
+                 "--no-report")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = run_dir_of(proc)
+    rows = {r.worker_pinning: r for r in RunDir(run_dir).rows()}
+    assert rows["set"].target_affinity == "0-1" and rows["core"].target_affinity in ("0/1", "1/0")
+    for mode, want in (("set", [[0, 1], [0, 1]]), ("core", [[0], [1]])):
+        info = json.loads((run_dir / "cells" / rows[mode].cell_id / "r1" / "target_info.json").read_text())
+        workers = info["worker_affinity"]
+        assert info["worker_pinning"] == mode and len({w["pid"] for w in workers}) == 2
+        assert sorted(w["cpus"] for w in workers) == want, workers

@@ -26,7 +26,8 @@ from bench.loadspec import LOCUSTFILE, LoadSpec, env_for, master_argv, worker_ar
 from tests.test_app import ROOT, Server, free_port, start_server, stop_server
 
 USERS = 5
-RUN_S = 4
+RUN_S = 5
+WARMUP_S = 2.0  # the window opens 2 s into the run: 3 s measured
 PATH = "/async/sleep?ms=50"
 LOCUST_DEADLINE_S = 90  # a bound for a hung run, not a timing
 
@@ -41,8 +42,8 @@ def app_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def spec(host: str, processes: int = 1, workers: int = 0) -> LoadSpec:
-    return LoadSpec(host=host, path=PATH, users=USERS, spawn_rate=USERS, run_time_s=RUN_S, processes=processes,
-                    workers=workers, master_port=free_port(), phase="measure", cpuset="")
+    return LoadSpec(host=host, path=PATH, users=USERS, spawn_rate=USERS, run_time_s=RUN_S, warmup_s=WARMUP_S,
+                    processes=processes, workers=workers, master_port=free_port(), cpuset="")
 
 
 def locust(argv: list[str]) -> list[str]:
@@ -87,17 +88,26 @@ def check(result: dict[str, Any], csv_count: int, role: str) -> None:
     assert count == result["requests"] and result["failures"] == 0
     # the stats CSV is a snapshot taken every second, not at exit: it may miss the last second
     assert count - (1.5 * result["rps"] + USERS) <= csv_count <= count, (csv_count, count)
-    # ramp-up excluded, so about USERS / 50 ms * RUN_S requests at most
-    assert count <= USERS * RUN_S * 20 * 1.1
+    # one run: the window opens when the warmup is over, counted from the test's start
+    assert result["t_begin"] + WARMUP_S <= result["t_start"] < result["t_begin"] + WARMUP_S + 1.0, result
+    window = result["t_stop"] - result["t_start"]
+    assert RUN_S - WARMUP_S - 1.0 < window <= RUN_S - WARMUP_S + 0.5, window
+    # and only it is counted: Little's law, USERS always busy with 50 ms requests, within 30 %
+    expected = USERS * window / 0.050
+    assert 0.7 * expected <= count <= 1.1 * expected, (count, expected)
     p50_ms = hist.get_value_at_percentile(50) / 1000
     assert 50 <= p50_ms < 150, p50_ms
-    assert result["t_start"] < result["t_stop"]
+    # the processes that ran users timed their own event loop, every 20 ms
+    lag = HdrHistogram.decode(result["lag_hdr"])
+    assert lag.get_total_count() >= window / 0.020 * 0.5, lag.get_total_count()
 
 
 @pytest.mark.e2e
 def test_standalone(app_target: Server, tmp_path: Path) -> None:
     _, result, csv_count = run_load(spec(app_target.url), tmp_path)
     check(result, csv_count, "local")
+    # the warmup's requests were counted, then reset: 2 s of 100 req/s, less the 1 s ramp
+    assert result["warmup_requests"] >= 0.5 * USERS * (WARMUP_S - 1) / 0.050, result["warmup_requests"]
     assert (tmp_path / "measure.html").exists()
 
 
@@ -114,6 +124,33 @@ def test_master_and_workers_merge(app_target: Server, tmp_path: Path) -> None:
     load = spec(app_target.url, workers=2)
     _, result, csv_count = run_load(load, tmp_path)
     check(result, csv_count, "master")
+
+
+WINDOW_CHECK = """
+import sys
+sys.path.insert(0, "loadgen")
+from locust.stats import RequestStats
+from window import Window
+
+cleared = []
+w = Window(0.0, on_reset=lambda: cleared.append(1))
+stats = RequestStats()
+w.pending = {"w1"}
+data = {"stats": ["x"], "errors": {"e": 1}, "stats_total": {"num_requests": 5}, "bench_hdr": "h"}
+assert not w.admit("w1", data, stats)
+assert data["stats"] == [] and data["errors"] == {} and data["stats_total"]["num_requests"] == 0
+kept = {"stats": ["x"], "errors": {}, "stats_total": {"num_requests": 5}}
+assert w.admit("w2", kept, stats) and kept["stats"] == ["x"]
+assert w.times() == {}
+print("ok")
+"""
+
+
+def test_a_report_sent_before_a_workers_reset_is_dropped_whole() -> None:
+    # in a subprocess: importing Locust monkey-patches the interpreter for gevent
+    proc = subprocess.run([sys.executable, "-c", WINDOW_CHECK], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
 def test_locustfile_path() -> None:
@@ -158,7 +195,7 @@ def test_locustfile_loads_in_the_image_layout(tmp_path: Path) -> None:
         rel = path.relative_to(ROOT).as_posix()
         assert _dockerignore_lets_through(rel), f".dockerignore keeps {rel} out of the build context"
         shutil.copy(path, image / path.name)
-    assert {"locustfile.py", "hdr_config.py", "ready.py"} <= {p.name for p in image.iterdir()}
+    assert {"locustfile.py", "hdr_config.py", "ready.py", "window.py", "lag.py"} <= {p.name for p in image.iterdir()}
     (tmp_path / "out").mkdir()
     proc = locust_list(image / "locustfile.py", tmp_path / "out")
     assert proc.returncode == 0 and "EndpointUser" in proc.stdout, proc.stderr[-3000:]

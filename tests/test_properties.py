@@ -46,7 +46,7 @@ def plan_or_refuse(doc: dict[str, Any], sets: list[str]) -> None:
     assert cells, "a valid scenario has at least one cell"
     for cell in cells:
         assert cell.cell_id and cell.path.startswith(f"/{cell.style}/")
-        spec = load_spec(cell, "http://127.0.0.1:1", "measure")
+        spec = load_spec(cell, "http://127.0.0.1:1")
         assert master_argv(spec, "/out") and worker_argv(spec)
         assert 1 <= cell.port <= 65_535 and cell.duration >= 1 and cell.spawn_rate > 0
 

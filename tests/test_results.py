@@ -12,7 +12,7 @@ from bench.locust_csv import LocustStats, most_frequent_failure, read_aggregated
 from bench.monitor import Sample, usage
 from bench.results import COLUMNS, IDENTITY, latest
 from bench.rundir import RunDir, RunDirError, slug
-from bench.runner import identity_row, is_saturated
+from bench.runner import identity_row
 from bench.scenario import from_dict
 from tests.fakes import CSV_MAX, CSV_MEAN, CSV_PCT, write_locust_failures, write_locust_stats
 from tests.rows import make_row
@@ -165,8 +165,3 @@ def test_usage_over_window_with_a_fake_clock() -> None:
     assert usage(samples, 100, 200).cpu_pct == 0.0
 
 
-def test_saturation_threshold() -> None:
-    cell = from_dict({"defaults": {"loadgen_processes": 2, "loadgen_cpuset": "0-1"}}, {}).cells()[0]
-    assert is_saturated(cell, total_pct=95, busiest_pct=95)  # one process near a full core
-    assert is_saturated(cell, total_pct=185, busiest_pct=89)  # both near their cores
-    assert not is_saturated(cell, total_pct=120, busiest_pct=60)

@@ -27,7 +27,8 @@ def test_all_cells_ok_and_target_started_once_per_server_config(tmp_path: Path, 
     rows = RunDir(run_dir).rows()
     assert len(rows) == 8 and {r.status for r in rows} == {"ok"}
     assert [c.server for c in fake.starts] == ["uvicorn", "gunicorn"], "restart only when the config changes"
-    assert [s.phase for s in fake.loads[:2]] == ["warmup", "measure"]
+    assert len(fake.loads) == 8, "one Locust run per cell: warmup and window in one"
+    assert {s.warmup_s for s in fake.loads} == {1.0}
     # the spec travels with its results, the header comes from the one result type
     with (run_dir / "summary.csv").open() as fh:
         assert tuple(next(csv.reader(fh))) == COLUMNS
@@ -57,7 +58,8 @@ def test_wrong_affinity_fails_the_cell_with_the_reason(tmp_path: Path, fake: Fak
     code, run_dir = run(tmp_path, scen_file(tmp_path, ""), "--set", "target_cpuset=0")
     rows = RunDir(run_dir).rows()
     assert code == 1 and rows[0].status == "failed"
-    assert rows[0].error == "target runs on CPUs 7, not the requested 0" and rows[0].target_affinity == "7"
+    assert rows[0].error == "target workers run on CPUs 7, not the requested 0 (worker_pinning = set)"
+    assert rows[0].target_affinity == "7"
 
 
 def test_target_dying_mid_cell_fails_that_cell_and_the_next_gets_a_fresh_target(
@@ -67,7 +69,7 @@ def test_target_dying_mid_cell_fails_that_cell_and_the_next_gets_a_fresh_target(
     rows = RunDir(run_dir).rows()
     assert code == 1
     assert [r.status for r in rows] == ["failed", "ok"]
-    assert "target died during the warmup" in rows[0].error
+    assert "target died during the load" in rows[0].error
     assert len(fake.starts) == 2
 
 
@@ -85,7 +87,7 @@ def test_interrupt_keeps_rows_and_resume_runs_only_what_is_missing(tmp_path: Pat
     assert code == 0
     rows = RunDir(run_dir).rows()
     assert len(rows) == 8 and len({(r.cell_id, r.repeat) for r in rows}) == 8
-    assert len([s for s in fake.loads if s.phase == "measure"]) == 6
+    assert len(fake.loads) == 6
 
 
 def test_resume_refuses_a_directory_that_is_not_a_run(tmp_path: Path, fake: FakeBackend,
@@ -145,7 +147,7 @@ def test_retry_failed_appends_a_new_attempt_and_keeps_the_failed_row(tmp_path: P
     fake.fail_server = None
     fake.loads.clear()
     assert cli.main(["run", "--resume", str(run_dir), "--retry-failed", "--no-report"]) == 0
-    assert len([s for s in fake.loads if s.phase == "measure"]) == 4, "only the 4 failed cells ran again"
+    assert len(fake.loads) == 4, "only the 4 failed cells ran again"
     rows = RunDir(run_dir).rows()
     assert len(rows) == 12
     retried = [r for r in rows if r.attempt == 2]

@@ -84,7 +84,7 @@ def test_a_lost_histogram_is_a_warning_in_the_row(tmp_path, fake, capsys) -> Non
 @pytest.mark.parametrize(("setting", "reason"), [
     ({"zero_requests": True}, "no request completed in the measured window"),
     ({"no_csv": True}, f"Locust wrote no measure_stats.csv: {LOG_TAIL}"),
-    ({"locust_code": 3}, f"Locust exited with code 3 in the measure: {LOG_TAIL}"),
+    ({"locust_code": 3}, f"Locust exited with code 3: {LOG_TAIL}"),
     ({"wrong_tokens": True}, "target threadpool has 41 tokens, not the requested 40"),
     ({"broken_path": "/def/sleep"}, "GET /def/sleep?ms=100 failed before the load: HTTP Error 500"),
 ])
@@ -126,26 +126,39 @@ def test_the_matrix_goes_on_after_each_kind_of_failure(tmp_path, fake) -> None:
     assert code == 1 and len(rows) == 2 and {r.status for r in rows} == {"failed"}
 
 
-def test_the_drain_waits_for_a_busy_target_before_the_next_phase(tmp_path, fake) -> None:
-    """After each Locust run the target works on for 0.6 s (abandoned requests): the measured
-    run must not start before it is idle, nor the next cell."""
+TWO = '[matrix]\nworkload = ["sleep"]\nstyle = ["def", "async"]\n'  # two cells, one target
+
+
+def test_the_drain_waits_for_a_busy_target_before_the_next_cell(tmp_path, fake) -> None:
+    """After each Locust run the target works on for 0.6 s (abandoned requests): the next cell's
+    run must not start before it is idle."""
     fake.busy_after_stop_s = 0.6
-    code, _row = one_row(tmp_path)
+    code, _run_dir = run(tmp_path, scen_file(tmp_path, TWO))
     assert code == 0
-    warmup_started, measure_started = fake.load_started
-    assert measure_started - warmup_started >= 0.5
+    first_started, second_started = fake.load_started
+    assert second_started - first_started >= 0.5
 
 
 def test_the_drain_does_not_wait_for_an_idle_target(tmp_path, fake) -> None:
-    code, _row = one_row(tmp_path)
-    warmup_started, measure_started = fake.load_started
-    assert code == 0 and measure_started - warmup_started < 5
+    code, _run_dir = run(tmp_path, scen_file(tmp_path, TWO))
+    first_started, second_started = fake.load_started
+    assert code == 0 and second_started - first_started < 5
 
 
 def test_locusts_own_cpu_warning_marks_the_row_saturated(tmp_path, fake) -> None:
     fake.cpu_warning = True
     code, row = one_row(tmp_path)
     assert code == 0 and row.loadgen_saturated
+
+
+def test_the_lag_of_locusts_loop_is_its_mean_and_flags_a_starved_locust(tmp_path, fake, capsys) -> None:
+    code, row = one_row(tmp_path)
+    assert code == 0 and row.loadgen_lag_ms == pytest.approx(1.01, rel=1e-3) and not row.loadgen_saturated
+    fake.lag_values = [100] * 60 + [9000] * 40  # mean 3.66 ms: over 1 ms and over 5 % of 50 ms
+    code, row = one_row(tmp_path)
+    assert code == 0 and row.loadgen_lag_ms == pytest.approx(3.66, rel=1e-3) and row.loadgen_saturated
+    err = capsys.readouterr().err
+    assert "1 row(s) flagged" in err and f"{row.cell_id}: Locust had 1 CPU(s)" in err
 
 
 def test_a_row_names_its_run_and_its_times(tmp_path, fake) -> None:
@@ -183,9 +196,10 @@ def test_a_target_that_never_started_leaves_no_affinity_and_no_log(tmp_path, fak
     assert not list((tmp_path / "results").glob("*/cells/*/r1/target.log")), "no target, no log to copy"
 
 
-def test_no_warmup_means_one_locust_run(tmp_path, fake) -> None:
-    code, _row = one_row(tmp_path, "--set", "warmup=0")
-    assert code == 0 and [s.phase for s in fake.loads] == ["measure"]
+@pytest.mark.parametrize("warmup", ["0", "2"])
+def test_one_locust_run_per_cell_whatever_the_warmup(tmp_path, fake, warmup) -> None:
+    code, _row = one_row(tmp_path, "--set", f"warmup={warmup}")
+    assert code == 0 and [s.warmup_s for s in fake.loads] == [float(warmup)]
 
 
 def test_the_verifying_request_waits_one_sleep_and_30_s(tmp_path, fake, monkeypatch) -> None:
@@ -206,7 +220,7 @@ def test_the_verifying_request_waits_one_sleep_and_30_s(tmp_path, fake, monkeypa
 def test_a_dying_target_fails_its_cell_with_the_end_of_its_log(tmp_path, fake) -> None:
     fake.die_on_path = "/def/sleep"
     code, row = one_row(tmp_path, "--set", "warmup=0")
-    assert code == 1 and row.error == "target died during the measure: " + " | ".join(TARGET_LOG[-5:])
+    assert code == 1 and row.error == "target died during the load: " + " | ".join(TARGET_LOG[-5:])
 
 
 def test_resources_are_sampled_inside_the_window(tmp_path, fake) -> None:
@@ -217,12 +231,10 @@ def test_resources_are_sampled_inside_the_window(tmp_path, fake) -> None:
     assert code == 0, row.error
     assert row.target_cpu_pct > 10 and row.loadgen_cpu_pct > 10, row
     assert row.target_rss_mb > 1 and row.target_threads >= 1
-    # 1.4 s of at most 2 cores over 1007 requests: well under 3 ms each, and not nothing
-    assert 0 < row.cpu_ms_per_request < 3
-
-
-def test_cpu_ms_per_request() -> None:
-    assert runner.cpu_ms_per_request(0.5, 250) == 2.0
+    # at most 2 cores at 1007 requests in 1.2 s: well under 3 ms each, and not nothing
+    assert 0 < row.cpu_ms_per_request < 3 and 0 < row.loadgen_cpu_ms_per_request < 3
+    # one Locust process on its CPU set: headroom = its cores over the cores it used
+    assert row.loadgen_headroom == pytest.approx(100 * row.loadgen_processes / row.loadgen_cpu_pct, rel=0.01)
 
 
 def test_one_recorded_latency_is_a_histogram(tmp_path, fake) -> None:
@@ -241,6 +253,6 @@ def test_failures_and_a_lost_histogram_both_noted_in_order(tmp_path, fake) -> No
 def test_the_drain_gives_up_at_its_deadline(tmp_path, fake, monkeypatch) -> None:
     monkeypatch.setattr(runner, "DRAIN_DEADLINE_S", 0.3)
     fake.busy_after_stop_s = 30.0  # a target that stays busy: the matrix must not wait for it
-    code, _row = one_row(tmp_path)
-    warmup_started, measure_started = fake.load_started
-    assert code == 0 and measure_started - warmup_started < 5
+    code, _run_dir = run(tmp_path, scen_file(tmp_path, TWO))
+    first_started, second_started = fake.load_started
+    assert code == 0 and second_started - first_started < 5

@@ -1,7 +1,7 @@
 """Docker backend: the same target and Locust, as Compose services pinned with `cpuset`.
 
 The target container is recreated only when the server config changes (the runner decides);
-each Locust phase is a `docker compose run` of the loadgen service (plus, for distributed load,
+each cell's Locust run is a `docker compose run` of the loadgen service (plus, for distributed load,
 the profile's workers) whose /out is the cell's folder, so the CSVs land exactly where the local
 backend puts them.
 """
@@ -217,7 +217,7 @@ class DockerBackend:
         give_dir(stats_dir)
         env = {"TARGET_PIDS_LIMIT": str(target_pids_limit(cfg)), "SERVER": cfg.server,
                "WORKERS": str(cfg.workers), "THREADPOOL_TOKENS": str(cfg.threadpool_tokens),
-               "TARGET_CPUSET": cfg.target_cpuset,
+               "TARGET_CPUSET": cfg.target_cpuset, "WORKER_PINNING": cfg.worker_pinning,
                "PORT": str(cfg.port), "BIND": cfg.bind, "LOOP": cfg.loop, "HTTP": cfg.http,
                "STATS_DIR": str(stats_dir.resolve())}  # compose reads a bare relative path as a volume name
         up = self.compose.run(["up", "-d", "--force-recreate", "--no-deps", "target"], env, timeout=120)
@@ -238,7 +238,7 @@ class DockerBackend:
         env = {"LOADGEN_CPUSET": spec.cpuset, "OUT_DIR": str(out_dir.resolve()), "BENCH_PATH": spec.path,
                "MASTER_PORT": str(spec.master_port), "LOCUST_WORKER_ARGS": shlex.join(
                    worker_argv(spec, "127.0.0.1", LOCUSTFILE))}
-        container = f"{PROJECT}-locust-{spec.phase}"
+        container = f"{PROJECT}-locust"
         subprocess.run(["docker", "rm", "-f", container], capture_output=True, timeout=30)  # a leftover
         if spec.workers:
             self.compose.run(["--profile", "distributed", "up", "-d", "--no-deps", "--scale",
@@ -247,9 +247,9 @@ class DockerBackend:
         argv = ["run", "--rm", "-T", "--no-deps", "--name", container,
                 *(x for k, v in result_env.items() for x in ("-e", f"{k}={v}")),
                 "loadgen", *master_argv(spec, "/out", LOCUSTFILE)]
-        master = self.compose.popen(argv, env, out_dir / f"{spec.phase}_locust.log")
+        master = self.compose.popen(argv, env, out_dir / f"{spec.prefix}_locust.log")
         return DockerLoad(master, container, self.compose, env, distributed=bool(spec.workers),
-                          workers_log=out_dir / f"{spec.phase}_workers.log")
+                          workers_log=out_dir / f"{spec.prefix}_workers.log")
 
     def metadata(self) -> dict[str, Any]:
         def out(argv: list[str]) -> str:

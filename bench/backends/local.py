@@ -84,6 +84,7 @@ class LocalBackend:
         env = {**os.environ, "BENCH_SERVER": cfg.server, "BENCH_WORKERS": str(cfg.workers),
                "BENCH_PORT": str(cfg.port), "BENCH_BIND": cfg.bind, "BENCH_LOOP": cfg.loop,
                "BENCH_HTTP": cfg.http, "THREADPOOL_TOKENS": str(cfg.threadpool_tokens),
+               "BENCH_WORKER_PINNING": cfg.worker_pinning,
                "BENCH_STATS_DIR": str(stats_dir)}
         log = stats_dir.parent / "target.log"
         proc = procs.spawn(procs.pinned([self.python, "-m", "app.serve"], cfg.target_cpuset), log, env, ROOT)
@@ -109,10 +110,10 @@ class LocalBackend:
             argv = [self.python, "-m", "locust", *argv[1:]]
             return procs.spawn(procs.pinned(argv, spec.cpuset), out_dir / name, env, ROOT)
 
-        load = LocalLoad(start(master_argv(spec, str(out_dir), locustfile), f"{spec.phase}_locust.log"))
+        load = LocalLoad(start(master_argv(spec, str(out_dir), locustfile), f"{spec.prefix}_locust.log"))
         for i in range(spec.workers):
             load.workers.append(start(worker_argv(spec, "127.0.0.1", locustfile),
-                                      f"{spec.phase}_worker{i}.log"))
+                                      f"{spec.prefix}_worker{i}.log"))
         self._live.append(load)
         return load
 

@@ -1,0 +1,100 @@
+"""The measured window inside one Locust run: warmup (it covers the ramp), then a reset, then
+the measurement, without a second Locust start-up.
+
+The window opens when every user runs and BENCH_WARMUP_S seconds have passed since the test
+started, whichever comes last. Then the process that owns the statistics (a standalone Locust, or
+the master of --processes / --master) resets Locust's statistics and our histograms, and a master
+tells its workers to do the same. A worker report already on its way holds requests from before
+the reset, so the master drops each worker's reports until that worker's acknowledgement arrives:
+one ZeroMQ connection per worker delivers in order, so every report after the acknowledgement
+holds only requests the worker made after its own reset. Locust's statistics and the histograms
+travel in the same report and are dropped together: they keep counting the same requests.
+
+Stdlib and Locust only (the image copies loadgen/*.py beside the locustfile).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+from locust.stats import StatsEntry
+
+RESET = "bench_reset"
+ACK = "bench_reset_ack"
+
+
+@dataclass
+class Window:
+    warmup_s: float
+    on_reset: Callable[[], None]  # clears this process's own recordings (histograms)
+    t_begin: float = 0.0  # test start: the warmup counts from here
+    t_start: float = 0.0  # the reset: the measured window opens
+    t_stop: float = 0.0
+    warmup_requests: int = 0  # what the statistics held when they were reset
+    pending: set[str] = field(default_factory=set)  # workers whose acknowledgement has not come
+    _opening: bool = False
+
+    def install(self, environment: Environment) -> None:
+        runner = environment.runner
+        if isinstance(runner, WorkerRunner):
+            runner.register_message(RESET, self._reset_worker)
+        elif isinstance(runner, MasterRunner):
+            runner.register_message(ACK, lambda environment, msg: self.pending.discard(msg.node_id))
+
+    def test_started(self) -> None:
+        self.t_begin = time.time()
+
+    def spawning_complete(self, environment: Environment) -> None:
+        # workers fire this too (when the master says so); only the owner of the statistics opens
+        if self._opening or isinstance(environment.runner, WorkerRunner):
+            return
+        self._opening = True
+        gevent.spawn(self._open, environment)
+
+    def _open(self, environment: Environment) -> None:
+        delay = self.t_begin + self.warmup_s - time.time()
+        if delay > 0:
+            gevent.sleep(delay)
+        runner = environment.runner
+        assert runner is not None
+        self.warmup_requests = runner.stats.total.num_requests
+        if isinstance(runner, MasterRunner):
+            self.pending = set(runner.clients.keys())
+        runner.stats.reset_all()
+        self.on_reset()
+        self.t_start = time.time()
+        if isinstance(runner, MasterRunner):
+            runner.send_message(RESET)  # to every worker
+
+    def _reset_worker(self, environment: Environment, msg: Any) -> None:
+        runner = environment.runner
+        assert runner is not None
+        runner.stats.reset_all()
+        self.on_reset()
+        runner.send_message(ACK)
+
+    def admit(self, client_id: str, data: dict[str, Any], stats: Any) -> bool:
+        """False (and the report emptied, so Locust's own listener merges nothing) for a report
+        a worker sent before it reset."""
+        if client_id not in self.pending:
+            return True
+        data["stats"] = []
+        data["errors"] = {}
+        data["stats_total"] = StatsEntry(stats, "Aggregated", None).get_stripped_report()
+        return False
+
+    def stopped(self) -> None:
+        self.t_stop = time.time()
+
+    def times(self) -> dict[str, float]:
+        """The test's start (t_begin) and the window (t_start, t_stop) for the result JSON, once
+        the window opened (nothing when it never did: Locust stopped first)."""
+        if not self.t_start:
+            return {}
+        return {"t_begin": self.t_begin, "t_start": self.t_start, "t_stop": self.t_stop or time.time()}

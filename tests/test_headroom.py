@@ -1,0 +1,199 @@
+"""The many-core arithmetic as pure functions of a host's CPU list: the automatic split, Locust's
+"auto" process count, where `worker_pinning` puts each worker, and the load generator's headroom,
+its saturation signals and the CPUs a saturated cell needed. No big machine needed: the hosts are
+CPU lists (2, 4, 16 and 64 CPUs, and odd sets)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from app import pinning
+from bench import cpuset, headroom, scenario
+from bench.cells import Cell
+from tests.rows import make_row
+
+
+def cell(**kw) -> Cell:
+    base = scenario.from_dict({}, {}).cells()[0]
+    return dataclasses.replace(base, **{"loadgen_cpuset": "0-3", "loadgen_processes": 1, "loadgen_workers": 0, **kw})
+
+
+@pytest.mark.parametrize(("cpus", "target", "loadgen"), [
+    ([0], "0", "0"),  # one CPU: shared (the plan warns)
+    ([0, 1], "0", "1"),
+    ([0, 1, 2], "0", "1-2"),
+    ([0, 1, 2, 3], "0", "1-3"),
+    (list(range(8)), "0-1", "2-7"),
+    (list(range(16)), "0-4", "5-15"),  # 5 target cores, 11 for Locust: at least two per target core
+    (list(range(64)), "0-20", "21-63"),
+    ([0, 2, 4, 5, 6, 7], "0,2", "4-7"),  # an odd set (a container's cpuset): split in its own order
+    ([7, 3, 5, 1], "1", "3,5,7"),  # unsorted in, sorted out
+])
+def test_the_automatic_split_gives_locust_two_thirds(cpus, target, loadgen) -> None:
+    assert cpuset.split(cpus) == (target, loadgen)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 8, 12, 16, 24, 32, 48, 64, 96])
+def test_the_split_never_gives_locust_less_than_twice_the_target_beyond_three_cpus(n: int) -> None:
+    target, loadgen = (len(cpuset.parse(s)) for s in cpuset.split(list(range(n))))
+    assert target + loadgen == n and target >= 1
+    assert loadgen >= 2 * target or n < 3, (n, target, loadgen)
+    assert target == max(1, n // 3)
+
+
+@pytest.mark.parametrize(("workers", "processes", "cpus", "users", "want"), [
+    ("0", "auto", 1, 10, (0, 1)),
+    (0, "auto", 11, 100, (0, 11)),  # one process per Locust CPU
+    (0, "auto", 43, 10, (0, 10)),  # never more processes than users
+    (0, "auto", 4, 1, (0, 1)),
+    (0, 3, 11, 100, (0, 3)),  # a number wins
+    ("auto", "auto", 11, 100, (11, 1)),  # distributed: a worker per CPU, no --processes
+    ("auto", "auto", 11, 5, (5, 1)),
+    (2, "auto", 11, 100, (2, 1)),
+    (2, 4, 11, 100, (2, 4)),  # kept as written (the distributed run ignores it)
+])
+def test_auto_locust_counts(workers, processes, cpus, users, want) -> None:
+    assert scenario.loadgen_counts(int(workers) if workers == "0" else workers, processes, cpus, users) == want
+
+
+def test_auto_processes_follow_each_cells_own_cpuset_and_users() -> None:
+    scen = scenario.from_dict({"defaults": {"loadgen_cpuset": "0-1", "target_cpuset": "0"},
+                               "matrix": {"users": [1, 10], "loadgen_cpuset": ["0", "0-1"]}}, {})
+    got = {(c.users, c.loadgen_cpuset): c.loadgen_processes for c in scen.cells()}
+    assert got == {(1, "0"): 1, (1, "0-1"): 1, (10, "0"): 1, (10, "0-1"): 2}
+    assert scenario.from_dict({"defaults": {"loadgen_processes": 3, "loadgen_cpuset": "0"}}, {}).cells()[0] \
+        .loadgen_processes == 3
+
+
+def test_workers_cores_follow_each_cells_own_target_cpuset() -> None:
+    scen = scenario.from_dict({"defaults": {"workers": "cores"}, "matrix": {"target_cpuset": ["0", "0-1"]}}, {})
+    assert [(c.target_cpuset, c.workers) for c in scen.cells()] == [("0", 1), ("0-1", 2)]
+
+
+@pytest.mark.parametrize(("cpus", "workers", "mode", "want"), [
+    ([0, 1], 2, "core", [[0], [1]]),
+    ([0, 1], 2, "set", [[0, 1], [0, 1]]),
+    ([4, 5, 6, 7], 2, "core", [[4], [5]]),  # the first CPUs of the set
+    ([0, 2, 5], 5, "core", [[0], [2], [5], [0], [2]]),  # more workers than CPUs: round again
+    (list(range(16, 21)), 5, "core", [[16], [17], [18], [19], [20]]),
+    ([3], 1, "core", [[3]]),
+])
+def test_where_pinning_puts_each_worker(cpus, workers, mode, want) -> None:
+    assert pinning.expected(cpus, workers, mode) == want
+
+
+@pytest.mark.parametrize(("per_worker", "text"), [
+    ([[0, 1, 2, 3]] * 4, "0-3"),  # floating: the set once
+    ([[0], [1], [2]], "0/1/2"),
+    ([[0], [0]], "0"),
+    ([[5], [2, 3]], "5/2-3"),  # in slot order, as they differ
+    ([], ""),
+])
+def test_affinity_text(per_worker, text) -> None:
+    assert pinning.describe(per_worker) == text
+
+
+def test_slots_are_claimed_lowest_first_and_freed_by_death(tmp_path) -> None:
+    dead: set[int] = set()
+    alive = lambda pid: pid not in dead  # noqa: E731
+    assert [pinning.claim_slot(tmp_path, pid, alive) for pid in (101, 102, 103)] == [0, 1, 2]
+    dead.add(102)  # Gunicorn replaces it
+    assert pinning.claim_slot(tmp_path, 104, alive) == 1, "the dead worker's slot goes to its successor"
+    assert pinning.claim_slot(tmp_path, 101, alive) == 0, "a worker asking again keeps its own slot"
+    assert pinning.claim_slot(tmp_path, 105, alive) == 3
+
+
+def test_workers_lists_the_live_ones_in_slot_order(tmp_path) -> None:
+    for pid, slot, cpus in ((30, 1, [1]), (20, 0, [0]), (40, 2, [2])):
+        (tmp_path / f"affinity-{pid}.json").write_text(f'{{"pid": {pid}, "slot": {slot}, "cpus": {cpus}}}')
+    (tmp_path / "affinity-50.json").write_text("{not json")
+    assert [w["pid"] for w in pinning.workers(tmp_path, alive=lambda pid: pid != 40)] == [20, 30]
+
+
+@pytest.mark.parametrize(("kw", "total", "busiest", "saturated"), [
+    ({}, 50.0, 50.0, False),
+    ({}, 50.0, 90.0, True),  # one process at 90 % of a core
+    ({}, 50.0, 89.9, False),
+    ({"loadgen_processes": 4}, 359.0, 89.0, False),  # 4 processes on 4 CPUs: 90 % of 400
+    ({"loadgen_processes": 4}, 360.0, 89.0, True),
+    ({"loadgen_workers": 2}, 179.0, 89.0, False),  # 2 distributed workers: capacity 200 %
+    ({"loadgen_workers": 2}, 180.0, 89.0, True),
+    ({"loadgen_processes": 8}, 360.0, 50.0, True),  # more processes than CPUs: the CPUs bound
+    ({"loadgen_processes": 8, "loadgen_cpuset": "0-1"}, 180.0, 50.0, True),
+    ({"loadgen_processes": 8, "loadgen_cpuset": "0-1"}, 179.0, 50.0, False),
+])
+def test_cpu_saturation(kw, total, busiest, saturated) -> None:
+    assert headroom.is_saturated(cell(**kw), total, busiest) is saturated
+
+
+@pytest.mark.parametrize(("lag", "p50", "flagged"), [
+    (0.40, 0.97, False),  # Locust alone on its core (measured: mean lag, median latency)
+    (3.33, 3.33, True),  # beside two busy loops on the same core (measured): a third of the requests/s
+    (3.88, 1.07, True),
+    (3.33, 103.6, False),  # the same neighbours, 100 ms requests (measured): 2 % fewer requests/s
+    (7.16, 108.0, True),  # four neighbours, 100 ms requests (measured): 10 % fewer requests/s
+    (2.23, 1.03, True),  # three busy loops (measured, the end-to-end test's least starved run)
+    (1.0, 20.0, True),  # both limits reached exactly
+    (0.99, 0.5, False),
+    (4.99, 100.0, False),  # under 5 % of the latency
+])
+def test_lag_saturation(lag, p50, flagged) -> None:
+    assert headroom.is_saturated(cell(), 10.0, 10.0, lag, p50) is flagged
+
+
+@pytest.mark.parametrize(("kw", "cpu_pct", "want"), [
+    ({}, 50.0, 2.0),  # one process at half a core: twice the rate would fit
+    ({}, 100.0, 1.0),
+    ({"loadgen_processes": 4}, 100.0, 4.0),
+    ({"loadgen_processes": 8}, 200.0, 2.0),  # 8 processes on 4 CPUs: 4 cores usable
+    ({"loadgen_workers": 2, "loadgen_processes": 4}, 100.0, 2.0),  # workers, not --processes
+    ({}, 0.0, 0.0),  # nothing sampled: unknown
+])
+def test_headroom(kw, cpu_pct, want) -> None:
+    assert headroom.headroom(cell(**kw), cpu_pct) == pytest.approx(want)
+
+
+def test_cpu_ms_per_request_is_a_ratio_of_rates() -> None:
+    assert headroom.cpu_ms_per_request(50.0, 250.0) == 2.0  # half a core at 250 req/s
+    assert headroom.cpu_ms_per_request(100.0, 0.0) == 0.0
+
+
+@pytest.mark.parametrize(("rps", "cost", "need"), [
+    (4300.0, 0.23, 2),  # 989 ms of CPU per second: one core would be at 99 %
+    (3800.0, 0.23, 1),  # 874 ms: under 90 % of one core
+    (37_817.0, 0.23, 10),
+    (0.0, 0.23, 0),
+    (100.0, 0.0, 0),
+])
+def test_cpus_needed(rps, cost, need) -> None:
+    assert headroom.cpus_needed(rps, cost) == need
+
+
+def test_cpus_to_load_fully_scales_a_cpu_bound_target_to_all_its_cores() -> None:
+    # 8 workers on 8 target CPUs at 200 % (2 of 8 cores): 4x the rate, at Locust's cost
+    row = make_row(workload="noop", workers=8, target_cpuset="0-7", rps=5_000.0, target_cpu_pct=200.0,
+                   loadgen_cpu_ms_per_request=0.2)
+    assert headroom.cpus_to_load_fully(row) == headroom.cpus_needed(20_000.0, 0.2) == 5
+    # one worker uses one core at most, whatever the set
+    one = dataclasses.replace(row, workers=1, target_cpu_pct=50.0)
+    assert headroom.cpus_to_load_fully(one) == headroom.cpus_needed(10_000.0, 0.2)
+    # a busy target, or one that waits: the rate it reached
+    busy = dataclasses.replace(row, target_cpu_pct=790.0)
+    assert headroom.cpus_to_load_fully(busy) == headroom.cpus_needed(5_000.0, 0.2)
+    sleeping = dataclasses.replace(row, workload="sleep", target_cpu_pct=10.0)
+    assert headroom.cpus_to_load_fully(sleeping) == headroom.cpus_needed(5_000.0, 0.2)
+
+
+def test_advice_names_what_locust_had_and_needed() -> None:
+    row = make_row(cell_id="c1", workload="noop", workers=8, target_cpuset="0-7", rps=5_000.0,
+                   target_cpu_pct=200.0, loadgen_cpu_ms_per_request=0.2, loadgen_processes=1,
+                   loadgen_cpuset="8-15", loadgen_lag_ms=0.3)
+    assert headroom.advice(row) == (
+        "c1: Locust had 1 CPU(s), 0.200 ms of Locust CPU per request; loading this target fully takes "
+        "about 5 (loadgen_cpuset / loadgen_processes, or Locust on a second VM with --target-url)")
+    starved = dataclasses.replace(row, workload="sleep", rps=1_000.0, loadgen_lag_ms=3.95)
+    assert headroom.advice(starved) == (
+        "c1: Locust had 1 CPU(s), 0.200 ms of Locust CPU per request, event-loop lag 4.0 ms: give it "
+        "CPUs nothing else runs on")
