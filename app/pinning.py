@@ -9,7 +9,7 @@ hand-offs between threads cost more when the threads may run on other cores (38 
 Neither Uvicorn nor Gunicorn tells a worker its index, so a worker claims the lowest free slot in
 BENCH_PIN_DIR under a lock: slot-<i> holds its owner's pid, and a slot whose owner is gone (a
 worker Gunicorn or Uvicorn replaced) is free again. Each worker then writes affinity-<pid>.json
-with the CPUs it runs on, which /info reports for every live worker and the runner checks.
+with the CPUs its threads run on, which /info reports for every live worker and the runner checks.
 
 Stdlib only: the runner imports `expected` and `describe` without FastAPI.
 """
@@ -101,12 +101,32 @@ def apply(mode: str, pin_dir: Path) -> list[int]:
     slot = claim_slot(pin_dir, pid)
     if mode == "core":
         cpus = sorted(os.sched_getaffinity(0))  # the set it inherited: taskset's or the cpuset's
-        os.sched_setaffinity(0, {cpus[slot % len(cpus)]})
-    mine = sorted(os.sched_getaffinity(0))
+        for tid in _threads():
+            # per thread on Linux: the threads the server started before the app (Uvicorn's
+            # supervisor pong thread) need it too; threads started later inherit it
+            with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+                os.sched_setaffinity(tid, {cpus[slot % len(cpus)]})
+    mine = _all_threads_affinity()
     tmp = pin_dir / f".affinity-{pid}.tmp"
     tmp.write_text(json.dumps({"pid": pid, "slot": slot, "cpus": mine}))
     tmp.replace(pin_dir / f"affinity-{pid}.json")
     return mine
+
+
+def _threads() -> list[int]:
+    try:
+        return [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:  # no /proc: this thread at least
+        return [0]
+
+
+def _all_threads_affinity() -> list[int]:
+    """Every CPU any thread of this process may run on: what the runner checks is the process."""
+    cpus: set[int] = set()
+    for tid in _threads():
+        with contextlib.suppress(ProcessLookupError):
+            cpus |= os.sched_getaffinity(tid)
+    return sorted(cpus)
 
 
 def workers(pin_dir: Path, alive: Callable[[int], bool] = pid_alive) -> list[dict[str, object]]:

@@ -59,3 +59,23 @@ def split(cpus: frozenset[int] | set[int] | list[int]) -> tuple[str, str]:
 def split_host() -> tuple[str, str]:
     return split(host_cpus())
 
+
+
+def resolve_pair(target: str, loadgen: str, host: list[int] | frozenset[int]) -> tuple[str, str]:
+    """The two CPU sets of a cell as text, from what the scenario says: "all" is every CPU of the
+    host (a target or a Locust alone on its VM); "auto" beside "auto" is the automatic split; "auto"
+    beside a given set is the CPUs that set leaves (all of them when it leaves none)."""
+    def given(text: str) -> frozenset[int] | None:
+        if text == "auto":
+            return None
+        return frozenset(host) if text == "all" else parse(text)
+
+    t, lg = given(target), given(loadgen)
+    if t is None and lg is None:
+        return split(host)
+    if t is None:
+        assert lg is not None
+        t = (frozenset(host) - lg) or frozenset(host)
+    if lg is None:
+        lg = (frozenset(host) - t) or frozenset(host)
+    return format(t), format(lg)

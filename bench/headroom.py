@@ -36,9 +36,10 @@ LAG_SHARE_OF_LATENCY = 0.05
 
 
 def usable_cores(cell: Cell | SummaryRow) -> int:
-    """Cores Locust can use: one per process that runs users, at most its CPU set's size."""
+    """Cores Locust can use: one per process that runs users (no more processes than users get
+    one), at most its CPU set's size."""
     generators = cell.loadgen_workers or cell.loadgen_processes
-    return min(generators, len(cpuset.parse(cell.loadgen_cpuset)))
+    return min(generators, cell.users, len(cpuset.parse(cell.loadgen_cpuset)))
 
 
 def cpu_ms_per_request(cpu_pct: float, rps: float) -> float:
@@ -60,8 +61,7 @@ def lag_flags(lag_ms: float, p50_ms: float) -> bool:
     return lag_ms >= LAG_LIMIT_MS and lag_ms >= LAG_SHARE_OF_LATENCY * p50_ms
 
 
-def is_saturated(cell: Cell, total_pct: float, busiest_pct: float, lag_ms: float = 0.0,
-                 p50_ms: float = 0.0) -> bool:
+def is_saturated(cell: Cell, total_pct: float, busiest_pct: float, lag_ms: float, p50_ms: float) -> bool:
     capacity = 100.0 * usable_cores(cell)
     return (busiest_pct >= SATURATED_PCT or total_pct >= capacity * SATURATED_PCT / 100
             or lag_flags(lag_ms, p50_ms))
@@ -88,11 +88,13 @@ def cpus_to_load_fully(row: SummaryRow) -> int:
 
 def advice(row: SummaryRow) -> str:
     """The end-of-run line for a flagged row: what Locust had, what it cost, what it needed."""
-    need = cpus_to_load_fully(row)
     had = usable_cores(row)
     cost = f"{row.loadgen_cpu_ms_per_request:.3f} ms of Locust CPU per request"
-    if need <= had:  # starved (the lag said so) or at its limit without a measured excess
-        return (f"{row.cell_id}: Locust had {had} CPU(s), {cost}, event-loop lag "
-                f"{row.loadgen_lag_ms:.1f} ms: give it CPUs nothing else runs on")
+    if lag_flags(row.loadgen_lag_ms, row.p50_ms):
+        return (f"{row.cell_id}: Locust had {had} CPU(s), {cost}, and its event loop woke "
+                f"{row.loadgen_lag_ms:.1f} ms late on average: it waited for its CPUs, so give it CPUs "
+                "nothing else runs on")
+    # at its CPU limit, it needed more than it had whatever the estimate says
+    need = max(cpus_to_load_fully(row), had + 1)
     return (f"{row.cell_id}: Locust had {had} CPU(s), {cost}; loading this target fully takes about "
             f"{need} (loadgen_cpuset / loadgen_processes, or Locust on a second VM with --target-url)")

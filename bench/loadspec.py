@@ -13,12 +13,17 @@ from bench.cells import Cell
 
 LOCUSTFILE = "loadgen/locustfile.py"
 MASTER_PORT_OFFSET = 557  # master's port = target port + offset, away from Locust's 5557 default
+# The locustfile stops Locust `duration` seconds after the window opens; --run-time, this much
+# later than a window opened on time would end, is only the backstop (a window that opens later
+# still gets its whole duration)
+RUN_TIME_BACKSTOP_S = 5
 
 
 @dataclass(frozen=True)
 class LoadSpec:
     """One Locust run per cell: the warmup (which covers the ramp) and the measured window in one,
-    the locustfile resetting the statistics and the histogram between them (no second start-up)."""
+    the locustfile resetting the statistics and the histograms between them (no second start-up)
+    and stopping Locust when the window is over."""
 
     host: str  # http://127.0.0.1:PORT - loopback unless the user pointed --target-url elsewhere
     path: str
@@ -26,6 +31,7 @@ class LoadSpec:
     spawn_rate: float
     run_time_s: int
     warmup_s: float  # from Locust's start; the measured window opens once it is over and all users run
+    duration_s: float  # the measured window
     processes: int
     workers: int  # 0: one Locust (maybe forked with --processes); N: master + N worker processes
     master_port: int
@@ -42,9 +48,10 @@ def load_spec(cell: Cell, host: str) -> LoadSpec:
         path=cell.path,
         users=cell.users,
         spawn_rate=cell.spawn_rate,
-        # Locust takes whole seconds: a fractional window is rounded up, never cut short
-        run_time_s=math.ceil(max(cell.ramp_s, cell.warmup) + cell.duration),
+        # whole seconds, rounded up, and a backstop: the locustfile ends the window itself
+        run_time_s=math.ceil(max(cell.ramp_s, cell.warmup) + cell.duration) + RUN_TIME_BACKSTOP_S,
         warmup_s=cell.warmup,
+        duration_s=cell.duration,
         processes=cell.loadgen_processes,
         workers=cell.loadgen_workers,
         master_port=cell.port + MASTER_PORT_OFFSET,
@@ -57,6 +64,7 @@ def env_for(spec: LoadSpec, out_dir: str) -> dict[str, str]:
     return {
         "BENCH_PATH": spec.path,
         "BENCH_WARMUP_S": f"{spec.warmup_s:g}",
+        "BENCH_DURATION_S": f"{spec.duration_s:g}",
         "BENCH_RESULT_OUT": f"{out_dir}/{spec.prefix}_result.json",
     }
 

@@ -16,9 +16,9 @@ def describe(row: SummaryRow) -> str:
     flag = "  [loadgen saturated]" if row.loadgen_saturated else ""
     if row.error:  # failed requests, a lost histogram: what the figures must be read with
         flag += f"  [{row.error}]"
+    room = f"  Locust headroom {row.loadgen_headroom:.1f}x" if row.loadgen_headroom > 0 else ""
     return (f"{row.cell_id} r{row.repeat}: {row.rps:.1f} req/s  p50 {row.p50_ms:.2f} ms  "
-            f"p99 {row.p99_ms:.2f} ms  failures {row.failures}  Locust headroom {row.loadgen_headroom:.1f}x"
-            f"{flag}")
+            f"p99 {row.p99_ms:.2f} ms  failures {row.failures}{room}{flag}")
 
 
 @dataclass

@@ -87,9 +87,14 @@ def inside_table(rows: list[SummaryRow]) -> Table:
                     str(max(r.threadpool_waiting_max for r in rs)),
                     f"{max(r.loop_lag_p99_ms for r in rs):.1f}", f"{max(r.target_cpu_pct for r in rs):.0f}",
                     f"{max(r.target_rss_mb for r in rs):.0f}", str(max(r.target_threads for r in rs)),
-                    f"{max(r.loadgen_cpu_pct for r in rs):.0f}", f"{min(r.loadgen_headroom for r in rs):.2f}",
+                    f"{max(r.loadgen_cpu_pct for r in rs):.0f}", _headroom(rs),
                     f"{max(r.loadgen_lag_ms for r in rs):.1f}"])
     return header, out
+
+
+def _headroom(rows: list[SummaryRow]) -> str:
+    sampled = [r.loadgen_headroom for r in rows if r.loadgen_headroom > 0]  # 0.0: not sampled
+    return f"{min(sampled):.2f}" if sampled else ""
 
 
 NOTE_INSIDE = ("Sampled every 10 ms inside each target worker, worst repeat shown: threads busy = anyio "

@@ -26,6 +26,7 @@ from bench.rundir import RunDir
 LOCUST_GRACE_S = 60.0  # start-up, stop and CSV writing on top of --run-time
 DRAIN_DEADLINE_S = 120.0
 DRAIN_POLL_S = 0.1  # the workers write a sampler line every 0.5 s
+SHORT_WINDOW = 0.9  # a window under 90 % of `duration` is noted in the row
 WORKERS_DEADLINE_S = 30.0  # every worker of a started target has pinned itself and said where
 
 
@@ -93,7 +94,7 @@ class Runner:
         if target.managed:  # a target we started must run where the cell says
             if len(workers) != cell.workers:
                 raise CellFailed(f"{len(workers)} of the target's {cell.workers} workers said where they "
-                                 f"run (/info worker_affinity, within {WORKERS_DEADLINE_S:.0f} s)")
+                                 f"run (/info worker_affinity, within {WORKERS_DEADLINE_S:g} s)")
             want = pinning.expected(sorted(cpuset.parse(cell.target_cpuset)), cell.workers,
                                     cell.worker_pinning)
             if sorted(workers) != sorted(want):
@@ -175,7 +176,10 @@ class Runner:
                           rps=float(meta["rps"]), mean_ms=float(meta["mean_ms"]))
         if agg.requests == 0:
             raise CellFailed("no request completed in the measured window")
-        # Locust tells when its users were all spawned and when it stopped: the real window
+        if meta and "t_start" not in meta:  # the statistics were never reset: warmup and ramp in them
+            raise CellFailed("Locust stopped before its measured window opened (not every user was running "
+                             "by the end of --run-time)")
+        # Locust tells when it reset its statistics after the warmup and when it stopped: the window
         t0, t1 = float(meta.get("t_start", t0)), float(meta.get("t_stop", t1))
         out: dict[str, Any] = {"requests": agg.requests, "failures": agg.failures, "rps": agg.rps,
                                "mean_ms": agg.mean_ms, "p50_ms": agg.p50_ms, "p90_ms": agg.p90_ms,
@@ -190,6 +194,8 @@ class Runner:
             notes.append(f"{agg.failures} failed requests, e.g. {example}")
         if "count_mismatch" in meta:  # a Locust process's histogram was lost on the way
             notes.append(f"latency histogram incomplete ({meta['count_mismatch']})")
+        if "t_start" in meta and t1 - t0 < SHORT_WINDOW * cell.duration:  # the --run-time backstop cut it
+            notes.append(f"measured window {t1 - t0:.1f} s, not the {cell.duration:g} s asked")
         if notes:
             out["error"] = "; ".join(notes)
         load_use = mon.usage("loadgen", t0, t1)

@@ -37,7 +37,7 @@ class Key:
 
 
 def _check_cpuset(value: str) -> None:
-    if value == "auto":
+    if value in ("auto", "all"):
         return
     missing = cpuset.parse(value) - cpuset.host_cpus()
     if missing:
@@ -98,8 +98,8 @@ KEYS: dict[str, Key] = {
     "threadpool_tokens": Key(int, 40, "anyio thread limiter size per worker (anyio's default: 40)",
                              lo=1, hi=100_000),
     "target_cpuset": Key(str, "auto", "CPUs the target is pinned to ('auto' = a third of the host, "
-                         "at least one: see README, On a cloud VM)", check=_check_cpuset),
-    "loadgen_cpuset": Key(str, "auto", "CPUs Locust is pinned to ('auto' = the rest)",
+                         "at least one: see README, On a cloud VM; 'all' = every CPU)", check=_check_cpuset),
+    "loadgen_cpuset": Key(str, "auto", "CPUs Locust is pinned to ('auto' = the rest; 'all' = every CPU)",
                           check=_check_cpuset),
     "cpu_iterations": Key(int, 1_000_000, "loop steps of the cpu workload", lo=0, hi=50_000_000),
     "sleep_ms": Key(int, 100, "sleep of the sleep/blocking_sleep workloads", lo=0, hi=60_000),
@@ -265,9 +265,6 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
             defaults[key] = value
     resolved = {k: spec.default for k, spec in KEYS.items()}
     resolved.update(defaults)
-    _resolve_auto(resolved)
-    for block in blocks:
-        _resolve_axes(block)
     checks = data.get("checks", {})
     _validate_checks(checks, where)
     scen = Scenario(
@@ -302,23 +299,13 @@ def _axes(block: dict[str, Any]) -> dict[str, list[Any]]:
     return axes
 
 
-def _resolve_axes(block: dict[str, list[Any]]) -> None:
-    for k in ("target_cpuset", "loadgen_cpuset"):
-        if k in block:
-            auto = cpuset.split_host()[0 if k == "target_cpuset" else 1]
-            block[k] = [auto if v == "auto" else cpuset.format(cpuset.parse(v)) for v in block[k]]
-
-
-def _resolve_auto(values: dict[str, Any]) -> None:
-    target, loadgen = cpuset.split_host()
-    for key, auto in (("target_cpuset", target), ("loadgen_cpuset", loadgen)):
-        values[key] = auto if values[key] == "auto" else cpuset.format(cpuset.parse(values[key]))
-
-
 def resolve_cell(values: dict[str, Any]) -> dict[str, Any]:
-    """One cell's words as numbers, from that cell's own CPU sets and users (an axis of
-    target_cpuset gives each of its cells its own "cores")."""
+    """One cell's words made concrete, from this host and that cell's own CPU sets and users: its
+    CPU sets as canonical text, "cores" and "auto" counts as numbers (an axis of target_cpuset
+    gives each of its cells its own "cores", and its own automatic Locust set)."""
     out = dict(values)
+    out["target_cpuset"], out["loadgen_cpuset"] = cpuset.resolve_pair(
+        out["target_cpuset"], out["loadgen_cpuset"], cpuset.host_cpus())
     if out["workers"] == "cores":
         out["workers"] = len(cpuset.parse(out["target_cpuset"]))
     loadgen_cpus = len(cpuset.parse(out["loadgen_cpuset"]))

@@ -2,7 +2,8 @@
 
 Env: BENCH_PATH (path + query, e.g. /async/sleep?ms=100; default /async/noop), BENCH_WARMUP_S
 (seconds from the start, ramp included, before the measured window opens; 0: as soon as every user
-runs), BENCH_WAIT_READY_S (seconds to wait for the target's /healthz before loading it; 0, the
+runs), BENCH_DURATION_S (the window's length: Locust stops then; 0: --run-time decides),
+BENCH_WAIT_READY_S (seconds to wait for the target's /healthz before loading it; 0, the
 default, does not wait), BENCH_RESULT_OUT (where the local or master process writes its result
 JSON at exit):
 
@@ -38,6 +39,7 @@ from window import Window
 PATH = os.environ.get("BENCH_PATH", "/async/noop")
 RESULT_OUT = os.environ.get("BENCH_RESULT_OUT", "")
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_S") or 0)
+DURATION_S = float(os.environ.get("BENCH_DURATION_S") or 0)
 WAIT_READY_S = float(os.environ.get("BENCH_WAIT_READY_S") or 0)
 HDR_KEY = "bench_hdr"  # our entries in the worker -> master stats message
 LAG_KEY = "bench_lag"
@@ -58,7 +60,7 @@ def _clear() -> None:
     _lag.hist.reset()
 
 
-_window = Window(WARMUP_S, on_reset=_clear)
+_window = Window(WARMUP_S, DURATION_S, on_reset=_clear)
 _env: dict[str, Environment] = {}
 
 

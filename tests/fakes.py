@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from app import pinning
 from bench import hdr
 from bench.cells import ServerConfig
 from bench.loadspec import LoadSpec
@@ -94,7 +93,8 @@ class FakeTarget:
 
     def __init__(self, cfg: ServerConfig, affinity: list[int], stats_dir: Path | None = None,
                  tokens: int | None = None, broken_path: str | None = None, busy: bool = False,
-                 on_stop: Callable[[FakeTarget], None] = lambda target: None) -> None:
+                 on_stop: Callable[[FakeTarget], None] = lambda target: None, workers_shown: int | None = None,
+                 late_workers_s: float = 0.0, misplace: str = "") -> None:
         self.on_stop = on_stop
         self.stats_dir = stats_dir
         self.proc = subprocess.Popen([sys.executable, "-c", BURNER if busy else SLEEPER])
@@ -102,19 +102,28 @@ class FakeTarget:
         self.requests: list[str] = []  # the paths it was asked for, in order
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        # every worker where app/pinning.py puts it, on the CPUs this target was given
-        placed = pinning.expected(affinity, cfg.workers, cfg.worker_pinning)
+        # every worker where the app would put it on the CPUs this target was given (written out
+        # here, not taken from app/pinning.py, which the runner checks against)
+        if (misplace or cfg.worker_pinning) == "core":
+            placed = [[affinity[i % len(affinity)]] for i in range(cfg.workers)]
+        else:
+            placed = [list(affinity)] * cfg.workers
+        listed = [{"pid": 1000 + i, "slot": i, "cpus": c} for i, c in enumerate(placed)]
+        shown = len(listed) if workers_shown is None else workers_shown
         info = {"cpu_affinity": placed[0], "server": cfg.server, "workers": cfg.workers,
-                "threadpool_tokens": cfg.threadpool_tokens if tokens is None else tokens,
-                "worker_affinity": [{"pid": 1000 + i, "slot": i, "cpus": c} for i, c in enumerate(placed)]}
+                "threadpool_tokens": cfg.threadpool_tokens if tokens is None else tokens}
+        all_by = time.time() + late_workers_s  # until then only the first worker has said where it runs
         seen = self.requests
+
+        def info_now() -> dict[str, Any]:
+            return {**info, "worker_affinity": listed[:shown] if time.time() >= all_by else listed[:1]}
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 seen.append(self.path)
                 broken = broken_path is not None and self.path.split("?")[0] == broken_path
                 status = 500 if broken else app_status(self.path)
-                body = json.dumps(info if self.path == "/info" else {"ok": status == 200}).encode()
+                body = json.dumps(info_now() if self.path == "/info" else {"ok": status == 200}).encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -203,6 +212,9 @@ class FakeBackend:
     fail_server: str | None = None  # start_target fails for this server name
     wrong_affinity: bool = False
     wrong_tokens: bool = False  # /info reports one token more than asked for
+    workers_shown: int | None = None  # /info lists this many workers (None: all of them)
+    late_workers_s: float = 0.0  # /info lists only the first worker for this long after the start
+    misplace: str = ""  # the target places its workers as this pinning says, not as the cell asks
     broken_path: str | None = None  # the target answers 500 on this path
     die_on_path: str | None = None  # the target dies during the load of this path
     interrupt_after: int | None = None  # raise KeyboardInterrupt at this Locust run (1 = the first)
@@ -218,7 +230,8 @@ class FakeBackend:
     cpu_warning: bool = False
     lost_histogram: bool = False  # the result's count exceeds what its histogram holds
     empty_histogram: bool = False  # a result with totals but no latency recorded in its histogram
-    no_window: bool = False  # a result without t_start/t_stop (Locust stopped before all users spawned)
+    no_window: bool = False  # a result without t_start/t_stop (Locust stopped before its window opened)
+    window_s: float = 1.0  # the window of an instant run (the last window_s seconds)
     busy_after_stop_s: float = 0.0  # the target works this long on after each Locust run stops
     run_s: float = 0.0  # the measured run lasts this long, its window inside it; CPU burnt on both sides
     hdr_values: list[int] = field(default_factory=lambda: list(HDR_VALUES_US))
@@ -241,7 +254,8 @@ class FakeBackend:
         affinity = [7] if self.wrong_affinity else sorted(parse(cfg.target_cpuset))
         tokens = cfg.threadpool_tokens + 1 if self.wrong_tokens else None
         target = FakeTarget(cfg, affinity, stats_dir, tokens, self.broken_path, busy=self.run_s > 0,
-                            on_stop=self.live.remove)
+                            on_stop=self.live.remove, workers_shown=self.workers_shown,
+                            late_workers_s=self.late_workers_s, misplace=self.misplace)
         self.live.append(target)
         self.made.append(target)
         return target
@@ -288,7 +302,7 @@ class FakeBackend:
             t_start, t_stop = time.time() + 0.2, time.time() + self.run_s - 0.1
         else:  # the last second: the run is over at once
             t_stop = time.time() - 0.02
-            t_start = t_stop - 1.0
+            t_start = t_stop - self.window_s
         hist = hdr.new_histogram()
         for value in self.hdr_values if requests and not self.empty_histogram else []:
             hist.record_value(value)
@@ -305,7 +319,7 @@ class FakeBackend:
             "count": count, "cpu_warning": self.cpu_warning, "role": "local",
             "lag_hdr": hdr.encode(lag) if self.lag_values else "", "warmup_requests": 123}
         if not self.no_window:
-            result.update(t_start=t_start, t_stop=t_stop)
+            result.update(t_begin=t_start - 1.0, t_start=t_start, t_stop=t_stop)
         path.write_text(json.dumps(result))
         if target is not None and target.stats_dir is not None:
             target.write_line(t_start - 0.3, OUTSIDE["busy_max"], OUTSIDE["waiting_max"], OUTSIDE["lag_ms"])

@@ -18,6 +18,7 @@ from bench.cells import work_order
 from bench.loadspec import (
     LOCUSTFILE,
     MASTER_PORT_OFFSET,
+    RUN_TIME_BACKSTOP_S,
     LoadSpec,
     env_for,
     load_spec,
@@ -57,16 +58,17 @@ def test_locust_standalone_command_whole() -> None:
     spec = load_spec(cell(users=10, spawn_rate=5.0, duration=10.0, warmup=3.0, port=8100,
                           loadgen_processes=1), "http://127.0.0.1:8100")
     assert spec == LoadSpec(host="http://127.0.0.1:8100", path="/async/noop", users=10, spawn_rate=5.0,
-                            run_time_s=13,  # 3 s of warmup (covering 2 s of ramp: 10 users at 5/s) + 10 s
-                            warmup_s=3.0, processes=1, workers=0, master_port=8100 + MASTER_PORT_OFFSET,
+                            # 3 s of warmup (covering 2 s of ramp: 10 users at 5/s) + 10 s, + the backstop
+                            run_time_s=13 + RUN_TIME_BACKSTOP_S, warmup_s=3.0, duration_s=10.0, processes=1, workers=0, master_port=8100 + MASTER_PORT_OFFSET,
                             cpuset=spec.cpuset)
     assert spec.cpuset == cell().loadgen_cpuset != ""  # every Locust process is pinned there
     # no --reset-stats: the locustfile resets once the warmup is over (loadgen/window.py)
     assert master_argv(spec, "/out/c/r1", "lf.py") == [
         "locust", "-f", "lf.py", "--headless", "--host", "http://127.0.0.1:8100", "-u", "10", "-r", "5.0",
-        "--run-time", "13s", "--csv", "/out/c/r1/measure", "--csv-full-history",
+        "--run-time", "18s", "--csv", "/out/c/r1/measure", "--csv-full-history",
         "--html", "/out/c/r1/measure.html", "--only-summary", "--exit-code-on-error", "0", "--stop-timeout", "0"]
     assert env_for(spec, "/out/c/r1") == {"BENCH_PATH": "/async/noop", "BENCH_WARMUP_S": "3",
+                                          "BENCH_DURATION_S": "10",
                                           "BENCH_RESULT_OUT": "/out/c/r1/measure_result.json"}
 
 
@@ -78,6 +80,7 @@ def test_locust_standalone_command_whole() -> None:
 def test_one_run_holds_warmup_and_window(warmup: float, users: int, run_time: int) -> None:
     spec = load_spec(cell(users=users, spawn_rate=10.0, duration=10.0, warmup=warmup), "http://h:1")
     argv = master_argv(spec, "/o")
+    run_time += RUN_TIME_BACKSTOP_S  # the locustfile stops Locust itself; --run-time is the backstop
     assert spec.run_time_s == run_time and argv[argv.index("--run-time") + 1] == f"{run_time}s"
     assert argv[argv.index("--csv") + 1] == "/o/measure" and env_for(spec, "/o")["BENCH_WARMUP_S"] == f"{warmup:g}"
 
@@ -86,7 +89,8 @@ def test_one_run_holds_warmup_and_window(warmup: float, users: int, run_time: in
 def test_run_time_rounds_a_fractional_window_up(duration: float, ramp_users: int, run_time: int) -> None:
     # ramp: ceil(users / spawn_rate) = users at 1/s; Locust takes whole seconds, never fewer than asked
     spec = load_spec(cell(users=ramp_users, spawn_rate=1.0, duration=duration, warmup=0.0), "http://h:1")
-    assert spec.run_time_s == run_time
+    assert spec.run_time_s == run_time + RUN_TIME_BACKSTOP_S
+    assert env_for(spec, "/o")["BENCH_DURATION_S"] == f"{duration:g}", "the window itself is not rounded"
 
 
 def test_locust_processes_and_distributed_commands() -> None:

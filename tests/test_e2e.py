@@ -184,7 +184,7 @@ def test_a_starved_locust_is_flagged_by_its_event_loop_lag(tmp_path: Path) -> No
     [row] = RunDir(run_dir_of(proc)).rows()
     assert row.loadgen_cpu_pct < 60, row  # the CPU signal alone would miss it
     assert row.loadgen_saturated and row.loadgen_lag_ms >= 1.0, row
-    assert "event-loop lag" in proc.stderr or "takes about" in proc.stderr, proc.stderr
+    assert f"{row.cell_id}: Locust had 1 CPU(s)" in proc.stderr and "its event loop woke" in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
@@ -199,7 +199,7 @@ def test_worker_pinning_core_puts_each_worker_on_its_own_cpu(tmp_path: Path, ser
     assert proc.returncode == 0, proc.stderr
     run_dir = run_dir_of(proc)
     rows = {r.worker_pinning: r for r in RunDir(run_dir).rows()}
-    assert rows["set"].target_affinity == "0-1" and rows["core"].target_affinity in ("0/1", "1/0")
+    assert rows["set"].target_affinity == "0-1" and rows["core"].target_affinity == "0/1"
     for mode, want in (("set", [[0, 1], [0, 1]]), ("core", [[0], [1]])):
         info = json.loads((run_dir / "cells" / rows[mode].cell_id / "r1" / "target_info.json").read_text())
         workers = info["worker_affinity"]

@@ -113,3 +113,13 @@ def test_locustfile_builds_the_same_histograms(tmp_path: Path) -> None:
     merged = hdr.merge([hdr.decode(got["hdr"]), hist_of([1234])])
     assert settings(merged) == settings(hdr.new_histogram())
     assert merged.get_total_count() == 4 and hdr.percentiles_ms(merged)["p50_ms"] == 1.234
+
+
+def test_lag_mean_of_a_result() -> None:
+    from bench.hdr import encode, lag_mean_ms, new_histogram
+
+    hist = new_histogram()
+    for us in (500, 1500):  # under 2.048 ms every microsecond has its own bucket: exact
+        hist.record_value(us)
+    assert lag_mean_ms({"lag_hdr": encode(hist)}) == 1.0
+    assert lag_mean_ms({"lag_hdr": ""}) == lag_mean_ms({}) == 0.0

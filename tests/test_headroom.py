@@ -6,6 +6,7 @@ CPU lists (2, 4, 16 and 64 CPUs, and odd sets)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 
@@ -17,7 +18,8 @@ from tests.rows import make_row
 
 def cell(**kw) -> Cell:
     base = scenario.from_dict({}, {}).cells()[0]
-    return dataclasses.replace(base, **{"loadgen_cpuset": "0-3", "loadgen_processes": 1, "loadgen_workers": 0, **kw})
+    return dataclasses.replace(base, **{"loadgen_cpuset": "0-3", "loadgen_processes": 1, "loadgen_workers": 0,
+                                        "users": 100, **kw})
 
 
 @pytest.mark.parametrize(("cpus", "target", "loadgen"), [
@@ -123,9 +125,10 @@ def test_workers_lists_the_live_ones_in_slot_order(tmp_path) -> None:
     ({"loadgen_processes": 8}, 360.0, 50.0, True),  # more processes than CPUs: the CPUs bound
     ({"loadgen_processes": 8, "loadgen_cpuset": "0-1"}, 180.0, 50.0, True),
     ({"loadgen_processes": 8, "loadgen_cpuset": "0-1"}, 179.0, 50.0, False),
+    ({"loadgen_processes": 4, "users": 1}, 90.0, 50.0, True),  # one user: one process runs
 ])
 def test_cpu_saturation(kw, total, busiest, saturated) -> None:
-    assert headroom.is_saturated(cell(**kw), total, busiest) is saturated
+    assert headroom.is_saturated(cell(**kw), total, busiest, lag_ms=0.0, p50_ms=1.0) is saturated
 
 
 @pytest.mark.parametrize(("lag", "p50", "flagged"), [
@@ -149,6 +152,8 @@ def test_lag_saturation(lag, p50, flagged) -> None:
     ({"loadgen_processes": 4}, 100.0, 4.0),
     ({"loadgen_processes": 8}, 200.0, 2.0),  # 8 processes on 4 CPUs: 4 cores usable
     ({"loadgen_workers": 2, "loadgen_processes": 4}, 100.0, 2.0),  # workers, not --processes
+    ({"loadgen_processes": 4, "users": 2}, 100.0, 2.0),  # 2 users: two processes have one
+    ({}, 0.5, 200.0),  # a whiff of CPU: a lot of headroom, not "unknown"
     ({}, 0.0, 0.0),  # nothing sampled: unknown
 ])
 def test_headroom(kw, cpu_pct, want) -> None:
@@ -158,6 +163,7 @@ def test_headroom(kw, cpu_pct, want) -> None:
 def test_cpu_ms_per_request_is_a_ratio_of_rates() -> None:
     assert headroom.cpu_ms_per_request(50.0, 250.0) == 2.0  # half a core at 250 req/s
     assert headroom.cpu_ms_per_request(100.0, 0.0) == 0.0
+    assert headroom.cpu_ms_per_request(50.0, 0.5) == 1000.0  # one request every 2 s
 
 
 @pytest.mark.parametrize(("rps", "cost", "need"), [
@@ -166,6 +172,7 @@ def test_cpu_ms_per_request_is_a_ratio_of_rates() -> None:
     (37_817.0, 0.23, 10),
     (0.0, 0.23, 0),
     (100.0, 0.0, 0),
+    (0.5, 1000.0, 1),  # a slow trickle still needs a process
 ])
 def test_cpus_needed(rps, cost, need) -> None:
     assert headroom.cpus_needed(rps, cost) == need
@@ -184,16 +191,132 @@ def test_cpus_to_load_fully_scales_a_cpu_bound_target_to_all_its_cores() -> None
     assert headroom.cpus_to_load_fully(busy) == headroom.cpus_needed(5_000.0, 0.2)
     sleeping = dataclasses.replace(row, workload="sleep", target_cpu_pct=10.0)
     assert headroom.cpus_to_load_fully(sleeping) == headroom.cpus_needed(5_000.0, 0.2)
+    # the cpu workload scales too; 20,000 req/s x 0.225 ms is exactly 5 CPUs at 90 %
+    cpu = dataclasses.replace(row, workload="cpu", loadgen_cpu_ms_per_request=0.225)
+    assert headroom.cpus_to_load_fully(cpu) == 5
 
 
 def test_advice_names_what_locust_had_and_needed() -> None:
     row = make_row(cell_id="c1", workload="noop", workers=8, target_cpuset="0-7", rps=5_000.0,
                    target_cpu_pct=200.0, loadgen_cpu_ms_per_request=0.2, loadgen_processes=1,
-                   loadgen_cpuset="8-15", loadgen_lag_ms=0.3)
+                   loadgen_cpuset="8-15", loadgen_lag_ms=0.3, p50_ms=1.0)
     assert headroom.advice(row) == (
         "c1: Locust had 1 CPU(s), 0.200 ms of Locust CPU per request; loading this target fully takes "
         "about 5 (loadgen_cpuset / loadgen_processes, or Locust on a second VM with --target-url)")
-    starved = dataclasses.replace(row, workload="sleep", rps=1_000.0, loadgen_lag_ms=3.95)
+    # at its limit, the estimate under what it had (a busy target): at least one CPU more
+    busy = dataclasses.replace(row, target_cpu_pct=790.0, rps=2_000.0)
+    assert headroom.advice(busy).endswith("takes about 2 (loadgen_cpuset / loadgen_processes, or Locust on a "
+                                          "second VM with --target-url)")
+    starved = dataclasses.replace(row, workload="sleep", rps=1_000.0, loadgen_lag_ms=3.95, p50_ms=1.0)
     assert headroom.advice(starved) == (
-        "c1: Locust had 1 CPU(s), 0.200 ms of Locust CPU per request, event-loop lag 4.0 ms: give it "
-        "CPUs nothing else runs on")
+        "c1: Locust had 1 CPU(s), 0.200 ms of Locust CPU per request, and its event loop woke 4.0 ms "
+        "late on average: it waited for its CPUs, so give it CPUs nothing else runs on")
+
+
+@pytest.mark.parametrize(("n", "target", "loadgen", "processes_u100"), [
+    (2, "0", "1", 1),
+    (4, "0", "1-3", 3),
+    (16, "0-4", "5-15", 11),
+    (64, "0-20", "21-63", 43),
+])
+def test_the_default_scenario_on_a_host_of_n_cpus(monkeypatch, n, target, loadgen, processes_u100) -> None:
+    monkeypatch.setattr(cpuset, "host_cpus", lambda: frozenset(range(n)))
+    cells = scenario.load("default").cells()
+    assert {(c.target_cpuset, c.loadgen_cpuset) for c in cells} == {(target, loadgen)}
+    assert {c.workers for c in cells} == {1, len(cpuset.parse(target))}  # workers = [1, "cores"]
+    by_users = {(c.users, c.loadgen_processes) for c in cells}
+    assert by_users == {(10, min(10, n - len(cpuset.parse(target)))), (100, processes_u100)}
+    assert {c.worker_pinning for c in cells} == {"set"}
+
+
+def test_plan_says_the_split_and_why() -> None:
+    from bench.cli import split_reason
+
+    assert split_reason(list(range(16))).startswith("host CPUs 0-15: 'auto' gives the target 0-4 and Locust 5-15")
+    assert "two cores per target core" in split_reason([0, 1])
+    assert split_reason([3]) == ("host CPUs 3: one CPU, so 'auto' puts the target and Locust on it together "
+                                 "(their figures cannot be told apart)")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("0,,1", "cpuset '0,,1': empty element"),
+    ("a-1", "cpuset 'a-1': expected CPU numbers like 0, 0-3 or 0,2-3"),
+    ("3-1", "cpuset '3-1': range 3-1 runs backwards"),
+    ("0-8192", "cpuset '0-8192': CPU 8192 is beyond any host (at most 8191)"),
+])
+def test_a_bad_cpuset_is_named_whole(text, message) -> None:
+    from bench.errors import BadInput
+
+    with pytest.raises(BadInput) as err:
+        cpuset.parse(text)
+    assert str(err.value) == message
+
+
+def test_the_last_cpu_linux_allows_parses() -> None:
+    assert cpuset.parse("8191") == {8191} and cpuset.parse("0-2,5") == {0, 1, 2, 5}
+
+
+@pytest.mark.parametrize(("target", "loadgen", "want"), [
+    ("auto", "auto", ("0-4", "5-15")),
+    ("0-7", "auto", ("0-7", "8-15")),  # auto takes what the given set leaves
+    ("auto", "12-15", ("0-11", "12-15")),
+    ("all", "auto", ("0-15", "0-15")),  # nothing left: shared (the plan warns)
+    ("auto", "all", ("0-15", "0-15")),
+    ("all", "all", ("0-15", "0-15")),
+    ("3,1", "8-9", ("1,3", "8-9")),  # given sets in canonical text
+])
+def test_cpuset_pairs_on_16_cpus(target, loadgen, want) -> None:
+    assert cpuset.resolve_pair(target, loadgen, frozenset(range(16))) == want
+
+
+def test_host_cpus_are_this_process_own() -> None:
+    import subprocess
+    import sys
+
+    code = "from bench import cpuset; print(cpuset.format(cpuset.host_cpus()))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          preexec_fn=lambda: os.sched_setaffinity(0, {0}))
+    assert proc.stdout.strip() == "0", proc.stderr
+
+
+PIN_CHILD = """
+import json, os, sys, threading, time
+from pathlib import Path
+from app import pinning
+
+early = threading.Thread(target=time.sleep, args=(5,), daemon=True)  # started before the pinning
+early.start()
+cpus = pinning.apply(sys.argv[1], Path(sys.argv[2]))
+threads = {tid: sorted(os.sched_getaffinity(int(tid))) for tid in os.listdir("/proc/self/task")}
+print(json.dumps({"cpus": cpus, "threads": threads, "workers": pinning.workers(Path(sys.argv[2]))}))
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+@pytest.mark.parametrize("mode", ["core", "set"])
+def test_apply_pins_every_thread_of_the_worker_and_records_it(tmp_path, mode) -> None:
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", PIN_CHILD, mode, str(tmp_path)], capture_output=True, text=True,
+                          timeout=60, preexec_fn=lambda: os.sched_setaffinity(0, {0, 1}))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    want = [0] if mode == "core" else [0, 1]  # slot 0: the first CPU of the set
+    assert out["cpus"] == want and len(out["threads"]) >= 2
+    assert all(cpus == want for cpus in out["threads"].values()), out["threads"]
+    [worker] = out["workers"]
+    assert worker["slot"] == 0 and worker["cpus"] == want and worker["pid"] > 0
+    assert json.loads(next(tmp_path.glob("affinity-*.json")).read_text()) == worker
+    assert not list(tmp_path.glob(".affinity-*")), "written whole, then renamed"
+
+
+def test_workers_skips_records_without_a_pid_and_reads_past_broken_ones(tmp_path) -> None:
+    for i in range(10):
+        (tmp_path / f"affinity-{100 + i}.json").write_text("{torn")
+        (tmp_path / f"affinity-{200 + i}.json").write_text(f'{{"pid": {200 + i}, "slot": {i}, "cpus": [{i}]}}')
+    (tmp_path / "affinity-1.json").write_text('{"slot": 99, "cpus": [0]}')  # no pid: not a worker
+    (tmp_path / "affinity-2.json").write_text('{"pid": 0, "slot": 98, "cpus": [0]}')
+    got = pinning.workers(tmp_path, alive=lambda pid: True)
+    assert [w["pid"] for w in got] == list(range(200, 210))

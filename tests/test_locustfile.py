@@ -26,8 +26,9 @@ from bench.loadspec import LOCUSTFILE, LoadSpec, env_for, master_argv, worker_ar
 from tests.test_app import ROOT, Server, free_port, start_server, stop_server
 
 USERS = 5
-RUN_S = 5
-WARMUP_S = 2.0  # the window opens 2 s into the run: 3 s measured
+WARMUP_S = 2.0  # the window opens 2 s into the run
+DURATION_S = 3.0  # and the locustfile closes it 3 s later
+RUN_S = 10  # --run-time: only a backstop, 5 s beyond
 PATH = "/async/sleep?ms=50"
 LOCUST_DEADLINE_S = 90  # a bound for a hung run, not a timing
 
@@ -43,7 +44,7 @@ def app_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def spec(host: str, processes: int = 1, workers: int = 0) -> LoadSpec:
     return LoadSpec(host=host, path=PATH, users=USERS, spawn_rate=USERS, run_time_s=RUN_S, warmup_s=WARMUP_S,
-                    processes=processes, workers=workers, master_port=free_port(), cpuset="")
+                    duration_s=DURATION_S, processes=processes, workers=workers, master_port=free_port(), cpuset="")
 
 
 def locust(argv: list[str]) -> list[str]:
@@ -90,8 +91,9 @@ def check(result: dict[str, Any], csv_count: int, role: str) -> None:
     assert count - (1.5 * result["rps"] + USERS) <= csv_count <= count, (csv_count, count)
     # one run: the window opens when the warmup is over, counted from the test's start
     assert result["t_begin"] + WARMUP_S <= result["t_start"] < result["t_begin"] + WARMUP_S + 1.0, result
+    # and the locustfile stopped Locust when the window was over, long before --run-time would
     window = result["t_stop"] - result["t_start"]
-    assert RUN_S - WARMUP_S - 1.0 < window <= RUN_S - WARMUP_S + 0.5, window
+    assert DURATION_S - 0.1 <= window <= DURATION_S + 0.5, window
     # and only it is counted: Little's law, USERS always busy with 50 ms requests, within 30 %
     expected = USERS * window / 0.050
     assert 0.7 * expected <= count <= 1.1 * expected, (count, expected)
@@ -133,7 +135,7 @@ from locust.stats import RequestStats
 from window import Window
 
 cleared = []
-w = Window(0.0, on_reset=lambda: cleared.append(1))
+w = Window(0.0, 0.0, on_reset=lambda: cleared.append(1))
 stats = RequestStats()
 w.pending = {"w1"}
 data = {"stats": ["x"], "errors": {"e": 1}, "stats_total": {"num_requests": 5}, "bench_hdr": "h"}
@@ -142,6 +144,16 @@ assert data["stats"] == [] and data["errors"] == {} and data["stats_total"]["num
 kept = {"stats": ["x"], "errors": {}, "stats_total": {"num_requests": 5}}
 assert w.admit("w2", kept, stats) and kept["stats"] == ["x"]
 assert w.times() == {}
+
+
+class Msg:
+    node_id = "w1"
+
+
+w._acked(environment=None, msg=Msg())  # the worker has reset: its reports count again
+assert w.pending == set() and w.admit("w1", kept, stats)
+w.t_begin, w.t_start, w.t_stop = 1.0, 3.0, 6.0
+assert w.times() == {"t_begin": 1.0, "t_start": 3.0, "t_stop": 6.0}
 print("ok")
 """
 

@@ -57,13 +57,23 @@ def test_totals_without_latencies_take_the_mean_from_the_totals_and_percentiles_
     assert (row.requests, row.rps, row.mean_ms, row.p99_ms, row.max_ms) == (1007, 100.5, 50.05, CSV_PCT["99%"], 22.0)
 
 
-def test_a_result_without_its_window_still_gives_a_row(tmp_path, fake) -> None:
-    """Locust writes t_start only once every user is spawned: without it the runner's own window
-    stands (here it holds no sample, so the sampled figures are zero, not an error)."""
+def test_a_result_without_its_window_fails_the_cell(tmp_path, fake) -> None:
+    """Locust writes t_start when it resets its statistics after the warmup: without it the
+    figures hold the ramp and the warmup, so the cell fails with the reason."""
     fake.no_window = True
     code, row = one_row(tmp_path)
-    assert code == 0 and row.status == "ok" and row.latency_source == "hdr"
-    assert row.threadpool_busy_max == 0 and row.requests == 1007
+    assert code == 1 and row.status == "failed" and row.requests == 0
+    assert row.error == ("Locust stopped before its measured window opened (not every user was running "
+                         "by the end of --run-time)")
+
+
+def test_a_window_cut_short_is_noted_in_the_row(tmp_path, fake) -> None:
+    fake.window_s = 0.8  # of a 1 s duration: under 90 %
+    code, row = one_row(tmp_path)
+    assert code == 0 and row.status == "ok" and row.error == "measured window 0.8 s, not the 1 s asked"
+    fake.window_s = 0.95
+    code, row = one_row(tmp_path)
+    assert code == 0 and row.error == ""
 
 
 def test_failures_from_the_csv_when_there_is_no_result(tmp_path, fake) -> None:
@@ -143,6 +153,30 @@ def test_the_drain_does_not_wait_for_an_idle_target(tmp_path, fake) -> None:
     code, _run_dir = run(tmp_path, scen_file(tmp_path, TWO))
     first_started, second_started = fake.load_started
     assert code == 0 and second_started - first_started < 5
+
+
+def test_the_runner_waits_for_every_worker_to_say_where_it_runs(tmp_path, fake) -> None:
+    fake.late_workers_s = 0.5  # the first worker answers /healthz before the second one is up
+    code, row = one_row(tmp_path, "--set", "workers=2", "worker_pinning=core", "target_cpuset=0-1")
+    assert code == 0 and row.status == "ok" and row.target_affinity == "0/1"
+
+
+def test_a_worker_that_never_says_where_it_runs_fails_the_cell(tmp_path, fake, monkeypatch) -> None:
+    monkeypatch.setattr(runner, "WORKERS_DEADLINE_S", 0.3)
+    fake.workers_shown = 1
+    code, row = one_row(tmp_path, "--set", "workers=2")
+    assert code == 1 and row.error == ("1 of the target's 2 workers said where they run (/info worker_affinity, "
+                                       "within 0.3 s)")
+
+
+@pytest.mark.parametrize(("asked", "placed", "error"), [
+    ("core", "set", "target workers run on CPUs 0-1, not the requested 0/1 (worker_pinning = core)"),
+    ("set", "core", "target workers run on CPUs 0/1, not the requested 0-1 (worker_pinning = set)"),
+])
+def test_workers_placed_otherwise_fail_the_cell(tmp_path, fake, asked, placed, error) -> None:
+    fake.misplace = placed  # the target places its workers as `placed` says, whatever the cell asks
+    code, row = one_row(tmp_path, "--set", "workers=2", f"worker_pinning={asked}", "target_cpuset=0-1")
+    assert code == 1 and row.error == error
 
 
 def test_locusts_own_cpu_warning_marks_the_row_saturated(tmp_path, fake) -> None:

@@ -93,3 +93,13 @@ def test_write_stats_columns_from_dataclass(tmp_path: Path) -> None:
     assert records[0]["cell_id"] == "a" and records[0]["rps_mean"] == "110.000"
     assert records[0]["rps_ci95"] == "24.841" and records[0]["any_saturated"] == "true"
     assert records[1]["rps_sd"] == "0.000" and records[2]["n"] == "0"
+
+
+def test_the_tightest_sampled_headroom_is_kept() -> None:
+    rows = [row(repeat=1, loadgen_headroom=2.0), row(repeat=2, loadgen_headroom=1.5),
+            row(repeat=3, loadgen_headroom=0.0),  # not sampled: not "no headroom"
+            row(repeat=4, loadgen_headroom=0.5, status="failed")]  # failed rows carry no figure
+    [cell] = summarize(rows)
+    assert cell.loadgen_headroom_min == 1.5
+    [unsampled] = summarize([row(repeat=1, loadgen_headroom=0.0)])
+    assert unsampled.loadgen_headroom_min == 0.0
