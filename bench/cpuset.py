@@ -56,10 +56,6 @@ def split(cpus: frozenset[int] | set[int] | list[int]) -> tuple[str, str]:
     return format(ordered[:n_target]), format(ordered[n_target:])
 
 
-def split_host() -> tuple[str, str]:
-    return split(host_cpus())
-
-
 
 def resolve_pair(target: str, loadgen: str, host: list[int] | frozenset[int]) -> tuple[str, str]:
     """The two CPU sets of a cell as text, from what the scenario says: "all" is every CPU of the

@@ -113,5 +113,4 @@ def lag_mean_ms(meta: dict[str, Any]) -> float:
     encoded = meta.get("lag_hdr")
     if not encoded:
         return 0.0
-    hist = decode(encoded)
-    return round(hist.get_mean_value() / 1000.0, 3) if hist.get_total_count() else 0.0
+    return round(decode(encoded).get_mean_value() / 1000.0, 3)  # written only when it holds a value

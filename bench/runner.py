@@ -98,7 +98,7 @@ class Runner:
             want = pinning.expected(sorted(cpuset.parse(cell.target_cpuset)), cell.workers,
                                     cell.worker_pinning)
             if sorted(workers) != sorted(want):
-                raise CellFailed(f"target workers run on CPUs {self._affinity_seen or '?'}, not the "
+                raise CellFailed(f"target workers run on CPUs {self._affinity_seen}, not the "
                                  f"requested {pinning.describe(want)} "
                                  f"(worker_pinning = {cell.worker_pinning})")
             if info.get("threadpool_tokens") != cell.threadpool_tokens:

@@ -94,7 +94,7 @@ class FakeTarget:
     def __init__(self, cfg: ServerConfig, affinity: list[int], stats_dir: Path | None = None,
                  tokens: int | None = None, broken_path: str | None = None, busy: bool = False,
                  on_stop: Callable[[FakeTarget], None] = lambda target: None, workers_shown: int | None = None,
-                 late_workers_s: float = 0.0, misplace: str = "") -> None:
+                 late_workers_s: float = 0.0, misplace: str = "", worker_list: bool = True) -> None:
         self.on_stop = on_stop
         self.stats_dir = stats_dir
         self.proc = subprocess.Popen([sys.executable, "-c", BURNER if busy else SLEEPER])
@@ -116,6 +116,8 @@ class FakeTarget:
         seen = self.requests
 
         def info_now() -> dict[str, Any]:
+            if not worker_list:  # an app from before worker pinning
+                return {**info, "cpu_affinity": sorted(affinity)}
             return {**info, "worker_affinity": listed[:shown] if time.time() >= all_by else listed[:1]}
 
         class Handler(BaseHTTPRequestHandler):

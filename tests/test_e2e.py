@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cpuset import parse, split_host
+from bench.cpuset import host_cpus, parse, split
 from bench.procs import port_in_use
 from bench.rundir import RunDir
 from tests.test_app import free_port
@@ -53,7 +53,7 @@ def test_tiny_matrix_all_ok_with_precise_latencies_and_report(tmp_path: Path) ->
     run_dir = run_dir_of(proc)
     rows = RunDir(run_dir).rows()
     assert len(rows) == 4
-    target_cpus = split_host()[0]
+    target_cpus = split(host_cpus())[0]
     for row in rows:
         assert row.status == "ok" and row.requests > 0 and row.rps > 0, row
         assert row.latency_source == "hdr" and 0 < row.p50_ms <= row.p99_ms <= row.max_ms
@@ -61,7 +61,7 @@ def test_tiny_matrix_all_ok_with_precise_latencies_and_report(tmp_path: Path) ->
         assert row.target_cpu_pct > 0 and row.target_rss_mb > 0 and row.loadgen_cpu_pct > 0
         # Locust's capacity: its cost per request, what its CPUs allow over what it did, its loop's lag
         assert row.loadgen_cpu_ms_per_request > 0 and row.loadgen_headroom > 0 and row.loadgen_lag_ms > 0
-        assert row.loadgen_processes == min(len(parse(split_host()[1])), 5)  # "auto": one per Locust CPU
+        assert row.loadgen_processes == min(len(parse(split(host_cpus())[1])), 5)  # "auto": one per Locust CPU
         cell = run_dir / "cells" / row.cell_id / "r1"
         for name in ("measure_stats.csv", "measure_stats_history.csv", "measure.html", "target.log",
                      "target_info.json", "measure_locust.log", "measure_result.json"):
@@ -130,7 +130,7 @@ def test_target_url_loads_a_running_target_and_a_taken_port_is_refused(tmp_path:
                      "--target-url", f"http://127.0.0.1:{port}", "--no-report")
         assert proc.returncode == 0, proc.stderr
         row = RunDir(run_dir_of(proc)).rows()[0]
-        assert row.status == "ok" and row.requests > 0 and row.target_affinity == split_host()[0]
+        assert row.status == "ok" and row.requests > 0 and row.target_affinity == split(host_cpus())[0]
         # the same port for a target of our own: another server answers there, which would be
         # measured instead of ours, so the run refuses before it starts
         proc = bench("run", scenario(tmp_path, body, port), "--backend", "local", "--out", str(tmp_path / "b"),
@@ -146,7 +146,7 @@ def test_saturated_load_generator_is_flagged_and_an_idle_one_is_not(tmp_path: Pa
     # one Locust process on one core against a no-op: Locust, not the target, is the limit (a
     # uvicorn worker serves async no-ops about twice as fast as one Locust process sends them,
     # so Locust runs flat out). 6 s windows: a few samples of noise cannot pull the mean under 90 %.
-    target, loadgen = split_host()
+    target, loadgen = split(host_cpus())
     body = ('duration = 6\nwarmup = 1\n'
             f'target_cpuset = "{target}"\nloadgen_cpuset = "{loadgen.split(",")[0].split("-")[0]}"\n'
             '[[matrix]]\nworkload = ["noop"]\nstyle = ["async"]\nusers = [50]\n'
@@ -166,7 +166,7 @@ def test_a_starved_locust_is_flagged_by_its_event_loop_lag(tmp_path: Path) -> No
     """Three busy loops share Locust's one CPU: its CPU use stays far from a core, yet its loop wakes
     late and the row is flagged (measured: mean lag 0.4 ms alone, 2.2-2.8 ms beside three busy loops,
     against 1 ms no-op requests; the limit is 1 ms)."""
-    target, loadgen = split_host()
+    target, loadgen = split(host_cpus())
     one = loadgen.split(",")[0].split("-")[0]
     body = ('duration = 4\nwarmup = 1\n'
             f'target_cpuset = "{target}"\nloadgen_cpuset = "{one}"\n'

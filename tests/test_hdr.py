@@ -123,3 +123,7 @@ def test_lag_mean_of_a_result() -> None:
         hist.record_value(us)
     assert lag_mean_ms({"lag_hdr": encode(hist)}) == 1.0
     assert lag_mean_ms({"lag_hdr": ""}) == lag_mean_ms({}) == 0.0
+    fine = new_histogram()
+    for us in (1, 2):  # 1.5 µs: three decimals of a millisecond, no more
+        fine.record_value(us)
+    assert lag_mean_ms({"lag_hdr": encode(fine)}) == round(0.0015, 3)

@@ -5,8 +5,10 @@ CPU lists (2, 4, 16 and 64 CPUs, and odd sets)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import time
 
 import pytest
 
@@ -194,6 +196,12 @@ def test_cpus_to_load_fully_scales_a_cpu_bound_target_to_all_its_cores() -> None
     # the cpu workload scales too; 20,000 req/s x 0.225 ms is exactly 5 CPUs at 90 %
     cpu = dataclasses.replace(row, workload="cpu", loadgen_cpu_ms_per_request=0.225)
     assert headroom.cpus_to_load_fully(cpu) == 5
+    # the boundaries: a whiff of target CPU scales (by a lot), none or a full 90 % does not
+    whiff = dataclasses.replace(row, target_cpu_pct=0.5)
+    assert headroom.cpus_to_load_fully(whiff) == headroom.cpus_needed(5_000.0 * 800 / 0.5, 0.2)
+    for pct in (0.0, 720.0):
+        assert headroom.cpus_to_load_fully(dataclasses.replace(row, target_cpu_pct=pct)) == \
+            headroom.cpus_needed(5_000.0, 0.2)
 
 
 def test_advice_names_what_locust_had_and_needed() -> None:
@@ -269,6 +277,16 @@ def test_cpuset_pairs_on_16_cpus(target, loadgen, want) -> None:
     assert cpuset.resolve_pair(target, loadgen, frozenset(range(16))) == want
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_host_cpus_in_this_process() -> None:
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {max(before)})
+        assert cpuset.host_cpus() == {max(before)}
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def test_host_cpus_are_this_process_own() -> None:
     import subprocess
     import sys
@@ -312,11 +330,68 @@ def test_apply_pins_every_thread_of_the_worker_and_records_it(tmp_path, mode) ->
     assert not list(tmp_path.glob(".affinity-*")), "written whole, then renamed"
 
 
+def test_claim_slot_makes_its_folder_and_reads_empty_or_odd_slot_files(tmp_path) -> None:
+    nested = tmp_path / "stats" / "pin-x"
+    assert pinning.claim_slot(nested, 500, alive=lambda pid: True) == 0 and nested.is_dir()
+    (tmp_path / "slot-0").write_text("")  # a claim torn before its pid was written: free
+    assert pinning.claim_slot(tmp_path, 501, alive=lambda pid: True) == 0
+    (tmp_path / "slot-0").write_text("1")  # pid 1 (a container's server) is a live owner
+    assert pinning.claim_slot(tmp_path, 502, alive=lambda pid: True) == 1
+
+
+def test_pid_alive_asks_without_signalling() -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert pinning.pid_alive(child.pid)
+        time.sleep(0.2)
+        assert child.poll() is None, "signal 0 only asks"
+    finally:
+        child.kill()
+        child.wait()
+    assert not pinning.pid_alive(child.pid)
+
+
 def test_workers_skips_records_without_a_pid_and_reads_past_broken_ones(tmp_path) -> None:
     for i in range(10):
         (tmp_path / f"affinity-{100 + i}.json").write_text("{torn")
         (tmp_path / f"affinity-{200 + i}.json").write_text(f'{{"pid": {200 + i}, "slot": {i}, "cpus": [{i}]}}')
     (tmp_path / "affinity-1.json").write_text('{"slot": 99, "cpus": [0]}')  # no pid: not a worker
     (tmp_path / "affinity-2.json").write_text('{"pid": 0, "slot": 98, "cpus": [0]}')
+    (tmp_path / "affinity-3.json").write_text('{"pid": 1, "slot": 97, "cpus": [0]}')  # pid 1: a worker
     got = pinning.workers(tmp_path, alive=lambda pid: True)
-    assert [w["pid"] for w in got] == list(range(200, 210))
+    assert [w["pid"] for w in got] == [*range(200, 210), 1]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_apply_in_this_process_then_put_back(tmp_path) -> None:
+    """apply() where mutation testing can see it (it traces this process, not children): every
+    thread of this process is pinned, then each gets its own affinity back."""
+    import threading
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)  # a thread started before the pinning
+    other.start()
+    before = {int(tid): os.sched_getaffinity(int(tid)) for tid in os.listdir("/proc/self/task")}
+    want = max(os.sched_getaffinity(0))  # not the host's first CPU: pinned from this thread's own set
+    try:
+        assert len(before) >= 2
+        everything = os.sched_getaffinity(0)
+        os.sched_setaffinity(other.native_id, {want})  # threads differ: the record is their union
+        assert pinning._all_threads_affinity() == sorted(everything)
+        os.sched_setaffinity(other.native_id, everything)  # the other thread floats: apply pins it
+        os.sched_setaffinity(0, {want})  # the set this worker inherited (its first CPU is `want`)
+        assert pinning.apply("core", tmp_path) == [want]
+        assert (tmp_path / "slot-0").read_text() == str(os.getpid())
+        assert {tid: os.sched_getaffinity(tid) for tid in before} == {tid: {want} for tid in before}
+        [worker] = pinning.workers(tmp_path)
+        assert worker == {"pid": os.getpid(), "slot": 0, "cpus": [want]}
+    finally:
+        for tid, cpus in before.items():
+            with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+                os.sched_setaffinity(tid, cpus)
+        stop.set()
+    assert pinning.apply("set", tmp_path) == sorted(before[os.getpid()]), "set: left as it is, slot kept"
+    assert [w["slot"] for w in pinning.workers(tmp_path)] == [0]

@@ -178,6 +178,21 @@ def test_a_remote_target_is_a_backend_loaded_as_it_is(tmp_path: Path, fake: Fake
     assert (run_dir / "cells" / row.cell_id / "r1" / "target_info.json").exists()
 
 
+def test_a_remote_target_without_a_worker_list_is_recorded_by_what_answered(tmp_path: Path,
+                                                                            fake: FakeBackend) -> None:
+    """An older app (or another server) lists no workers in /info: its own affinity is recorded."""
+    from tests.fakes import FakeTarget
+
+    cfg = scenario.from_dict({}, {}).cells()[0].server_config
+    remote = FakeTarget(cfg, affinity=[5, 6, 3], worker_list=False)
+    try:
+        code, run_dir = run(tmp_path, scen_file(tmp_path, ""), "--target-url", remote.url)
+    finally:
+        remote.stop()
+    [row] = RunDir(run_dir).rows()
+    assert code == 0 and row.status == "ok" and row.target_affinity == "3,5-6"
+
+
 def test_scenario_name_cannot_leave_out(tmp_path: Path, fake: FakeBackend) -> None:
     path = tmp_path / "evil.toml"
     path.write_text(f'name = "../../x"\n[defaults]\nport = {free_port()}\nduration = 1\nwarmup = 0\n')
