@@ -90,7 +90,8 @@ def advice(row: SummaryRow) -> str:
     """The end-of-run line for a flagged row: what Locust had, what it cost, what it needed."""
     had = usable_cores(row)
     cost = f"{row.loadgen_cpu_ms_per_request:.3f} ms of Locust CPU per request"
-    if lag_flags(row.loadgen_lag_ms, row.p50_ms):
+    at_limit = 0 < row.loadgen_headroom < 100.0 / SATURATED_PCT  # its own CPU: a busy loop lags too
+    if lag_flags(row.loadgen_lag_ms, row.p50_ms) and not at_limit:
         return (f"{row.cell_id}: Locust had {had} CPU(s), {cost}, and its event loop woke "
                 f"{row.loadgen_lag_ms:.1f} ms late on average: it waited for its CPUs, so give it CPUs "
                 "nothing else runs on")

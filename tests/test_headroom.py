@@ -215,10 +215,17 @@ def test_advice_names_what_locust_had_and_needed() -> None:
     busy = dataclasses.replace(row, target_cpu_pct=790.0, rps=2_000.0)
     assert headroom.advice(busy).endswith("takes about 2 (loadgen_cpuset / loadgen_processes, or Locust on a "
                                           "second VM with --target-url)")
-    starved = dataclasses.replace(row, workload="sleep", rps=1_000.0, loadgen_lag_ms=3.95, p50_ms=1.0)
+    # a Locust at its own CPU limit lags too: the CPU is what it lacked
+    busy_and_late = dataclasses.replace(row, loadgen_headroom=1.0, loadgen_lag_ms=2.1, p50_ms=7.9)
+    assert "loading this target fully takes about 5" in headroom.advice(busy_and_late)
+    starved = dataclasses.replace(row, workload="sleep", rps=1_000.0, loadgen_lag_ms=3.95, p50_ms=1.0,
+                                  loadgen_headroom=1.9)
     assert headroom.advice(starved) == (
         "c1: Locust had 1 CPU(s), 0.200 ms of Locust CPU per request, and its event loop woke 4.0 ms "
         "late on average: it waited for its CPUs, so give it CPUs nothing else runs on")
+    # just under its limit (1.115 > 1/0.9), or its CPU not sampled: the lag is what the row says
+    for room in (1.115, 0.0):
+        assert "its event loop woke" in headroom.advice(dataclasses.replace(starved, loadgen_headroom=room))
 
 
 @pytest.mark.parametrize(("n", "target", "loadgen", "processes_u100"), [
