@@ -30,13 +30,16 @@ Millis = Annotated[int, Query(ge=0, le=60_000)]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# set by app/serve.py before the server starts (each start a fresh folder); unset, nothing is pinned
+PIN_DIR = Path(os.environ["BENCH_PIN_DIR"]) if os.environ.get("BENCH_PIN_DIR") else None
+WORKER_PINNING = os.environ.get("BENCH_WORKER_PINNING", "set")
+
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # before anything else runs here: the worker's first request must already run where it is pinned
-    pin_dir = os.environ.get("BENCH_PIN_DIR")
-    if pin_dir:
-        pinning.apply(os.environ.get("BENCH_WORKER_PINNING", "set"), Path(pin_dir))
+    if PIN_DIR:
+        pinning.apply(WORKER_PINNING, PIN_DIR)
     # the limiter is per event loop (an anyio RunVar), so it is sized here, inside the worker's loop
     tokens = os.environ.get("THREADPOOL_TOKENS")
     if tokens:
@@ -142,7 +145,6 @@ PACKAGES = {"fastapi": "fastapi", "starlette": "starlette", "anyio": "anyio", "u
 
 @get("/info", head=True)
 async def info() -> dict[str, Any]:
-    pin_dir = os.environ.get("BENCH_PIN_DIR")
     return {
         "python": platform.python_version(),
         # interpreter builds differ in speed (PGO/LTO): a pure-Python loop measures the build too
@@ -152,9 +154,9 @@ async def info() -> dict[str, Any]:
         "workers": int(os.environ.get("BENCH_WORKERS", "1")),
         "pid": os.getpid(),
         "cpu_affinity": sorted(os.sched_getaffinity(0)),  # this worker's
-        "worker_pinning": os.environ.get("BENCH_WORKER_PINNING", "set"),
+        "worker_pinning": WORKER_PINNING,
         # every live worker's CPUs, in slot order (app/pinning.py): the runner checks them all
-        "worker_affinity": pinning.workers(Path(pin_dir)) if pin_dir else [],
+        "worker_affinity": pinning.workers(PIN_DIR) if PIN_DIR else [],
         # the size in force in this worker's loop, not the one requested
         "threadpool_tokens": current_default_thread_limiter().total_tokens,
         "loop": type(asyncio.get_running_loop()).__name__,

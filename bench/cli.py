@@ -143,9 +143,8 @@ def split_reason(cpus: list[int]) -> str:
         return (f"host CPUs {cpuset.format(cpus)}: one CPU, so 'auto' puts the target and Locust on it "
                 "together (their figures cannot be told apart)")
     return (f"host CPUs {cpuset.format(cpus)}: 'auto' gives the target {target} and Locust {loadgen} "
-            "(a third "
-            "for the target, at least one: Locust needs about two cores per target core to keep up "
-            "with a no-op endpoint; README, On a cloud VM)")
+            "(a third for the target, at least one: Locust needs about two cores per target core to "
+            "keep up with a no-op endpoint; README, On a cloud VM)")
 
 
 def _generators(cell: Cell) -> str:

@@ -56,22 +56,15 @@ def split(cpus: frozenset[int] | set[int] | list[int]) -> tuple[str, str]:
     return format(ordered[:n_target]), format(ordered[n_target:])
 
 
-
 def resolve_pair(target: str, loadgen: str, host: list[int] | frozenset[int]) -> tuple[str, str]:
     """The two CPU sets of a cell as text, from what the scenario says: "all" is every CPU of the
     host (a target or a Locust alone on its VM); "auto" beside "auto" is the automatic split; "auto"
     beside a given set is the CPUs that set leaves (all of them when it leaves none)."""
-    def given(text: str) -> frozenset[int] | None:
-        if text == "auto":
-            return None
-        return frozenset(host) if text == "all" else parse(text)
-
-    t, lg = given(target), given(loadgen)
-    if t is None and lg is None:
-        return split(host)
-    if t is None:
-        assert lg is not None
-        t = (frozenset(host) - lg) or frozenset(host)
-    if lg is None:
-        lg = (frozenset(host) - t) or frozenset(host)
+    every = frozenset(host)
+    if target == loadgen == "auto":
+        return split(every)
+    t = None if target == "auto" else every if target == "all" else parse(target)
+    lg = None if loadgen == "auto" else every if loadgen == "all" else parse(loadgen)
+    t = t if t is not None else (every - lg) or every  # lg is given here: both auto returned above
+    lg = lg if lg is not None else (every - t) or every
     return format(t), format(lg)

@@ -1,12 +1,12 @@
 """How much load-generator capacity a cell had, and whether Locust, not the target, set its pace.
 
 Pure functions of one cell's parameters and its measured figures, so each threshold is tested
-on made-up numbers. Three signals, any of which flags a row `loadgen_saturated`:
+on made-up numbers. Two signals, either of which flags a row `loadgen_saturated`:
 
 - CPU: one Locust process is one gevent loop, so it cannot use more than one core; the busiest
   process near a full core, or all of them near the cores they may use, is a Locust at its limit.
-- Headroom: the requests/s Locust's CPUs allow at the CPU cost per request it measured, over the
-  requests/s it achieved. Below 1/0.9 it ran at 90 % of what it could do.
+  The second test is the headroom's (the requests/s Locust's cores allow at the CPU cost per
+  request it measured, over the requests/s it achieved) at 1/0.9 or less.
 - Event-loop lag (loadgen/lag.py): a Locust starved by another process on its cores uses little
   CPU, yet sends late. Measured on this project's 2-core VM (Locust on one core, an async no-op
   target on the other, 10 users, 4 s windows, three runs each): alone, the loop's mean lag was

@@ -21,7 +21,7 @@ from bench import checks as checks_mod
 from bench.plots import FIGURES
 from bench.results import SummaryRow
 from bench.rundir import RunDir
-from bench.stats import CellStats, summarize
+from bench.stats import CellStats, summarize, tightest_headroom
 
 Table = tuple[list[str], list[list[str]]]  # header, rows
 
@@ -93,8 +93,8 @@ def inside_table(rows: list[SummaryRow]) -> Table:
 
 
 def _headroom(rows: list[SummaryRow]) -> str:
-    sampled = [r.loadgen_headroom for r in rows if r.loadgen_headroom > 0]  # 0.0: not sampled
-    return f"{min(sampled):.2f}" if sampled else ""
+    tightest = tightest_headroom(rows)
+    return f"{tightest:.2f}" if tightest else ""
 
 
 NOTE_INSIDE = ("Sampled every 10 ms inside each target worker, worst repeat shown: threads busy = anyio "

@@ -105,11 +105,16 @@ def _cell_stats(cell_id: str, rows: list[SummaryRow]) -> CellStats:
     return CellStats(
         cell_id=cell_id, **params, n=len(ok), n_failed=len(rows) - len(ok), **figures,
         cpu_ms_per_request_mean=mean_sd_ci([r.cpu_ms_per_request for r in ok])[0],
-        # 0.0 is "not sampled", not "no headroom"
-        loadgen_headroom_min=min((r.loadgen_headroom for r in ok if r.loadgen_headroom > 0), default=0.0),
+        loadgen_headroom_min=tightest_headroom(ok),
         requests=sum(r.requests for r in ok), failures=sum(r.failures for r in ok),
         any_saturated=any(r.loadgen_saturated for r in ok),
     )
+
+
+def tightest_headroom(rows: list[SummaryRow]) -> float:
+    """The lowest Locust headroom of these rows; 0.0 ("not sampled", never "no headroom") is left
+    out, and is the answer only when no row has one."""
+    return min((r.loadgen_headroom for r in rows if r.loadgen_headroom > 0), default=0.0)
 
 
 def summarize(rows: list[SummaryRow]) -> list[CellStats]:

@@ -3,8 +3,9 @@
 CPU alone misses a starved load generator: beside a CPU-hungry process, Locust's CPU use stays
 low while its loop waits for the core, requests leave late and the target looks slower than it
 is. A greenlet that sleeps TICK_S and notes how much later it woke sees both that and a Locust
-busy at its own limit. The samples go into an HDR histogram (microseconds, the latencies'
-settings), which a worker ships to its master as it ships the latencies.
+busy at its own limit. The samples go into an HDR histogram (microseconds, the locustfile's
+new_histogram(), the latencies' settings), which a worker ships to its master as it ships the
+latencies.
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ from __future__ import annotations
 import time
 
 import gevent
-from hdr_config import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 from hdrh.histogram import HdrHistogram
 
 TICK_S = 0.02
 
 
 class LoopLag:
-    def __init__(self) -> None:
-        self.hist = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    def __init__(self, hist: HdrHistogram) -> None:
+        self.hist = hist
         self._greenlet: gevent.Greenlet | None = None
 
     def start(self) -> None:

@@ -52,7 +52,7 @@ def new_histogram() -> HdrHistogram:
 
 
 _hist = new_histogram()
-_lag = LoopLag()
+_lag = LoopLag(new_histogram())
 
 
 def _clear() -> None:
