@@ -38,7 +38,11 @@ class Cell:
     workers: int
     style: str
     workload: str
-    users: int
+    users: int  # closed: concurrent users; open: Locust users, one per process, each sending its share
+    load_model: str  # closed | open
+    rate: float  # open: requests/s offered in all (0 for closed)
+    arrivals: str  # open: constant | poisson ("" for closed)
+    max_inflight: int  # most requests outstanding at once (closed: users)
     spawn_rate: float
     duration: float
     warmup: float
@@ -66,10 +70,19 @@ class Cell:
         )
 
     @property
+    def is_open(self) -> bool:
+        return self.load_model == "open"
+
+    @property
     def cell_id(self) -> str:
-        parts = [self.style, self.workload, f"u{self.users}", self.server, f"w{self.workers}",
+        return self.named(f"r{self.rate:g}" if self.is_open else f"u{self.users}")
+
+    def named(self, load: str) -> str:
+        """The cell's id with `load` where the users or the rate go (bench capacity's searches
+        are named "cap", the rate being what they search)."""
+        parts = [self.style, self.workload, load, self.server, f"w{self.workers}",
                  f"tp{self.threadpool_tokens}"]
-        named = {"style", "workload", "users", "server", "workers", "threadpool_tokens"}
+        named = {"style", "workload", "users", "rate", "load_model", "server", "workers", "threadpool_tokens"}
         for key in self.axes:
             if key not in named:
                 parts.append(f"{key}{getattr(self, key)}")

@@ -41,15 +41,16 @@ def percent(text: str) -> float:
     return value
 
 
+def with_scenario(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    p.add_argument("scenario", nargs="?" if optional else None,
+                   help="a name in scenarios/ (e.g. smoke) or a path to a TOML file")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override a key; a comma list makes it a matrix axis (';' for cpusets)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="bench", description="FastAPI def vs async benchmark matrix")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    def with_scenario(p: argparse.ArgumentParser, optional: bool = False) -> None:
-        p.add_argument("scenario", nargs="?" if optional else None,
-                       help="a name in scenarios/ (e.g. smoke) or a path to a TOML file")
-        p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                       help="override a key; a comma list makes it a matrix axis (';' for cpusets)")
 
     with_scenario(sub.add_parser("plan", help="print the cells and the estimated wall time"))
     run = sub.add_parser("run", help="run the matrix and write results/<run_id>/")
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --resume: run failed cells again too (the failed rows are kept)")
     run.add_argument("--target-url", help="load an already-running target instead of starting one")
     run.add_argument("--no-report", action="store_true", help="skip report.html/report.md at the end")
+    from bench.capacity_cmd import add_parser
+
+    add_parser(sub)
     serve = sub.add_parser("serve", help="run the target alone in the foreground (Ctrl-C stops it)")
     with_scenario(serve, optional=True)
     rep = sub.add_parser("report", help="(re)write report.html, report.md and plots of a run")
@@ -94,6 +98,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_run(args)
     if args.command == "serve":
         return cmd_serve(args)
+    if args.command == "capacity":
+        from bench.capacity_cmd import cmd_capacity
+
+        return cmd_capacity(args)
     if args.command == "report":
         from bench.report import report_run
         from bench.rundir import RunDir

@@ -114,3 +114,11 @@ def lag_mean_ms(meta: dict[str, Any]) -> float:
     if not encoded:
         return 0.0
     return round(decode(encoded).get_mean_value() / 1000.0, 3)  # written only when it holds a value
+
+
+def p99_ms(encoded: str) -> float:
+    """The p99 in ms of an encoded histogram of microseconds (the open loop's lateness); 0.0 when
+    empty."""
+    if not encoded:
+        return 0.0
+    return decode(encoded).get_value_at_percentile(99.0) / 1000.0

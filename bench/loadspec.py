@@ -36,6 +36,10 @@ class LoadSpec:
     workers: int  # 0: one Locust (maybe forked with --processes); N: master + N worker processes
     master_port: int
     cpuset: str  # CPUs every Locust process is pinned to
+    load_model: str = "closed"  # open: each user sends rate_per_user requests/s on a schedule
+    rate_per_user: float = 0.0
+    arrivals: str = ""
+    inflight_per_user: int = 0
 
     @property
     def prefix(self) -> str:
@@ -56,13 +60,27 @@ def load_spec(cell: Cell, host: str) -> LoadSpec:
         workers=cell.loadgen_workers,
         master_port=cell.port + MASTER_PORT_OFFSET,
         cpuset=cell.loadgen_cpuset,
+        load_model=cell.load_model,
+        # one scheduling user per Locust process (scenario.resolve_cell): each takes an equal share
+        rate_per_user=cell.rate / cell.users if cell.is_open else 0.0,
+        arrivals=cell.arrivals,
+        inflight_per_user=cell.max_inflight // cell.users if cell.is_open else 0,
     )
+
+
+def users_env(spec: LoadSpec) -> dict[str, str]:
+    """What every Locust process that runs users reads: distributed workers need it as well."""
+    env = {"BENCH_PATH": spec.path, "BENCH_LOAD_MODEL": spec.load_model}
+    if spec.load_model == "open":
+        env.update(BENCH_RATE=repr(spec.rate_per_user), BENCH_ARRIVALS=spec.arrivals,
+                   BENCH_MAX_INFLIGHT=str(spec.inflight_per_user))
+    return env
 
 
 def env_for(spec: LoadSpec, out_dir: str) -> dict[str, str]:
     """Environment the locustfile reads (see loadgen/locustfile.py)."""
     return {
-        "BENCH_PATH": spec.path,
+        **users_env(spec),
         "BENCH_WARMUP_S": f"{spec.warmup_s:g}",
         "BENCH_DURATION_S": f"{spec.duration_s:g}",
         "BENCH_RESULT_OUT": f"{out_dir}/{spec.prefix}_result.json",

@@ -21,7 +21,9 @@ from bench.cells import PARAM_COLUMNS
 #   3 - worker_pinning; loadgen_cpu_ms_per_request, loadgen_headroom and loadgen_lag_ms; one
 #       Locust run per cell (warmup and measurement in one, so no warmup_* files); target_affinity
 #       lists each worker's CPUs when they differ.
-SCHEMA_VERSION = 3
+#   4 - the open load model: load_model, rate, arrivals, max_inflight parameters; offered_rps,
+#       achieved_rps, late_sends, late_p99_ms, dropped and latency_from figures.
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,10 @@ class SummaryRow:
     style: str
     workload: str
     users: int
+    load_model: str
+    rate: float
+    arrivals: str
+    max_inflight: int
     spawn_rate: float
     duration_s: float
     warmup_s: float
@@ -69,6 +75,13 @@ class SummaryRow:
     p999_ms: float = 0.0
     max_ms: float = 0.0
     latency_source: str = ""  # hdr (microsecond resolution) | locust (rounded)
+    latency_from: str = ""  # sent (closed loop) | intended (open loop: from each request's due time)
+    # the open loop's accounting over the window (loadgen/openloop.py); closed rows: achieved only
+    offered_rps: float = 0.0  # requests due per second, sent or dropped
+    achieved_rps: float = 0.0  # responses per second (= rps)
+    late_sends: int = 0  # sent more than 1 ms after their due time
+    late_p99_ms: float = 0.0  # p99 of every send's lateness
+    dropped: int = 0  # due while max_inflight requests were outstanding: not sent
     # resources over the measured window; Locust's capacity (bench/headroom.py)
     loadgen_cpu_pct: float = 0.0
     loadgen_cpu_ms_per_request: float = 0.0

@@ -66,6 +66,9 @@ def _resolve(args: argparse.Namespace) -> tuple[scenario_mod.Scenario, RunDir | 
             raise BadInput("run needs a SCENARIO (or --resume RUN_DIR)")
         return scenario_mod.load(args.scenario, args.set), None
     run = RunDir.open(args.resume)
+    if run.env().get("command") == "capacity":
+        raise BadInput(f"--resume {args.resume}: a capacity search is not resumed; run bench capacity again "
+                       "(its finished searches are in capacity.csv)")
     if args.set:
         raise BadInput("--resume runs the scenario stored in RUN_DIR; --set cannot change it")
     stored = run.stored_scenario()

@@ -6,6 +6,8 @@ FileStorage, pyperf's one format check).
     summary.csv           one row per cell x repeat x attempt, appended and fsynced row by row
     summary.csv.torn      torn last lines set aside by a resume (never merged into a row)
     summary_stats.csv     per cell over repeats
+    capacity.csv          bench capacity: per searched cell, the highest rate within the objective
+    capacity_steps.csv    bench capacity: one line per step of the searches (its row is in summary.csv)
     cells/<cell_id>/r<k>/ one repeat's files (r<k>.a<n>/ for retry n of it)
     targets/NN/           one started target: its log and its workers' samples (stats/)
 
@@ -201,15 +203,44 @@ class RunDir:
 
     def append_row(self, row: SummaryRow) -> None:
         """One row, durable before this returns (a crash at cell 37 keeps 36)."""
-        data = _line(to_record(row))
-        fd = os.open(self.summary_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.append_record(self.summary_path, COLUMNS, to_record(row))
+
+    @staticmethod
+    def append_record(path: Path, header: tuple[str, ...], fields: list[str]) -> None:
+        """One CSV line appended and fsynced, the header first into an empty file."""
+        data = _line(fields)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             if os.fstat(fd).st_size == 0:
-                data = _line(list(COLUMNS)) + data
+                data = _line(list(header)) + data
             _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    # --- bench capacity's files ---------------------------------------------------------------
+    @property
+    def capacity_path(self) -> Path:
+        return self.path / "capacity.csv"  # one row per searched cell, rewritten after each search
+
+    @property
+    def steps_path(self) -> Path:
+        return self.path / "capacity_steps.csv"  # one row per step, appended as it ends
+
+    def write_capacity(self, header: tuple[str, ...], records: list[list[str]]) -> None:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([list(header), *records])
+        atomic_write(self.capacity_path, buf.getvalue().encode())
+
+    @staticmethod
+    def read_records(path: Path) -> list[dict[str, str]]:
+        """A CSV's whole lines as dicts (a torn last line skipped); [] when there is no file."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return []
+        text = data[:data.rfind(b"\n") + 1].decode("utf-8", errors="replace")
+        return list(csv.DictReader(io.StringIO(text)))
 
     def write_stats(self, stats: list[CellStats]) -> None:
         buf = io.StringIO()

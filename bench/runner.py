@@ -16,7 +16,7 @@ from app.sampler import idle_after, read_dir
 from bench import cpuset, hdr, procs
 from bench.backends.base import Backend, LoadRun, Target, TargetError
 from bench.cells import Cell, ServerConfig
-from bench.headroom import cpu_ms_per_request, headroom, is_saturated
+from bench.headroom import cpu_ms_per_request, headroom, is_saturated, late_flags
 from bench.loadspec import load_spec
 from bench.locust_csv import most_frequent_failure, read_aggregated
 from bench.monitor import Monitor
@@ -55,8 +55,12 @@ class Runner:
                 self.rundir.append_row(row)
                 self.on_row(row)
         finally:
-            self._stop_target()
-            self.backend.close()
+            self.close()
+
+    def close(self) -> None:
+        """Stop the target and whatever the backend still runs."""
+        self._stop_target()
+        self.backend.close()
 
     def run_cell(self, cell: Cell, repeat: int, attempt: int) -> SummaryRow:
         """One measurement. Any error of this cell (ours, the target's, Locust's, a file it wrote
@@ -196,6 +200,11 @@ class Runner:
             notes.append(f"latency histogram incomplete ({meta['count_mismatch']})")
         if "t_start" in meta and t1 - t0 < SHORT_WINDOW * cell.duration:  # the --run-time backstop cut it
             notes.append(f"measured window {t1 - t0:.1f} s, not the {cell.duration:g} s asked")
+        accounting = open_accounting(cell, meta, t1 - t0, agg.rps)
+        out.update(accounting)
+        if accounting["dropped"]:
+            notes.append(f"{accounting['dropped']} requests dropped: max_inflight "
+                         f"{cell.max_inflight} were outstanding when they were due")
         if notes:
             out["error"] = "; ".join(notes)
         load_use = mon.usage("loadgen", t0, t1)
@@ -206,9 +215,10 @@ class Runner:
             loadgen_cpu_ms_per_request=cpu_ms_per_request(load_use.cpu_pct, agg.rps),
             loadgen_headroom=headroom(cell, load_use.cpu_pct),
             loadgen_lag_ms=lag,
-            # Locust's own warning, or what we sampled
+            # Locust's own warning, what we sampled, or an open loop that could not keep its schedule
             loadgen_saturated=bool(meta.get("cpu_warning")) or is_saturated(
-                cell, load_use.cpu_pct, load_use.max_proc_cpu_pct, lag, out["p50_ms"]),
+                cell, load_use.cpu_pct, load_use.max_proc_cpu_pct, lag, out["p50_ms"])
+                or late_flags(accounting["late_p99_ms"], out["p99_ms"]),
             target_cpu_pct=target_use.cpu_pct, target_rss_mb=target_use.rss_mb,
             target_threads=target_use.threads,
             cpu_ms_per_request=cpu_ms_per_request(target_use.cpu_pct, agg.rps),
@@ -234,6 +244,22 @@ class Runner:
 
     def _drop_target(self) -> None:
         self._target, self._target_cfg = None, None
+
+
+def open_accounting(cell: Cell, meta: dict[str, Any], window_s: float, rps: float) -> dict[str, Any]:
+    """The open loop's figures from the result's counts (loadgen/openloop.py); a closed loop
+    offers what it achieves, and its latencies run from when each request left."""
+    if not cell.is_open:
+        return {"latency_from": "sent", "offered_rps": 0.0, "achieved_rps": rps, "late_sends": 0,
+                "late_p99_ms": 0.0, "dropped": 0}
+    counts = meta.get("open")
+    if not isinstance(counts, dict):
+        raise CellFailed("the open loop's result has no accounting (offered, dropped, late): "
+                         "is the locustfile older than the runner?")
+    return {"latency_from": "intended",
+            "offered_rps": int(counts.get("offered", 0)) / window_s if window_s > 0 else 0.0,
+            "achieved_rps": rps, "late_sends": int(counts.get("late", 0)),
+            "late_p99_ms": hdr.p99_ms(meta.get("late_hdr", "")), "dropped": int(counts.get("dropped", 0))}
 
 
 def identity_row(cell: Cell, repeat: int, attempt: int, run_id: str, backend: str) -> dict[str, Any]:

@@ -87,6 +87,17 @@ KEYS: dict[str, Key] = {
     "workload": Key(str, "noop", "what the endpoint does",
                     choices=("noop", "cpu", "sleep", "blocking_sleep")),
     "users": Key(int, 10, "concurrent Locust users (closed loop, like ab -c)", lo=1, hi=100_000),
+    "load_model": Key(str, "closed", "'closed': users each wait for their answer; 'open': requests leave "
+                      "at `rate` whatever the target does, latency from their due time (README, Closed vs "
+                      "open loop)",
+                      choices=("closed", "open")),
+    "rate": Key(float, 0.0, "open loop: requests/s offered, split over the Locust processes", lo=0,
+                hi=10_000_000),
+    "arrivals": Key(str, "constant", "open loop: 'constant' spacing or 'poisson' arrivals",
+                    choices=("constant", "poisson")),
+    "max_inflight": Key(int, "auto", "open loop: most requests outstanding at once, i.e. connections, split "
+                        "over the Locust processes ('auto' = 1000 per process); one due beyond it is dropped "
+                        "and counted", lo=1, hi=1_000_000, words=("auto",)),
     "spawn_rate": Key(float, 100.0, "users started per second (the ramp is not measured)", lo=0.1),
     "duration": Key(float, 10.0, "measured seconds per cell", lo=1, hi=86_400),
     "warmup": Key(float, 3.0, "warm-up seconds before each measurement (discarded)", lo=0, hi=3_600),
@@ -114,7 +125,10 @@ KEYS: dict[str, Key] = {
     "loop": Key(str, "auto", "uvicorn event loop", choices=("auto", "asyncio", "uvloop")),
     "http": Key(str, "auto", "uvicorn HTTP implementation", choices=("auto", "h11", "httptools")),
 }
-TOP_LEVEL = ("name", "description", "defaults", "matrix", "checks")
+TOP_LEVEL = ("name", "description", "defaults", "matrix", "checks", "capacity")
+OPEN_ONLY = ("rate", "arrivals", "max_inflight")  # keys of the open load model alone
+CLOSED_ONLY = ("users",)
+INFLIGHT_PER_PROCESS = 1000  # max_inflight = "auto"
 
 
 @dataclass(frozen=True)
@@ -125,6 +139,7 @@ class Scenario:
     matrix: list[dict[str, list[Any]]]  # one product per block; the cells are their union
     checks: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the TOML text as read, kept beside the results
+    capacity: dict[str, Any] = field(default_factory=dict)  # [capacity]: bench capacity's search
 
     def cells(self) -> list[Cell]:
         unique: dict[tuple[Any, ...], Cell] = {}
@@ -134,8 +149,9 @@ class Scenario:
         return list(unique.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "defaults": self.defaults,
-                "matrix": self.matrix[0] if len(self.matrix) == 1 else self.matrix, "checks": self.checks}
+        out = {"name": self.name, "description": self.description, "defaults": self.defaults,
+               "matrix": self.matrix[0] if len(self.matrix) == 1 else self.matrix, "checks": self.checks}
+        return {**out, "capacity": self.capacity} if self.capacity else out
 
 
 def coerce(key: str, value: Any) -> Any:
@@ -202,6 +218,12 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 
 
 def load(ref: str, overrides: list[str] | None = None) -> Scenario:
+    data, text, path = read(ref)
+    return from_dict(data, parse_set(overrides or []), source=text, origin=str(path))
+
+
+def read(ref: str) -> tuple[dict[str, Any], str, Path]:
+    """A scenario file's tables, its text and where it was found (before validation)."""
     path = resolve_path(ref)
     try:
         text = path.read_text(encoding="utf-8")
@@ -213,7 +235,7 @@ def load(ref: str, overrides: list[str] | None = None) -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise BadInput(f"{path}: malformed TOML: {exc}") from None
-    return from_dict(data, parse_set(overrides or []), source=text, origin=str(path))
+    return data, text, path
 
 
 def _is_file(path: Path) -> bool:
@@ -255,6 +277,10 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
         blocks = [_axes(block) for block in blocks_in]
     except BadInput as exc:
         raise BadInput(f"{where}{exc}") from None
+    # keys set to something else than their default, per block: a stored scenario (resume) lists
+    # every key, and a key at its default changes nothing
+    given = {**defaults, **sets}
+    explicit = [{k for k, v in {**given, **block}.items() if _differs(k, v)} for block in blocks]
     for key, value in sets.items():
         defaults.pop(key, None)
         for block in blocks:
@@ -267,6 +293,11 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
     resolved.update(defaults)
     checks = data.get("checks", {})
     _validate_checks(checks, where)
+    for block, keys in zip(blocks, explicit, strict=True):
+        _check_model_keys(block.get("load_model", [resolved["load_model"]]), keys, where)
+    capacity = data.get("capacity", {})
+    if not isinstance(capacity, dict):
+        raise BadInput(f"{where}[capacity] must be a table")
     scen = Scenario(
         name=str(data.get("name") or Path(origin).stem or "scenario"),
         description=str(data.get("description", "")),
@@ -274,15 +305,42 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
         matrix=blocks,
         checks=checks,
         source=source,
+        capacity=capacity,
     )
     for cell in scen.cells():
         _check_cell(cell, where)
     return scen
 
 
+def _differs(key: str, value: Any) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return any(v != KEYS[key].default for v in values)
+
+
+def _check_model_keys(models: list[str], explicit: set[str], where: str) -> None:
+    """Keys of one load model given for a block that runs the other: a mistake, not a no-op."""
+    if "open" in models:
+        for key in CLOSED_ONLY:
+            if key in explicit:
+                raise BadInput(f"{where}{key} is for load_model = closed; the open model sends at `rate` "
+                               "(drop users, or put closed and open cells in separate [[matrix]] blocks)")
+    if "closed" in models:
+        for key in OPEN_ONLY:
+            if key in explicit:
+                raise BadInput(f"{where}{key} is for load_model = open; the closed model has `users` "
+                               "(set load_model = \"open\", or put closed and open cells in separate "
+                               "[[matrix]] blocks)")
+
+
 def _check_cell(cell: Cell, where: str) -> None:
     """What no single key can check: limits that depend on two keys of the same cell."""
     from bench.loadspec import MASTER_PORT_OFFSET
+
+    if cell.is_open and cell.rate <= 0:
+        raise BadInput(f"{where}rate: {cell.rate:g}: the open load model needs a rate > 0 (requests/s)")
+    if cell.is_open and cell.max_inflight < cell.users:
+        raise BadInput(f"{where}max_inflight {cell.max_inflight} is below the {cell.users} Locust processes "
+                       "that share it (each needs at least one): raise it or set loadgen_processes")
 
     if cell.loadgen_workers and cell.port + MASTER_PORT_OFFSET > 65_535:
         raise BadInput(f"{where}port {cell.port} with loadgen_workers: Locust's master would listen on "
@@ -309,8 +367,20 @@ def resolve_cell(values: dict[str, Any]) -> dict[str, Any]:
     if out["workers"] == "cores":
         out["workers"] = len(cpuset.parse(out["target_cpuset"]))
     loadgen_cpus = len(cpuset.parse(out["loadgen_cpuset"]))
+    if out["load_model"] == "closed":
+        out["loadgen_workers"], out["loadgen_processes"] = loadgen_counts(
+            out["loadgen_workers"], out["loadgen_processes"], loadgen_cpus, out["users"])
+        # a closed loop has exactly its users outstanding at most; rate and arrivals do not apply
+        out.update(max_inflight=out["users"], rate=0.0, arrivals="")
+        return out
+    # open: no users to cap the processes, but no more processes than requests may be outstanding
+    inflight = out["max_inflight"]
+    cap = loadgen_cpus if inflight == "auto" else min(loadgen_cpus, int(inflight))
     out["loadgen_workers"], out["loadgen_processes"] = loadgen_counts(
-        out["loadgen_workers"], out["loadgen_processes"], loadgen_cpus, out["users"])
+        out["loadgen_workers"], out["loadgen_processes"], loadgen_cpus, cap)
+    out["users"] = out["loadgen_workers"] or out["loadgen_processes"]  # one scheduling user per process
+    if inflight == "auto":
+        out["max_inflight"] = INFLIGHT_PER_PROCESS * out["users"]
     return out
 
 

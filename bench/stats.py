@@ -32,6 +32,10 @@ class CellStats:
     style: str
     workload: str
     users: int
+    load_model: str
+    rate: float
+    arrivals: str
+    max_inflight: int
     spawn_rate: float
     duration_s: float
     warmup_s: float

@@ -1,6 +1,10 @@
-"""One endpoint per run, closed loop, with precise latencies.
+"""One endpoint per run, closed or open loop, with precise latencies.
 
-Env: BENCH_PATH (path + query, e.g. /async/sleep?ms=100; default /async/noop), BENCH_WARMUP_S
+Env: BENCH_PATH (path + query, e.g. /async/sleep?ms=100; default /async/noop), BENCH_LOAD_MODEL
+("closed", the default: each user sends its next request when the last one answered; "open":
+each Locust user, one per process, sends BENCH_RATE requests/s at their scheduled times, spaced
+by BENCH_ARRIVALS "constant" or "poisson", with at most BENCH_MAX_INFLIGHT outstanding, and
+measures each latency from its due time: loadgen/openloop.py), BENCH_WARMUP_S
 (seconds from the start, ramp included, before the measured window opens; 0: as soon as every user
 runs), BENCH_DURATION_S (the window's length: Locust stops then; 0: --run-time decides),
 BENCH_WAIT_READY_S (seconds to wait for the target's /healthz before loading it; 0, the
@@ -11,7 +15,9 @@ JSON at exit):
      "requests", "failures", "rps", "mean_ms": Locust's final totals (measured window only),
      "lag_hdr": the processes' event-loop lag, same encoding (loadgen/lag.py),
      "warmup_requests": requests before the window, "cpu_warning": bool,
-     "role": "local" | "master", "t_start", "t_stop": unix times of the window}
+     "role": "local" | "master", "t_start", "t_stop": unix times of the window,
+     open loop only: "open": {"offered", "sent", "dropped", "late"} counts of the window,
+     "late_hdr": every send's lateness after its due time, same encoding}
 
 Locust rounds its percentiles (to 2 significant figures above 100 ms), which hides the
 difference between two close cells, so every response time also goes into an HDR histogram at
@@ -25,14 +31,18 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
+import gevent
+import gevent.pool
 from hdr_config import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 from hdrh.histogram import HdrHistogram
 from lag import LoopLag
 from locust import FastHttpUser, constant, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
+from openloop import Counters, OpenLoop, latency_ms, schedule
 from ready import wait_ready
 from window import Window
 
@@ -41,8 +51,14 @@ RESULT_OUT = os.environ.get("BENCH_RESULT_OUT", "")
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_S") or 0)
 DURATION_S = float(os.environ.get("BENCH_DURATION_S") or 0)
 WAIT_READY_S = float(os.environ.get("BENCH_WAIT_READY_S") or 0)
+OPEN = os.environ.get("BENCH_LOAD_MODEL", "closed") == "open"
+RATE = float(os.environ.get("BENCH_RATE") or 0)  # per Locust user (the runner split the cell's rate)
+ARRIVALS = os.environ.get("BENCH_ARRIVALS", "constant")
+MAX_INFLIGHT = int(os.environ.get("BENCH_MAX_INFLIGHT") or 1000)  # per Locust user
 HDR_KEY = "bench_hdr"  # our entries in the worker -> master stats message
 LAG_KEY = "bench_lag"
+LATE_KEY = "bench_late"
+OPEN_KEY = "bench_open"
 
 
 def new_histogram() -> HdrHistogram:
@@ -53,11 +69,13 @@ def new_histogram() -> HdrHistogram:
 
 _hist = new_histogram()
 _lag = LoopLag(new_histogram())
+_open = Counters(new_histogram())  # open loop: what was due, sent, dropped and late
 
 
 def _clear() -> None:
     _hist.reset()
     _lag.hist.reset()
+    _open.reset()
 
 
 _window = Window(WARMUP_S, DURATION_S, on_reset=_clear)
@@ -66,11 +84,35 @@ _env: dict[str, Environment] = {}
 
 class EndpointUser(FastHttpUser):
     # closed loop: the next request leaves when the last one answered, like `ab -c N`
+    abstract = OPEN
     wait_time = constant(0)
 
     @task
     def hit(self) -> None:
         self.client.get(PATH, name=PATH)
+
+
+class OpenLoopUser(FastHttpUser):
+    # open loop: one user per Locust process sends on a schedule, one greenlet per request
+    abstract = not OPEN
+    concurrency = MAX_INFLIGHT  # connections: a request never waits for one beyond max_inflight
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        self._requests = gevent.pool.Group()
+
+    def on_stop(self) -> None:
+        self._requests.kill(block=False)  # the window is over: what is still in flight is not counted
+
+    @task
+    def drive(self) -> None:
+        OpenLoop(schedule(RATE, ARRIVALS), self._send, MAX_INFLIGHT, _open, time.perf_counter,
+                 gevent.sleep, self._requests.spawn).run()
+
+    def _send(self, due: float) -> None:
+        with self.client.get(PATH, name=PATH, catch_response=True) as response:
+            # Locust timed it from when it left; the client waited from when it was due
+            response.request_meta["response_time"] = latency_ms(due, time.perf_counter())
 
 
 @events.request.add_listener
@@ -105,10 +147,12 @@ def _spawned(user_count: int, **kw: Any) -> None:
 def _ship(client_id: str, data: dict[str, Any]) -> None:
     # a worker sends what it recorded since its last report, then starts afresh (Locust's stats do
     # the same); its last report leaves when the master's "quit" arrives (WorkerRunner.worker)
-    for key, hist in ((HDR_KEY, _hist), (LAG_KEY, _lag.hist)):
+    if OPEN:
+        data[OPEN_KEY] = _open.as_dict()
+    for key, hist in ((HDR_KEY, _hist), (LAG_KEY, _lag.hist), (LATE_KEY, _open.late_hist)):
         if hist.get_total_count():
             data[key] = hist.encode().decode("ascii")
-            hist.reset()
+    _clear()
 
 
 @events.worker_report.add_listener
@@ -117,9 +161,11 @@ def _merge(client_id: str, data: dict[str, Any]) -> None:
     runner = _env["env"].runner if "env" in _env else None
     if runner is None or not _window.admit(client_id, data, runner.stats):
         return
-    for key, hist in ((HDR_KEY, _hist), (LAG_KEY, _lag.hist)):
+    for key, hist in ((HDR_KEY, _hist), (LAG_KEY, _lag.hist), (LATE_KEY, _open.late_hist)):
         if data.get(key):
             hist.add(HdrHistogram.decode(data[key]))
+    if OPEN_KEY in data:
+        _open.add(data[OPEN_KEY])
 
 
 @events.test_stop.add_listener
@@ -152,6 +198,8 @@ def _write(environment: Environment, **kw: Any) -> None:
         "role": "master" if isinstance(runner, MasterRunner) else "local",
         **_window.times(),
     }
+    if OPEN:
+        result.update(open=_open.as_dict(), late_hdr=_encoded(_open.late_hist))
     tmp = f"{RESULT_OUT}.tmp"
     with open(tmp, "w") as fh:
         json.dump(result, fh)

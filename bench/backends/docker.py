@@ -21,7 +21,7 @@ from typing import Any
 from bench import procs
 from bench.backends.base import TargetError
 from bench.cells import ServerConfig
-from bench.loadspec import LoadSpec, env_for, master_argv, worker_argv
+from bench.loadspec import LoadSpec, env_for, master_argv, users_env, worker_argv
 from bench.scenario import ROOT
 
 PROJECT = "fastapi-bench"
@@ -235,7 +235,7 @@ class DockerBackend:
 
     def start_load(self, spec: LoadSpec, out_dir: Path) -> DockerLoad:
         give_dir(out_dir)
-        env = {"LOADGEN_CPUSET": spec.cpuset, "OUT_DIR": str(out_dir.resolve()), "BENCH_PATH": spec.path,
+        env = {"LOADGEN_CPUSET": spec.cpuset, "OUT_DIR": str(out_dir.resolve()), **users_env(spec),
                "MASTER_PORT": str(spec.master_port), "LOCUST_WORKER_ARGS": shlex.join(
                    worker_argv(spec, "127.0.0.1", LOCUSTFILE))}
         container = f"{PROJECT}-locust"

@@ -1,0 +1,180 @@
+"""The capacity search: the highest offered rate an endpoint sustains within a p99 objective.
+
+Pure: settings and one measurement per step in, a verdict per step and a result out; the caller
+(bench/capacity_cmd.py) runs each step as an open-loop cell. The search is a geometric ramp
+(x2 from `start_rps`), then a bisection between the last rate that passed and the first that
+failed until they are within TOLERANCE of each other. A step passes when its p99 is within the
+objective, its failure ratio within `max_failure_ratio`, and it achieved at least ACHIEVED_SHARE
+of the rate it offered (a target that falls behind builds a queue that a short window may not
+yet show in its p99). It stops at once on a step that did not run (a dead target, a Locust
+error), on errors beyond `max_failure_ratio`, on a failing step whose load generator was
+saturated (its verdict would be Locust's), at `max_rps`, or when the next step would pass the
+time bound.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from bench.errors import BadInput
+
+FACTOR = 2.0  # the ramp's step
+TOLERANCE = 0.05  # the bisection ends when (fail - pass) / pass is at most this
+ACHIEVED_SHARE = 0.99
+STEP_OVERHEAD_S = 3.0  # Locust's start and stop, the drain: what a step costs beyond warmup + window
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The [capacity] table of a scenario (and bench capacity's options)."""
+
+    slo_p99_ms: float
+    max_failure_ratio: float = 0.01
+    start_rps: float = 50.0
+    max_rps: float = 20_000.0
+    step_s: float = 5.0  # each step's measured window
+    step_warmup_s: float = 2.0
+    max_search_s: float = 900.0  # per searched cell
+
+    def worst_steps(self) -> int:
+        """Steps a search can take at most: the whole ramp, then the bisection (or a ramp down
+        from start_rps to 1 request/s, then the bisection, when the first step fails)."""
+        up = math.ceil(math.log(self.max_rps / self.start_rps, FACTOR)) + 1
+        down = math.ceil(math.log(max(self.start_rps, 1.0), FACTOR)) + 1
+        return max(up, down) + math.ceil(math.log(1 / TOLERANCE, 2))
+
+    def step_cost_s(self) -> float:
+        return self.step_warmup_s + self.step_s + STEP_OVERHEAD_S
+
+    def worst_s(self) -> float:
+        """One cell's search, at most: its steps, cut by the time bound."""
+        return min(self.worst_steps() * self.step_cost_s(), self.max_search_s + self.step_cost_s())
+
+
+_LIMITS: dict[str, tuple[float, float]] = {
+    "slo_p99_ms": (0.001, 3_600_000), "max_failure_ratio": (0.0, 1.0), "start_rps": (0.001, 10_000_000),
+    "max_rps": (0.001, 10_000_000), "step_s": (1.0, 3_600), "step_warmup_s": (0.0, 600),
+    "max_search_s": (1.0, 86_400),
+}
+
+
+def settings_from(table: dict[str, Any], slo_p99_ms: float | None = None) -> Settings:
+    """Settings from a [capacity] table and the command line's --slo-p99; BadInput naming the key."""
+    values = dict(table)
+    if slo_p99_ms is not None:
+        values["slo_p99_ms"] = slo_p99_ms
+    known = {f.name for f in fields(Settings)}
+    for key, value in values.items():
+        if key not in known:
+            raise BadInput(f"[capacity]: unknown key {key!r} (known: {', '.join(sorted(known))})")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise BadInput(f"[capacity] {key}: {value!r} is not a finite number")
+        lo, hi = _LIMITS[key]
+        if not lo <= value <= hi:
+            what = "an objective > 0" if key == "slo_p99_ms" else f"between {lo:g} and {hi:g}"
+            raise BadInput(f"[capacity] {key}: {value:g} is out of range: expected {what}")
+    if "slo_p99_ms" not in values:
+        raise BadInput("capacity: no objective: give --slo-p99 MS or slo_p99_ms in [capacity]")
+    settings = Settings(**{k: float(v) for k, v in values.items()})
+    if settings.start_rps > settings.max_rps:
+        raise BadInput(f"[capacity] start_rps {settings.start_rps:g} is above max_rps {settings.max_rps:g}")
+    return settings
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one step measured (from its summary row)."""
+
+    rate: float
+    ran: bool  # False: the step failed (its row's status), `error` says why
+    error: str = ""
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    offered_rps: float = 0.0
+    achieved_rps: float = 0.0
+    failure_ratio: float = 0.0
+    saturated: bool = False  # the load generator could not keep up
+
+
+def judge(settings: Settings, o: Outcome) -> tuple[str, str]:
+    """("pass" | "fail" | "stop", why) for one step."""
+    if not o.ran:
+        return "stop", f"the step failed: {o.error}"
+    if o.failure_ratio > settings.max_failure_ratio:
+        return "stop", (f"errors: {100 * o.failure_ratio:.2f} % of requests failed "
+                        f"(max_failure_ratio {settings.max_failure_ratio:g})")
+    misses = []
+    if o.p99_ms > settings.slo_p99_ms:
+        misses.append(f"p99 {o.p99_ms:.1f} ms > {settings.slo_p99_ms:g} ms")
+    if o.achieved_rps < ACHIEVED_SHARE * o.offered_rps:
+        misses.append(f"achieved {o.achieved_rps:.1f} of {o.offered_rps:.1f} req/s offered "
+                      f"(under {100 * ACHIEVED_SHARE:g} %)")
+    if not misses:
+        return "pass", f"p99 {o.p99_ms:.1f} ms within {settings.slo_p99_ms:g} ms"
+    if o.saturated:
+        return "stop", "load generator saturated (" + "; ".join(misses) + "): the capacity found is a floor"
+    return "fail", "; ".join(misses)
+
+
+@dataclass(frozen=True)
+class Step:
+    step: int
+    phase: str  # up | down | bisect
+    outcome: Outcome
+    verdict: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Result:
+    capacity_rps: float  # the highest rate that passed; 0.0 when none did
+    at_capacity: Outcome | None
+    first_fail: Step | None  # the first step that did not pass
+    stopped_by: str  # converged | max_rps | time bound | below 1 req/s | the stopping step's reason
+    steps: list[Step]
+
+
+def search(settings: Settings, measure: Callable[[float], Outcome], clock: Callable[[], float],
+           on_step: Callable[[Step], None] = lambda step: None) -> Result:
+    """Run the search, calling measure(rate) once per step and on_step with its verdict."""
+    t0 = clock()
+    steps: list[Step] = []
+    passed: Outcome | None = None
+    failed_rate: float | None = None
+    rate, phase = min(settings.start_rps, settings.max_rps), "up"
+    while True:
+        if steps and clock() - t0 + settings.step_cost_s() > settings.max_search_s:
+            stopped = "time bound"
+            break
+        outcome = measure(rate)
+        verdict, reason = judge(settings, outcome)
+        steps.append(Step(len(steps) + 1, phase, outcome, verdict, reason))
+        on_step(steps[-1])
+        if verdict == "stop":
+            stopped = reason
+            break
+        if verdict == "pass":
+            passed = outcome
+        else:
+            failed_rate = rate
+        if failed_rate is None:  # still ramping up
+            if rate >= settings.max_rps:
+                stopped = "max_rps"
+                break
+            rate = min(rate * FACTOR, settings.max_rps)
+            continue
+        if passed is None:  # nothing passed yet: ramp down
+            if rate / FACTOR < 1.0:
+                stopped = "below 1 req/s"
+                break
+            rate, phase = rate / FACTOR, "down"
+            continue
+        if (failed_rate - passed.rate) / passed.rate <= TOLERANCE:
+            stopped = "converged"
+            break
+        rate, phase = (passed.rate + failed_rate) / 2, "bisect"
+    first_fail = next((s for s in steps if s.verdict != "pass"), None)
+    return Result(passed.rate if passed else 0.0, passed, first_fail, stopped, steps)

@@ -1,0 +1,178 @@
+"""`bench capacity`: for each cell of a scenario, the highest open-loop rate within a p99 objective.
+
+Every step is an ordinary open-loop cell run by the Runner (its row goes to summary.csv, its
+Locust files to cells/<id>/r1/), judged by bench.capacity and written to capacity_steps.csv as
+it ends; capacity.csv is rewritten after each search, so a crash keeps every finished search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict, replace
+from typing import Any
+
+from bench import capacity, envinfo
+from bench import scenario as scenario_mod
+from bench.capacity import Outcome, Result, Settings, Step
+from bench.cells import Cell
+from bench.errors import BadInput
+from bench.results import SummaryRow, to_text
+from bench.rundir import RunDir
+from bench.runner import Runner
+
+# Keys the search sets itself: what it searches (the rate), how (open loop), and each step's length.
+SEARCH_SETS = ("users", "load_model", "rate", "duration", "warmup", "repeats")
+STEP_COLUMNS: tuple[str, ...] = (
+    "search_id", "step", "phase", "rate", "verdict", "reason", "offered_rps", "achieved_rps", "p50_ms",
+    "p99_ms", "failure_ratio", "saturated", "cell_id")
+RESULT_COLUMNS: tuple[str, ...] = (
+    "search_id", "style", "workload", "server", "workers", "threadpool_tokens", "sleep_ms", "cpu_iterations",
+    "arrivals", "slo_p99_ms", "capacity_rps", "p50_ms", "p99_ms", "first_fail_rps", "first_fail_reason",
+    "stopped_by", "steps")
+
+
+def search_scenario(ref: str, sets: list[str], slo_p99_ms: float | None
+                    ) -> tuple[scenario_mod.Scenario, Settings, list[str]]:
+    """The scenario's cells as open-loop cells at start_rps, its settings, and notes on what the
+    search ignores (a users axis: the search sets the rate instead)."""
+    data, text, path = scenario_mod.read(ref)
+    overrides = scenario_mod.parse_set(sets)
+    if "rate" in overrides:
+        raise BadInput("bench capacity searches the rate itself: drop --set rate")
+    table = data.get("capacity", {})
+    if not isinstance(table, dict):
+        raise BadInput(f"{path}: [capacity] must be a table")
+    settings = capacity.settings_from(table, slo_p99_ms)
+    notes = []
+    data = dict(data)
+    defaults = {k: v for k, v in dict(data.get("defaults", {})).items() if k not in SEARCH_SETS}
+    blocks_in = data.get("matrix", {})
+    blocks = []
+    for block in blocks_in if isinstance(blocks_in, list) else [blocks_in]:
+        if isinstance(block, dict) and "rate" in block:
+            raise BadInput(f"{path}: bench capacity searches the rate itself: drop the matrix's rate axis")
+        if isinstance(block, dict):
+            for key in set(block) & set(SEARCH_SETS):
+                notes.append(f"matrix {key} = {block[key]} ignored: each search sets the rate")
+            block = {k: v for k, v in block.items() if k not in SEARCH_SETS}
+        blocks.append(block)
+    data.update(defaults=defaults, matrix=blocks)
+    steps = {"load_model": "open", "rate": settings.start_rps, "duration": settings.step_s,
+             "warmup": settings.step_warmup_s, "repeats": 1}
+    sets_ = {k: v for k, v in overrides.items() if k not in SEARCH_SETS}
+    scen = scenario_mod.from_dict(data, {**sets_, **steps}, source=text, origin=str(path))
+    return scen, settings, sorted(set(notes))
+
+
+def outcome_of(row: SummaryRow, rate: float) -> Outcome:
+    if row.status != "ok":
+        return Outcome(rate, ran=False, error=row.error)
+    ratio = row.failures / row.requests if row.requests else 0.0
+    return Outcome(rate, ran=True, p50_ms=row.p50_ms, p99_ms=row.p99_ms, offered_rps=row.offered_rps,
+                   achieved_rps=row.achieved_rps, failure_ratio=ratio, saturated=row.loadgen_saturated)
+
+
+def step_record(search_id: str, step: Step, cell_id: str) -> list[str]:
+    o = step.outcome
+    values = (search_id, step.step, step.phase, o.rate, step.verdict, step.reason, o.offered_rps,
+              o.achieved_rps, o.p50_ms, o.p99_ms, o.failure_ratio, o.saturated, cell_id)
+    return [to_text(v) for v in values]
+
+
+def result_record(search_id: str, cell: Cell, settings: Settings, result: Result) -> list[str]:
+    at = result.at_capacity
+    fail = result.first_fail
+    values = (search_id, cell.style, cell.workload, cell.server, cell.workers, cell.threadpool_tokens,
+              cell.sleep_ms, cell.cpu_iterations, cell.arrivals, settings.slo_p99_ms, result.capacity_rps,
+              at.p50_ms if at else 0.0, at.p99_ms if at else 0.0, fail.outcome.rate if fail else 0.0,
+              fail.reason if fail else "", result.stopped_by, len(result.steps))
+    return [to_text(v) for v in values]
+
+
+def add_parser(sub: Any) -> None:
+    from bench.cli import with_scenario
+
+    cap = sub.add_parser("capacity", help="per cell, the highest open-loop rate whose p99 meets an objective")
+    with_scenario(cap)
+    cap.add_argument("--slo-p99", type=float, metavar="MS", help="the p99 objective in milliseconds "
+                     "(else [capacity] slo_p99_ms)")
+    cap.add_argument("--backend", choices=("auto", "local", "docker"), default="auto")
+    cap.add_argument("--out", type=scenario_mod.Path, default=scenario_mod.ROOT / "results")
+    cap.add_argument("--no-report", action="store_true", help="skip report.html/report.md at the end")
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    from bench.run_cmd import _check_ports, _metadata, load_backend, warn_exposed
+
+    scen, settings, notes = search_scenario(args.scenario, args.set, args.slo_p99)
+    cells = scen.cells()
+    backend = load_backend(args.backend)
+    warn_exposed(cells)
+    _check_ports(cells)
+    meta = _metadata(backend)
+    run = RunDir.create(args.out, f"{scen.name}-capacity")
+    run.write_scenario(scen.source)
+    env = envinfo.collect(run.name, backend.name, meta, scen.as_dict(), None)
+    env.update(command="capacity", capacity=asdict(settings))
+    run.write_env(env)
+    for note in notes:
+        print(f"bench: note: {note}", file=sys.stderr)
+    print(f"bench: capacity of {len(cells)} cells within p99 {settings.slo_p99_ms:g} ms on the "
+          f"{backend.name} backend, at most {settings.worst_steps()} steps each -> {run.path}",
+          file=sys.stderr)
+    runner = Runner(backend, run)
+    results: list[list[str]] = []
+    interrupted = False
+    try:
+        for i, cell in enumerate(cells, 1):
+            search_id = cell.named("cap")
+
+            def measure(rate: float, cell: Cell = cell) -> Outcome:
+                row = runner.run_cell(replace(cell, rate=rate), 1, 1)
+                run.append_row(row)
+                return outcome_of(row, rate)
+
+            def on_step(step: Step, cell: Cell = cell, search_id: str = search_id, i: int = i) -> None:
+                o = step.outcome
+                run.append_record(run.steps_path, STEP_COLUMNS,
+                                  step_record(search_id, step, replace(cell, rate=o.rate).cell_id))
+                print(f"[{i}/{len(cells)}] {search_id} step {step.step} ({step.phase}): {o.rate:g} req/s "
+                      f"offered, {o.achieved_rps:.1f} achieved, p99 {o.p99_ms:.1f} ms: {step.verdict} "
+                      f"({step.reason})", file=sys.stderr)
+
+            result = capacity.search(settings, measure, time.monotonic, on_step)
+            results.append(result_record(search_id, cell, settings, result))
+            run.write_capacity(RESULT_COLUMNS, results)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        runner.close()
+        env.update(ended_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), interrupted=interrupted)
+        run.write_env(env)
+    if interrupted:
+        print(f"bench: interrupted; {len(results)} searches kept in {run.capacity_path}", file=sys.stderr)
+        print(run.path)
+        return 130
+    return _finish(run, results, args.no_report)
+
+
+def _finish(run: RunDir, results: list[list[str]], no_report: bool) -> int:
+    from bench import stats
+
+    rows = run.latest_rows()
+    cell_stats = stats.summarize(rows)
+    run.write_stats(cell_stats)
+    if not no_report:
+        from bench.report import write_report
+
+        write_report(run, rows, cell_stats, None)
+    print("\ncapacity:", file=sys.stderr)
+    for record in results:
+        r = dict(zip(RESULT_COLUMNS, record, strict=True))
+        print(f"  {r['search_id']}: {float(r['capacity_rps']):.1f} req/s within p99 {r['slo_p99_ms']} ms "
+              f"(p99 there {float(r['p99_ms']):.1f} ms; stopped: {r['stopped_by']})", file=sys.stderr)
+    print(run.path)
+    return 1 if any(r.status != "ok" for r in rows) else 0
+
