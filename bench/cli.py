@@ -133,7 +133,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
             cfg = cell.server_config
             print(f"  target: {cfg.server} x{cfg.workers} workers, {cfg.threadpool_tokens} tokens, "
                   f"CPUs {cfg.target_cpuset} (worker_pinning {cfg.worker_pinning}), port {cfg.port}")
-        print(f"  {i:3d}. {cell.cell_id} r{repeat}  GET {cell.path}  users={cell.users}  "
+        load = (f"rate={cell.rate:g}/s {cell.arrivals} max_inflight={cell.max_inflight}" if cell.is_open
+                else f"users={cell.users}")
+        print(f"  {i:3d}. {cell.cell_id} r{repeat}  GET {cell.path}  {load}  "
               f"Locust CPUs {cell.loadgen_cpuset} x{_generators(cell)}  ~{cell.estimated_s():.0f} s")
     for cell in {c.server_config: c for c, _ in items}.values():
         if cpuset.parse(cell.target_cpuset) & cpuset.parse(cell.loadgen_cpuset):
@@ -141,6 +143,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
                   "they compete for the same cores")
     total = sum(c.estimated_s() for c, _ in items) + 3.0 * len(configs)
     print(f"estimated wall time: {hms(total)} ({len(configs)} target starts)")
+    if scen.capacity:
+        from bench.capacity_cmd import search_scenario
+
+        searched, settings, _ = search_scenario(args.scenario, args.set, None)
+        n = len(searched.cells())
+        print(f"bench capacity: {n} searches within p99 {settings.slo_p99_ms:g} ms, at most "
+              f"{settings.worst_steps()} steps of {settings.step_cost_s():g} s each (bounded at "
+              f"{settings.max_search_s:g} s per search): worst case {hms(n * settings.worst_s())}")
     return 0
 
 

@@ -10,11 +10,12 @@ Cells with no ok repeat (n = 0) have no figure to plot; the report lists them wi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from bench.stats import PARAMS, CellStats
 
@@ -38,7 +39,7 @@ def label(s: CellStats, params: list[str]) -> str:
     return " ".join(f"{SHORT.get(p, p + '=')}{getattr(s, p)}" for p in params)
 
 
-def _unique(values: list[Any]) -> list[Any]:
+def _unique(values: Iterable[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
 
@@ -183,3 +184,48 @@ FIGURES: dict[str, tuple[str, Callable[[list[CellStats]], Figure | None]]] = {
     "latency": ("Latency p50/p99 against concurrent users per workload: the threadpool knee", latency_figure),
     "cpu": ("Target CPU milliseconds per request, per cell", cpu_figure),
 }
+
+
+def capacity_figure(steps: list[dict[str, str]], results: list[dict[str, str]]) -> Figure | None:
+    """The hockey stick: p99 (solid) and p50 (dashed) against the offered rate, def and async side
+    by side, one panel per searched endpoint, the objective as a line and each capacity marked."""
+    ran = [s for s in steps if float(s["p99_ms"]) > 0]
+    if not ran:
+        return None
+    style_of = {r["search_id"]: r["style"] for r in results}
+    panel_of = {sid: sid.split("-", 1)[-1] for sid in style_of}
+    panels = _unique(panel_of[s["search_id"]] for s in ran if s["search_id"] in panel_of)
+    if not panels:
+        return None
+    styles = _unique(style_of.values())
+    fig, axes = _grid(len(panels), 5.5, 4.0)
+    for ax, panel in zip(axes, panels, strict=True):
+        for r in (r for r in results if panel_of[r["search_id"]] == panel):
+            points = sorted((float(s["rate"]), float(s["p50_ms"]), float(s["p99_ms"])) for s in ran
+                            if s["search_id"] == r["search_id"])
+            if not points:
+                continue
+            color = style_color(r["style"], styles)
+            rates = [p[0] for p in points]
+            ax.plot(rates, [p[2] for p in points], color=color, marker="o", label=f"{r['style']} p99")
+            ax.plot(rates, [p[1] for p in points], color=color, marker=".", linestyle="--",
+                    label=f"{r['style']} p50")
+            cap = float(r["capacity_rps"])
+            if cap > 0:
+                ax.axvline(cap, color=color, linestyle=":", linewidth=1,
+                           label=f"{r['style']} capacity {cap:.0f} req/s")
+        slo = float(next(r["slo_p99_ms"] for r in results if panel_of[r["search_id"]] == panel))
+        ax.axhline(slo, color="red", linewidth=1, label=f"objective: p99 {slo:g} ms")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())  # plain numbers: 100, 1000 rather than 10^2
+        ramp = sorted({float(s["rate"]) for s in ran if s["phase"] == "up"
+                       and panel_of.get(s["search_id"]) == panel})
+        ax.set_xticks(ramp, [f"{rate:g}" for rate in ramp])  # the ramp's rates, labelled as such
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(panel.replace("-cap-", ", ").replace("-", " "))
+        ax.set_xlabel("offered requests/s (open loop, log scale)")
+        ax.set_ylabel("latency from the due time (ms, log scale)")
+        ax.legend(fontsize="x-small")
+    fig.suptitle("Latency against offered rate (open loop)")
+    return fig

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import checks as checks_mod
-from bench.plots import FIGURES
+from bench import verdict
+from bench.plots import FIGURES, capacity_figure
 from bench.results import SummaryRow
 from bench.rundir import RunDir
 from bench.stats import CellStats, summarize, tightest_headroom
@@ -36,6 +37,30 @@ class Report:
     checks: list[str] | None  # None: the scenario defines no checks
     plots: list[tuple[str, str]] = field(default_factory=list)  # (name, caption)
     links: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # cell -> (text, href)
+    says: list[str] = field(default_factory=list)  # "What this run says" (bench/verdict.py)
+    capacity: Table = ([], [])  # bench capacity's result per searched cell
+
+
+CAPACITY_HEADER = ["search", "objective p99 ms", "capacity req/s", "p50 ms there", "p99 ms there",
+                   "first failing req/s", "why", "stopped", "steps"]
+
+
+def capacity_table(records: list[dict[str, str]]) -> Table:
+    rows = []
+    for r in records:
+        first = f"{float(r['first_fail_rps']):g}" if r["first_fail_reason"] else ""
+        rows.append([r["search_id"], f"{float(r['slo_p99_ms']):g}", f"{float(r['capacity_rps']):.1f}",
+                     f"{float(r['p50_ms']):.1f}", f"{float(r['p99_ms']):.1f}", first, r["first_fail_reason"],
+                     r["stopped_by"], r["steps"]])
+    return CAPACITY_HEADER, rows
+
+
+CAPACITY_CAPTION = "p50/p99 against the offered rate, def and async, with the objective and each capacity"
+NOTE_CAPACITY = ("Open loop: requests leave at the offered rate whatever the target does, and each "
+                 "latency counts from its due time. A step passes when its p99 is within the objective and "
+                 "it served at least 99 % of the rate offered; the search doubles the rate from start_rps, "
+                 "then bisects to within 5 %. Every step is in capacity_steps.csv and, as a cell, in the "
+                 "tables below.")
 
 
 def env_table(env: dict[str, Any]) -> Table:
@@ -56,7 +81,7 @@ def _ci(mean: float, half: float, n: int, digits: int) -> str:
 
 
 def stats_table(stats: list[CellStats]) -> Table:
-    header = ["cell", "style", "workload", "users", "server", "workers", "tokens", "n", "req/s",
+    header = ["cell", "style", "workload", "load", "server", "workers", "tokens", "n", "req/s",
               "p50 ms", "p99 ms", "CPU ms/req", "fail %", "flags"]
     rows = []
     for s in stats:
@@ -67,7 +92,8 @@ def stats_table(stats: list[CellStats]) -> Table:
         figures = [_ci(s.rps_mean, s.rps_ci95, s.n, 1), _ci(s.p50_ms_mean, s.p50_ms_ci95, s.n, 3),
                    _ci(s.p99_ms_mean, s.p99_ms_ci95, s.n, 3), f"{s.cpu_ms_per_request_mean:.3f}",
                    fail_pct] if s.n else [""] * 5
-        rows.append([s.cell_id, s.style, s.workload, str(s.users), s.server, str(s.workers),
+        load = f"{s.rate:g} req/s offered" if s.load_model == "open" else f"{s.users} users"
+        rows.append([s.cell_id, s.style, s.workload, load, s.server, str(s.workers),
                      str(s.threadpool_tokens), str(s.n), *figures, "; ".join(flags)])
     return header, rows
 
@@ -145,7 +171,13 @@ def _md_table(table: Table) -> list[str]:
 
 
 def render_markdown(rep: Report) -> str:
-    out = [f"# {rep.title}", ""]
+    out = [f"# {rep.title}", "", "## What this run says", ""]
+    out += [f"- {_md_cell(line)}" for line in rep.says] or ["No ok cell to draw a conclusion from."]
+    out.append("")
+    if rep.capacity[1]:
+        out += ["## Capacity at the objective", "", *_md_table(rep.capacity), "", NOTE_CAPACITY, ""]
+        if any(name == "capacity" for name, _ in rep.plots):
+            out += ["![capacity](report/capacity.png)", ""]
     if rep.checks is not None:
         out += ["## Checks", "", *([f"- FAIL: {m}" for m in rep.checks] or ["All checks passed."]), ""]
     out += ["## Per-cell results", ""]
@@ -161,7 +193,7 @@ def render_markdown(rep: Report) -> str:
     if rep.failed:
         out += ["## Failed", "", *(f"- {_md_cell(f)}" for f in rep.failed), ""]
     out += ["## Plots", ""]
-    for name, cap in rep.plots:
+    for name, cap in ((n, c) for n, c in rep.plots if n != "capacity"):
         out += [f"![{cap}](report/{name}.png)", "", cap, ""]
     if not rep.plots:
         out += ["No ok cell to plot.", ""]
@@ -186,11 +218,25 @@ CSS = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1
        "th{background:#eee}img{max-width:100%}.fail{color:#b00}")
 
 
+def _figure(name: str, caption: str, images: dict[str, bytes]) -> str:
+    data = base64.b64encode(images[name]).decode("ascii")
+    return (f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
 def render_html(rep: Report, images: dict[str, bytes]) -> str:
     """One file with everything in it: images as data URIs, links relative to the run directory."""
     esc = html.escape
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(rep.title)}</title>"
              f"<style>{CSS}</style></head><body><h1>{esc(rep.title)}</h1>"]
+    says = "".join(f"<li>{esc(line)}</li>" for line in rep.says)
+    parts.append("<h2>What this run says</h2>"
+                 + (f"<ul>{says}</ul>" if says else "<p>No ok cell to draw a conclusion from.</p>"))
+    if rep.capacity[1]:
+        parts.append("<h2>Capacity at the objective</h2>" + _html_table(*_escaped(rep.capacity))
+                     + f"<p>{esc(NOTE_CAPACITY)}</p>")
+        if "capacity" in images:
+            parts.append(_figure("capacity", "latency against offered rate", images))
     if rep.checks is not None:
         items = "".join(f"<li class='fail'>FAIL: {esc(m)}</li>" for m in rep.checks)
         parts.append("<h2>Checks</h2>" + (f"<ul>{items}</ul>" if items else "<p>All checks passed.</p>"))
@@ -211,10 +257,8 @@ def render_html(rep: Report, images: dict[str, bytes]) -> str:
         items = "".join(f"<li class='fail'>{esc(f)}</li>" for f in rep.failed)
         parts.append(f"<h2>Failed</h2><ul>{items}</ul>")
     parts.append("<h2>Plots</h2>")
-    for name, cap in rep.plots:
-        data = base64.b64encode(images[name]).decode("ascii")
-        parts.append(f"<figure><img alt='{esc(cap)}' src='data:image/png;base64,{data}'>"
-                     f"<figcaption>{esc(cap)}</figcaption></figure>")
+    for name, cap in ((n, c) for n, c in rep.plots if n != "capacity"):
+        parts.append(_figure(name, cap, images))
     if not rep.plots:
         parts.append("<p>No ok cell to plot.</p>")
     parts.append("<h2>Environment</h2>" + _html_table(*_escaped(rep.env)) + "</body></html>")
@@ -239,8 +283,12 @@ def write_report(run: RunDir, rows: list[SummaryRow], stats: list[CellStats],
     plot_dir.mkdir(exist_ok=True)
     images: dict[str, bytes] = {}
     plots: list[tuple[str, str]] = []
-    for name, (caption, build) in FIGURES.items():
-        fig = build(stats)
+    steps, capacity = run.read_records(run.steps_path), run.read_records(run.capacity_path)
+    builders = {name: (caption, lambda build=build: build(stats))
+                for name, (caption, build) in FIGURES.items()}
+    builders["capacity"] = (CAPACITY_CAPTION, lambda: capacity_figure(steps, capacity))
+    for name, (caption, build) in builders.items():
+        fig = build()
         png = plot_dir / f"{name}.png"
         if fig is None:
             png.unlink(missing_ok=True)  # a plot from an earlier report would contradict this one
@@ -258,7 +306,8 @@ def write_report(run: RunDir, rows: list[SummaryRow], stats: list[CellStats],
         title += f" ({scenario['name']})"
     rep = Report(title=title, env=env_table(env), stats=stats_table(stats),
                  inside=inside_table(rows), failed=failed_list(rows),
-                 checks=checks, plots=plots, links=locust_links(run, rows))
+                 checks=checks, plots=plots, links=locust_links(run, rows),
+                 says=verdict.lines(stats, rows, capacity, steps), capacity=capacity_table(capacity))
     for path, text in ((run.path / "report.md", render_markdown(rep)),
                        (run.path / "report.html", render_html(rep, images))):
         path.write_text(text, encoding="utf-8")

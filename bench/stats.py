@@ -20,7 +20,7 @@ from bench.results import SummaryRow, to_text
 # The cell's parameters, copied from its rows (they are the same for every repeat of a cell):
 # the backend, then every Cell parameter (one source: a new scenario key becomes a column here too).
 PARAMS: tuple[str, ...] = ("backend", *PARAM_COLUMNS)
-METRICS: tuple[str, ...] = ("rps", "p50_ms", "p99_ms")
+METRICS: tuple[str, ...] = ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request")
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,8 @@ class CellStats:
     p99_ms_sd: float
     p99_ms_ci95: float
     cpu_ms_per_request_mean: float
+    cpu_ms_per_request_sd: float
+    cpu_ms_per_request_ci95: float
     loadgen_headroom_min: float  # the tightest ok repeat: under 1.1, Locust set the pace
     requests: int  # summed over ok repeats, with failures: the failure ratio's two terms
     failures: int
@@ -108,7 +110,6 @@ def _cell_stats(cell_id: str, rows: list[SummaryRow]) -> CellStats:
         figures.update({f"{metric}_mean": mean, f"{metric}_sd": sd, f"{metric}_ci95": ci})
     return CellStats(
         cell_id=cell_id, **params, n=len(ok), n_failed=len(rows) - len(ok), **figures,
-        cpu_ms_per_request_mean=mean_sd_ci([r.cpu_ms_per_request for r in ok])[0],
         loadgen_headroom_min=tightest_headroom(ok),
         requests=sum(r.requests for r in ok), failures=sum(r.failures for r in ok),
         any_saturated=any(r.loadgen_saturated for r in ok),
