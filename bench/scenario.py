@@ -298,6 +298,13 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
     capacity = data.get("capacity", {})
     if not isinstance(capacity, dict):
         raise BadInput(f"{where}[capacity] must be a table")
+    if capacity:
+        from bench.capacity import settings_from
+
+        try:  # checked now, for `bench run` too; the objective may still come from --slo-p99
+            settings_from(capacity, None if "slo_p99_ms" in capacity else 1.0)
+        except BadInput as exc:
+            raise BadInput(f"{where}{exc}") from None
     scen = Scenario(
         name=str(data.get("name") or Path(origin).stem or "scenario"),
         description=str(data.get("description", "")),

@@ -238,6 +238,7 @@ class FakeBackend:
     run_s: float = 0.0  # the measured run lasts this long, its window inside it; CPU burnt on both sides
     hdr_values: list[int] = field(default_factory=lambda: list(HDR_VALUES_US))
     lag_values: list[int] = field(default_factory=lambda: list(LAG_VALUES_US))  # Locust's loop lag
+    knee_rps: float = 1e9  # open loop: the rate it serves at most; beyond it latencies are 50 times longer
     starts: list[ServerConfig] = field(default_factory=list)
     loads: list[LoadSpec] = field(default_factory=list)
     load_started: list[float] = field(default_factory=list)
@@ -322,11 +323,25 @@ class FakeBackend:
             "lag_hdr": hdr.encode(lag) if self.lag_values else "", "warmup_requests": 123}
         if not self.no_window:
             result.update(t_begin=t_start - 1.0, t_start=t_start, t_stop=t_stop)
+        if spec.load_model == "open":
+            self._open_loop(result, spec, t_stop - t_start)
         path.write_text(json.dumps(result))
         if target is not None and target.stats_dir is not None:
             target.write_line(t_start - 0.3, OUTSIDE["busy_max"], OUTSIDE["waiting_max"], OUTSIDE["lag_ms"])
             target.write_line(t_start + 0.5, SAMPLED["busy_max"], SAMPLED["waiting_max"], SAMPLED["lag_ms"])
             target.write_line(t_stop + 0.01, OUTSIDE["busy_max"], OUTSIDE["waiting_max"], OUTSIDE["lag_ms"])
+
+    def _open_loop(self, result: dict[str, Any], spec: LoadSpec, window_s: float) -> None:
+        """An open loop at the spec's rate: served up to knee_rps, queueing beyond it."""
+        rate = spec.rate_per_user * spec.users
+        due = round(rate * window_s)
+        result.update(rps=min(rate, self.knee_rps), open={"offered": due, "sent": due, "dropped": 0, "late": 0},
+                      late_hdr="")
+        if rate > self.knee_rps:
+            hist = hdr.new_histogram()
+            for value in self.hdr_values:
+                hist.record_value(value * 50)
+            result.update(hdr=hdr.encode(hist))
 
     def metadata(self) -> dict[str, Any]:
         return {"fake": True}

@@ -67,9 +67,32 @@ def test_locust_standalone_command_whole() -> None:
         "locust", "-f", "lf.py", "--headless", "--host", "http://127.0.0.1:8100", "-u", "10", "-r", "5.0",
         "--run-time", "18s", "--csv", "/out/c/r1/measure", "--csv-full-history",
         "--html", "/out/c/r1/measure.html", "--only-summary", "--exit-code-on-error", "0", "--stop-timeout", "0"]
-    assert env_for(spec, "/out/c/r1") == {"BENCH_PATH": "/async/noop", "BENCH_WARMUP_S": "3",
-                                          "BENCH_DURATION_S": "10",
+    assert env_for(spec, "/out/c/r1") == {"BENCH_PATH": "/async/noop", "BENCH_LOAD_MODEL": "closed",
+                                          "BENCH_WARMUP_S": "3", "BENCH_DURATION_S": "10",
                                           "BENCH_RESULT_OUT": "/out/c/r1/measure_result.json"}
+
+
+def test_open_loop_splits_rate_and_inflight_over_the_processes_in_its_environment() -> None:
+    scen = scenario.from_dict({"defaults": {"load_model": "open", "rate": 900, "arrivals": "poisson",
+                                            "max_inflight": 31, "loadgen_processes": 3}}, {})
+    (open_cell,) = scen.cells()
+    assert (open_cell.users, open_cell.max_inflight) == (3, 31)  # one scheduling user per process
+    spec = load_spec(open_cell, "http://127.0.0.1:8000")
+    assert (spec.users, spec.processes, spec.rate_per_user, spec.inflight_per_user) == (3, 3, 300.0, 10)
+    env = env_for(spec, "/o")
+    assert {k: env[k] for k in ("BENCH_LOAD_MODEL", "BENCH_RATE", "BENCH_ARRIVALS", "BENCH_MAX_INFLIGHT")} == {
+        "BENCH_LOAD_MODEL": "open", "BENCH_RATE": "300.0", "BENCH_ARRIVALS": "poisson", "BENCH_MAX_INFLIGHT": "10"}
+    argv = master_argv(spec, "/o", "lf.py")
+    assert argv[argv.index("-u") + 1] == "3" and argv[argv.index("--processes") + 1] == "3"
+
+
+def test_open_loop_auto_inflight_is_a_thousand_per_process_and_caps_the_processes() -> None:
+    auto = scenario.from_dict({"defaults": {"load_model": "open", "rate": 50, "loadgen_cpuset": "0-1",
+                                            "target_cpuset": "0"}}, {}).cells()[0]
+    assert (auto.users, auto.loadgen_processes, auto.max_inflight) == (2, 2, 2000)
+    one = scenario.from_dict({"defaults": {"load_model": "open", "rate": 50, "max_inflight": 1,
+                                           "loadgen_cpuset": "0-1", "target_cpuset": "0"}}, {}).cells()[0]
+    assert (one.users, one.loadgen_processes, one.max_inflight) == (1, 1, 1)
 
 
 @pytest.mark.parametrize(("warmup", "users", "run_time"), [

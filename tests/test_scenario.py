@@ -44,6 +44,20 @@ BAD = [
     ('nmae = "x"\n', "unknown top-level key 'nmae'"),
     ('[defaults\nusers = 1\n', "malformed TOML"),
     ('[checks]\nmin_rsp = 1\n', "checks"),
+    # the open load model's keys, and the closed one's
+    ('[defaults]\nrate = 100\n', "rate is for load_model = open; the closed model has `users`"),
+    ('[defaults]\nload_model = "open"\nrate = 10\nusers = 5\n', "users is for load_model = closed"),
+    ('[defaults]\nload_model = "open"\n', "rate: 0: the open load model needs a rate > 0"),
+    ('[defaults]\nload_model = "open"\nrate = -5\n', "rate: -5.0 is below the minimum 0"),
+    ('[defaults]\nload_model = "open"\nrate = 10\nmax_inflight = 0\n', "max_inflight: 0 is below the minimum 1"),
+    ('[defaults]\nload_model = "open"\nrate = 10\nmax_inflight = 2\nloadgen_processes = 3\n',
+     "max_inflight 2 is below the 3 Locust processes"),
+    ('[defaults]\nload_model = "shut"\n', "load_model: 'shut' is not one of closed, open"),
+    ('[defaults]\narrivals = "poisson"\n', "arrivals is for load_model = open"),
+    ('[matrix]\nload_model = ["closed", "open"]\nusers = [5]\nrate = [9]\n', "is for load_model"),
+    ('[capacity]\nslo_p99_ms = 0\n', "[capacity] slo_p99_ms: 0 is out of range"),
+    ('[capacity]\nslo_p99_ms = 10\nstart_rps = 500\nmax_rps = 100\n', "start_rps 500 is above max_rps 100"),
+    ('capacity = 5\n', "[capacity] must be a table"),
 ]
 
 
@@ -66,6 +80,11 @@ def test_bad_scenario_exits_2_with_one_line(tmp_path: Path, text: str, message: 
     (["run", "smoke", "--target-url", "ftp://x"], "--target-url 'ftp://x': expected http://HOST:PORT"),
     (["run", "--backend", "local"], "run needs a SCENARIO"),
     (["report", "/nonexistent"], "not a run directory"),
+    (["capacity", "smoke"], "capacity: no objective: give --slo-p99 MS or slo_p99_ms in [capacity]"),
+    (["capacity", "smoke", "--slo-p99", "0"], "[capacity] slo_p99_ms: 0 is out of range"),
+    (["capacity", "smoke", "--slo-p99", "-1"], "[capacity] slo_p99_ms: -1 is out of range"),
+    (["capacity", "smoke", "--slo-p99", "nan"], "[capacity] slo_p99_ms: nan is not a finite number"),
+    (["capacity", "smoke", "--slo-p99", "100", "--set", "rate=5"], "bench capacity searches the rate itself"),
 ])
 def test_bad_options_exit_2(args: list[str], message: str) -> None:
     proc = bench_cli(*args)

@@ -1,0 +1,154 @@
+"""The capacity search (bench/capacity.py) on synthetic latency curves and a fake clock."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench.capacity import (
+    ACHIEVED_SHARE,
+    TOLERANCE,
+    Outcome,
+    Settings,
+    judge,
+    search,
+    settings_from,
+)
+from bench.errors import BadInput
+
+
+def hockey(knee: float, base_ms: float = 100.0) -> callable:  # type: ignore[valid-type]
+    """A server that serves up to `knee` req/s at base_ms; beyond it, the queue grows with the excess
+    (the p99 climbs) and it achieves only the knee."""
+    def measure(rate: float) -> Outcome:
+        over = max(0.0, rate - knee)
+        return Outcome(rate, ran=True, p50_ms=base_ms, p99_ms=base_ms * 1.05 + 40 * over,
+                       offered_rps=rate, achieved_rps=min(rate, knee))
+    return measure
+
+
+class Clock:
+    def __init__(self, step_s: float = 0.0) -> None:
+        self.t, self.step_s = 0.0, step_s
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def timed(measure: callable, clock: Clock) -> callable:  # type: ignore[valid-type]
+    def run(rate: float) -> Outcome:
+        clock.t += clock.step_s
+        return measure(rate)
+    return run
+
+
+@pytest.mark.parametrize("knee", [37.0, 400.0, 1234.0, 9000.0])
+def test_finds_the_knee_within_five_percent(knee: float) -> None:
+    settings = Settings(slo_p99_ms=250.0, start_rps=50.0, max_rps=20_000.0)
+    result = search(settings, hockey(knee), Clock())
+    assert result.stopped_by == "converged"
+    assert knee * (1 - TOLERANCE) <= result.capacity_rps <= knee
+    assert result.at_capacity is not None and result.at_capacity.p99_ms <= 250.0
+    assert len(result.steps) <= settings.worst_steps()
+    assert result.first_fail is not None and result.first_fail.verdict == "fail"
+    # the ramp doubles, then the bisection only narrows: every step stays within the first fail
+    assert all(s.outcome.rate <= result.first_fail.outcome.rate for s in result.steps)
+
+
+def test_the_ramp_doubles_from_the_start_then_bisects() -> None:
+    steps = search(Settings(slo_p99_ms=250.0, start_rps=50.0), hockey(300.0), Clock()).steps
+    assert [s.outcome.rate for s in steps[:4]] == [50.0, 100.0, 200.0, 400.0]
+    assert [s.phase for s in steps[:4]] == ["up"] * 4
+    assert steps[4].outcome.rate == 300.0 and steps[4].phase == "bisect"
+
+
+def test_a_first_step_that_fails_ramps_down() -> None:
+    result = search(Settings(slo_p99_ms=250.0, start_rps=100.0), hockey(20.0), Clock())
+    assert [s.phase for s in result.steps[:4]] == ["up", "down", "down", "down"]
+    assert 20.0 * (1 - TOLERANCE) <= result.capacity_rps <= 20.0
+
+
+def test_stops_at_max_rps_with_the_capacity_a_floor() -> None:
+    result = search(Settings(slo_p99_ms=250.0, start_rps=50.0, max_rps=300.0), hockey(10_000.0), Clock())
+    assert result.stopped_by == "max_rps" and result.capacity_rps == 300.0
+    assert [s.outcome.rate for s in result.steps] == [50.0, 100.0, 200.0, 300.0]
+    assert result.first_fail is None
+
+
+def test_stops_at_once_on_errors() -> None:
+    def failing(rate: float) -> Outcome:
+        ratio = 0.5 if rate >= 200 else 0.0
+        return Outcome(rate, ran=True, p99_ms=10.0, offered_rps=rate, achieved_rps=rate, failure_ratio=ratio)
+    result = search(Settings(slo_p99_ms=250.0, start_rps=50.0), failing, Clock())
+    assert [s.verdict for s in result.steps] == ["pass", "pass", "stop"]
+    assert result.stopped_by.startswith("errors: 50.00 % of requests failed")
+    assert result.capacity_rps == 100.0
+
+
+def test_stops_at_once_on_a_step_that_did_not_run() -> None:
+    def dead(rate: float) -> Outcome:
+        return Outcome(rate, ran=rate < 100, error="target died during the load", p99_ms=5.0,
+                       offered_rps=rate, achieved_rps=rate)
+    result = search(Settings(slo_p99_ms=250.0, start_rps=50.0), dead, Clock())
+    assert len(result.steps) == 2 and result.stopped_by == "the step failed: target died during the load"
+
+
+def test_a_failing_step_with_a_saturated_locust_stops_the_search_as_a_floor() -> None:
+    def saturated(rate: float) -> Outcome:
+        sent = min(rate, 150.0)  # Locust cannot send more
+        return Outcome(rate, ran=True, p99_ms=5.0, offered_rps=rate, achieved_rps=sent, saturated=rate > 150)
+    result = search(Settings(slo_p99_ms=250.0, start_rps=50.0), saturated, Clock())
+    assert result.steps[-1].verdict == "stop" and "floor" in result.stopped_by
+    assert result.capacity_rps == 100.0
+
+
+def test_the_time_bound_stops_the_search_before_a_step_that_would_pass_it() -> None:
+    settings = Settings(slo_p99_ms=250.0, start_rps=1.0, max_rps=1e6, step_s=5.0, step_warmup_s=2.0,
+                        max_search_s=60.0)
+    clock = Clock(step_s=settings.step_cost_s())
+    result = search(settings, timed(hockey(1e6), clock), clock)
+    assert result.stopped_by == "time bound"
+    assert clock.t <= settings.max_search_s + settings.step_cost_s()
+    assert len(result.steps) == math.floor(settings.max_search_s / settings.step_cost_s())
+
+
+def test_judge_names_every_miss() -> None:
+    s = Settings(slo_p99_ms=100.0)
+    assert judge(s, Outcome(10, True, p99_ms=99.0, offered_rps=10, achieved_rps=10))[0] == "pass"
+    verdict, why = judge(s, Outcome(10, True, p99_ms=101.0, offered_rps=10, achieved_rps=9))
+    assert verdict == "fail" and "p99 101.0 ms > 100 ms" in why and "achieved 9.0 of 10.0" in why
+    # exactly the share passes; a little less fails
+    assert judge(s, Outcome(10, True, p99_ms=1, offered_rps=100, achieved_rps=100 * ACHIEVED_SHARE))[0] == "pass"
+    assert judge(s, Outcome(10, True, p99_ms=1, offered_rps=100, achieved_rps=98.9))[0] == "fail"
+    assert judge(s, Outcome(10, True, p99_ms=1, offered_rps=1, achieved_rps=1, failure_ratio=0.011))[0] == "stop"
+    assert judge(s, Outcome(10, True, p99_ms=1, offered_rps=1, achieved_rps=1, failure_ratio=0.01))[0] == "pass"
+
+
+def test_worst_case_covers_the_ramp_and_the_bisection() -> None:
+    s = Settings(slo_p99_ms=1, start_rps=50, max_rps=20_000)
+    assert s.worst_steps() == math.ceil(math.log2(400)) + 1 + 5  # 9 doublings, then 5 halvings to 5 %
+    assert s.worst_s() == pytest.approx(s.worst_steps() * (2 + 5 + 3))
+
+
+@pytest.mark.parametrize(("table", "slo", "message"), [
+    ({}, None, "capacity: no objective: give --slo-p99 MS or slo_p99_ms in [capacity]"),
+    ({}, 0.0, "[capacity] slo_p99_ms: 0 is out of range: expected an objective > 0"),
+    ({}, -5.0, "[capacity] slo_p99_ms: -5 is out of range: expected an objective > 0"),
+    ({}, float("nan"), "[capacity] slo_p99_ms: nan is not a finite number"),
+    ({"slo_p99_ms": 10, "start_rps": 500, "max_rps": 100}, None,
+     "[capacity] start_rps 500 is above max_rps 100"),
+    ({"slo_p99_ms": 10, "step": 5}, None, "[capacity]: unknown key 'step' (known: max_failure_ratio, max_rps, "
+     "max_search_s, slo_p99_ms, start_rps, step_s, step_warmup_s)"),
+    ({"slo_p99_ms": "fast"}, None, "[capacity] slo_p99_ms: 'fast' is not a finite number"),
+    ({"slo_p99_ms": 10, "max_failure_ratio": 2}, None,
+     "[capacity] max_failure_ratio: 2 is out of range: expected between 0 and 1"),
+])
+def test_bad_settings_are_one_line(table: dict, slo: float | None, message: str) -> None:
+    with pytest.raises(BadInput) as err:
+        settings_from(table, slo)
+    assert str(err.value) == message
+
+
+def test_the_command_line_objective_wins_over_the_table() -> None:
+    assert settings_from({"slo_p99_ms": 10, "step_s": 3}, 250.0) == Settings(slo_p99_ms=250.0, step_s=3.0)
