@@ -106,7 +106,9 @@ def latency_figure(stats: list[CellStats]) -> Figure | None:
         return None
     styles = _unique([s.style for s in ok])
     workloads = _unique([s.workload for s in ok])
-    extra = varying(ok, ("style", "workload", "users"))
+    # an open loop's load is its rate (its users are just one per Locust process)
+    load = "rate" if all(s.load_model == "open" for s in ok) else "users"
+    extra = varying(ok, ("style", "workload", "users", "rate", "max_inflight"))
     fig, axes = _grid(len(workloads), 5.5, 4.0)
     for ax, workload in zip(axes, workloads, strict=True):
         cells = [s for s in ok if s.workload == workload]
@@ -114,8 +116,8 @@ def latency_figure(stats: list[CellStats]) -> Figure | None:
         seen: set[str] = set()
         for k, (style, extra_label) in enumerate(keys):
             line = sorted((s for s in cells if (s.style, label(s, extra)) == (style, extra_label)),
-                          key=lambda s: s.users)
-            users = [s.users for s in line]
+                          key=lambda s: getattr(s, load))
+            users = [getattr(s, load) for s in line]
             # a style's first line has the style's colour everywhere; further lines of it get others
             color = OTHER_COLORS[k % len(OTHER_COLORS)] if style in seen else style_color(style, styles)
             seen.add(style)
@@ -126,16 +128,17 @@ def latency_figure(stats: list[CellStats]) -> Figure | None:
                         color=color, marker=".", linestyle="--", capsize=3, label=f"{name} p50")
         sat = [s for s in cells if s.any_saturated]
         if sat:
-            ax.scatter([s.users for s in sat], [s.p99_ms_mean for s in sat], marker="X", s=90,
+            ax.scatter([getattr(s, load) for s in sat], [s.p99_ms_mean for s in sat], marker="X", s=90,
                        facecolor="none", edgecolor="red", zorder=5, label=SATURATED_NOTE)
-        _mark_threadpool(ax, cells)
+        if load == "users":
+            _mark_threadpool(ax, cells)
         values = [v for s in cells for v in (s.p50_ms_mean, s.p99_ms_mean) if v > 0]
         if values and max(values) / min(values) > 100:  # a queue's latency dwarfs noop's otherwise
             ax.set_yscale("log")
         else:
             ax.set_ylim(bottom=0)  # a wide interval must not suggest negative latency
-        ax.set_title(f"Latency vs users: {workload}")
-        ax.set_xlabel("concurrent users")
+        ax.set_title(f"Latency vs {'offered rate' if load == 'rate' else 'users'}: {workload}")
+        ax.set_xlabel("offered requests/s (open loop)" if load == "rate" else "concurrent users")
         ax.set_ylabel("latency (ms, mean of repeats, 95 % CI)")
         ax.legend(fontsize="x-small")
     fig.suptitle("Latency p50 (dashed) and p99 (solid) against load")
@@ -219,7 +222,7 @@ def capacity_figure(steps: list[dict[str, str]], results: list[dict[str, str]]) 
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(ScalarFormatter())  # plain numbers: 100, 1000 rather than 10^2
-        ramp = sorted({float(s["rate"]) for s in ran if s["phase"] == "up"
+        ramp = sorted({float(s["rate"]) for s in ran if s["phase"] in ("up", "down")
                        and panel_of.get(s["search_id"]) == panel})
         ax.set_xticks(ramp, [f"{rate:g}" for rate in ramp])  # the ramp's rates, labelled as such
         ax.xaxis.set_minor_formatter(NullFormatter())

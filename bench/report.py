@@ -192,8 +192,10 @@ def render_markdown(rep: Report) -> str:
         out += ["## Inside the target", "", *_md_table(rep.inside), "", NOTE_INSIDE, ""]
     if rep.failed:
         out += ["## Failed", "", *(f"- {_md_cell(f)}" for f in rep.failed), ""]
-    out += ["## Plots", ""]
-    for name, cap in ((n, c) for n, c in rep.plots if n != "capacity"):
+    others = [(n, c) for n, c in rep.plots if n != "capacity"]
+    if others or not rep.capacity[1]:
+        out += ["## Plots", ""]
+    for name, cap in others:
         out += [f"![{cap}](report/{name}.png)", "", cap, ""]
     if not rep.plots:
         out += ["No ok cell to plot.", ""]
@@ -256,8 +258,10 @@ def render_html(rep: Report, images: dict[str, bytes]) -> str:
     if rep.failed:
         items = "".join(f"<li class='fail'>{esc(f)}</li>" for f in rep.failed)
         parts.append(f"<h2>Failed</h2><ul>{items}</ul>")
-    parts.append("<h2>Plots</h2>")
-    for name, cap in ((n, c) for n, c in rep.plots if n != "capacity"):
+    others = [(n, c) for n, c in rep.plots if n != "capacity"]
+    if others or not rep.capacity[1]:
+        parts.append("<h2>Plots</h2>")
+    for name, cap in others:
         parts.append(_figure(name, cap, images))
     if not rep.plots:
         parts.append("<p>No ok cell to plot.</p>")
@@ -284,9 +288,12 @@ def write_report(run: RunDir, rows: list[SummaryRow], stats: list[CellStats],
     images: dict[str, bytes] = {}
     plots: list[tuple[str, str]] = []
     steps, capacity = run.read_records(run.steps_path), run.read_records(run.capacity_path)
+    # a capacity search's cells are its steps: its one figure is latency against the offered rate
     builders = {name: (caption, lambda build=build: build(stats))
-                for name, (caption, build) in FIGURES.items()}
+                for name, (caption, build) in FIGURES.items() if not capacity}
     builders["capacity"] = (CAPACITY_CAPTION, lambda: capacity_figure(steps, capacity))
+    for name in set(FIGURES) - set(builders):
+        (plot_dir / f"{name}.png").unlink(missing_ok=True)  # an earlier report's would contradict this one
     for name, (caption, build) in builders.items():
         fig = build()
         png = plot_dir / f"{name}.png"

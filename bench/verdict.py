@@ -16,7 +16,8 @@ from bench.results import SummaryRow
 from bench.stats import PARAMS, CellStats
 
 CPU_FULL = 0.9  # of the cores the target's workers can use
-LOOP_LAG_MS = 10.0  # p99 lateness of the target's 10 ms timer: something blocks the loop
+LOOP_LAG_MS = 10.0  # p99 lateness of the target's 10 ms timer: the loop is late
+BUSY_LOOP = 0.5  # a late loop with at least this share of its cores busy is overloaded, not blocked
 NOT_PAIRED = ("style", "port")
 
 
@@ -36,21 +37,25 @@ def limit_of(rows: list[SummaryRow]) -> Limit:
     if any(row.loadgen_saturated for row in rows):
         return Limit("the load generator", "Locust was saturated: requests/s is a floor",
                      "give Locust more CPUs (loadgen_cpuset, loadgen_processes) or a second VM")
-    busy = max(row.threadpool_busy_max for row in rows)
-    waiting = max(row.threadpool_waiting_max for row in rows)
-    if r.style == "def" and busy >= r.threadpool_tokens and waiting > 0:
-        return Limit("the threadpool", f"{busy} of {r.threadpool_tokens} tokens busy, up to {waiting} "
-                     "requests waiting for one", "raise threadpool_tokens, or make the endpoint async def "
-                     "if it waits on I/O")
     cores = min(r.workers, len(cpuset.parse(r.target_cpuset)))
     cpu = max(row.target_cpu_pct for row in rows)
     if cpu >= CPU_FULL * 100 * cores:
         more = ("add workers (workers = \"cores\")" if r.workers < len(cpuset.parse(r.target_cpuset))
                 else "give the target more cores (target_cpuset) and workers")
         return Limit("the target's CPU", f"{cpu:.0f} % of {cores} core(s)", more)
+    busy = max(row.threadpool_busy_max for row in rows)
+    waiting = max(row.threadpool_waiting_max for row in rows)
+    if r.style == "def" and busy >= r.threadpool_tokens and waiting > 0:
+        return Limit("the threadpool", f"{busy} of {r.threadpool_tokens} tokens busy, up to {waiting} "
+                     "requests waiting for one", "raise threadpool_tokens, or make the endpoint async def "
+                     "if it waits on I/O")
     lag = max(row.loop_lag_p99_ms for row in rows)
+    if lag >= LOOP_LAG_MS and cpu >= BUSY_LOOP * 100 * cores:
+        return Limit("the event loop", f"busy: its timers fired up to {lag:.0f} ms late (p99) at "
+                     f"{cpu:.0f} % of {cores} core(s)", "add workers: one event loop each")
     if lag >= LOOP_LAG_MS:
-        return Limit("the event loop", f"its timers fired up to {lag:.0f} ms late (p99): a call blocks it",
+        return Limit("the event loop", f"its timers fired up to {lag:.0f} ms late (p99) with the CPU at "
+                     f"{cpu:.0f} %: a call blocks it",
                      "move blocking calls out of async def (a def endpoint, or run_in_threadpool)")
     if r.load_model == "open":
         return Limit("the offered rate", f"{r.achieved_rps:.0f} of {r.offered_rps:.0f} req/s served, "
@@ -136,6 +141,10 @@ def _capacity_line(group: list[dict[str, str]], steps: list[dict[str, str]],
         if r["stopped_by"] == "max_rps":
             text += f" (max_rps reached with p99 {float(r['p99_ms']):.1f} ms: a floor, raise max_rps). "
             continue
+        at = next((s for s in steps if s["search_id"] == r["search_id"] and s["verdict"] == "pass"
+                   and float(s["rate"]) == cap), None)
+        if at is not None and at["saturated"] == "true":
+            text += " (Locust was saturated at that rate: a floor)"
         fail = next((s for s in steps if s["search_id"] == r["search_id"] and s["verdict"] != "pass"), None)
         rows = by_cell.get(fail["cell_id"], []) if fail else []
         if fail and rows:

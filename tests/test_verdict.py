@@ -90,3 +90,17 @@ def test_cells_that_differ_in_more_than_style_are_not_compared() -> None:
 def test_failed_cells_say_nothing() -> None:
     rows = [dataclasses.replace(row(), status="failed")]
     assert lines(summarize(rows), rows) == []
+
+
+def test_a_full_cpu_is_the_limit_even_with_the_threadpool_full() -> None:
+    # def noop past its limit: the threads wait for the CPU, not for I/O
+    lim = limit_of([row(workload="noop", target_cpu_pct=97.0, threadpool_busy_max=40, threadpool_waiting_max=900)])
+    assert lim.name == "the target's CPU"
+
+
+def test_a_late_loop_on_a_busy_core_is_overloaded_not_blocked() -> None:
+    busy = limit_of([row(style="async", loop_lag_p99_ms=200.0, target_cpu_pct=83.0)])
+    assert busy.evidence == "busy: its timers fired up to 200 ms late (p99) at 83 % of 1 core(s)"
+    assert busy.suggestion == "add workers: one event loop each"
+    blocked = limit_of([row(style="async", loop_lag_p99_ms=200.0, target_cpu_pct=49.0)])
+    assert blocked.evidence == "its timers fired up to 200 ms late (p99) with the CPU at 49 %: a call blocks it"
