@@ -8,6 +8,7 @@ resets, same messages), and its p50 must be the real latency of a 50 ms endpoint
 from __future__ import annotations
 
 import csv
+import dataclasses
 import fnmatch
 import json
 import os
@@ -126,6 +127,28 @@ def test_master_and_workers_merge(app_target: Server, tmp_path: Path) -> None:
     load = spec(app_target.url, workers=2)
     _, result, csv_count = run_load(load, tmp_path)
     check(result, csv_count, "master")
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("arrivals", ["constant", "poisson"])
+def test_open_loop_workers_split_the_rate_and_the_master_adds_their_counts(
+        app_target: Server, tmp_path: Path, arrivals: str) -> None:
+    rate = 200.0  # in all: 100/s from each of two workers, one scheduling user each
+    load = dataclasses.replace(spec(app_target.url, workers=2), users=2, load_model="open",
+                               rate_per_user=rate / 2, arrivals=arrivals, inflight_per_user=50)
+    _, result, _ = run_load(load, tmp_path)
+    window = result["t_stop"] - result["t_start"]
+    counts = result["open"]
+    # what both workers had due in the window, merged by the master (a Poisson count: sd ~ 25)
+    assert 0.75 * rate * window <= counts["offered"] <= 1.25 * rate * window, (counts, window)
+    assert counts["sent"] + counts["dropped"] == counts["offered"] and counts["dropped"] == 0
+    # every response counted once: the histogram, Locust's totals; a 50 ms endpoint keeps up
+    assert HdrHistogram.decode(result["hdr"]).get_total_count() == result["requests"]
+    assert result["requests"] >= 0.9 * counts["sent"] - 0.1 * rate, (result["requests"], counts)
+    late = HdrHistogram.decode(result["late_hdr"])
+    assert late.get_total_count() == counts["sent"]  # every send's lateness, from both workers
+    p50_ms = HdrHistogram.decode(result["hdr"]).get_value_at_percentile(50) / 1000
+    assert 50 <= p50_ms < 150, p50_ms  # from the due time: the sleep, and little else
 
 
 WINDOW_CHECK = """
