@@ -335,8 +335,9 @@ class FakeBackend:
         """An open loop at the spec's rate: served up to knee_rps, queueing beyond it."""
         rate = spec.rate_per_user * spec.users
         due = round(rate * window_s)
-        result.update(rps=min(rate, self.knee_rps), open={"offered": due, "sent": due, "dropped": 0, "late": 0},
-                      late_hdr="")
+        served = min(rate, self.knee_rps)
+        result.update(rps=served, requests=round(served * window_s),
+                      open={"offered": due, "sent": due, "dropped": 0, "late": 0}, late_hdr="")
         if rate > self.knee_rps:
             hist = hdr.new_histogram()
             for value in self.hdr_values:

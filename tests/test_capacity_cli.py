@@ -95,3 +95,19 @@ def test_a_rate_axis_is_refused_before_anything_starts(tmp_path, fake, capsys) -
     assert code == 2 and not run_dir.exists()
     assert "bench capacity searches the rate itself: drop the matrix's rate axis" in capsys.readouterr().err
     assert fake.starts == []
+
+
+def test_offered_and_achieved_are_counts_over_the_same_window() -> None:
+    from dataclasses import replace
+
+    from bench.runner import open_accounting
+    from tests.test_commands import cell
+
+    open_cell = replace(cell(), load_model="open", rate=200.0)
+    meta = {"open": {"offered": 1008, "sent": 1008, "dropped": 3, "late": 148}, "late_hdr": ""}
+    # Locust's own rate (199.4) divides by its span to the last response; the window is 5.0 s
+    got = open_accounting(open_cell, meta, 5.0, 199.4, 1004)
+    assert got == {"latency_from": "intended", "offered_rps": 201.6, "achieved_rps": 200.8, "late_sends": 148,
+                   "late_p99_ms": 0.0, "dropped": 3}
+    closed = open_accounting(cell(), {}, 5.0, 199.4, 1004)
+    assert closed["achieved_rps"] == 199.4 and closed["offered_rps"] == 0.0 and closed["latency_from"] == "sent"
