@@ -104,14 +104,14 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_capacity(args: argparse.Namespace) -> int:
-    from bench.run_cmd import _check_ports, _metadata, load_backend, warn_exposed
+    from bench.run_cmd import backend_metadata, check_ports, load_backend, warn_exposed
 
     scen, settings, notes = search_scenario(args.scenario, args.set, args.slo_p99)
     cells = scen.cells()
     backend = load_backend(args.backend)
     warn_exposed(cells)
-    _check_ports(cells)
-    meta = _metadata(backend)
+    check_ports(cells)
+    meta = backend_metadata(backend)
     run = RunDir.create(args.out, f"{scen.name}-capacity")
     run.write_scenario(scen.source)
     env = envinfo.collect(run.name, backend.name, meta, scen.as_dict(), None)

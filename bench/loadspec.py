@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from bench.cells import Cell
+from loadgen.openloop import split
 
 LOCUSTFILE = "loadgen/locustfile.py"
 MASTER_PORT_OFFSET = 557  # master's port = target port + offset, away from Locust's 5557 default
@@ -62,7 +63,7 @@ def load_spec(cell: Cell, host: str) -> LoadSpec:
         cpuset=cell.loadgen_cpuset,
         load_model=cell.load_model,
         # one scheduling user per Locust process (scenario.resolve_cell): each takes an equal share
-        rate_per_user=cell.rate / cell.users if cell.is_open else 0.0,
+        rate_per_user=split(cell.rate, cell.users) if cell.is_open else 0.0,
         arrivals=cell.arrivals,
         inflight_per_user=cell.max_inflight // cell.users if cell.is_open else 0,
     )

@@ -93,7 +93,7 @@ def warn_exposed(cells: list[Cell]) -> None:
               "hosts", file=sys.stderr)
 
 
-def _check_ports(cells: list[Cell]) -> None:
+def check_ports(cells: list[Cell]) -> None:
     """A port something else already listens on would fail every cell (or measure that other
     server): refuse before anything starts. A port taken later still fails just its cells."""
     from bench import procs
@@ -115,7 +115,7 @@ def _todo(run: RunDir, cells: list[Cell], retry_failed: bool
     return items, attempts, len(done)
 
 
-def _metadata(backend: Backend) -> dict[str, Any]:
+def backend_metadata(backend: Backend) -> dict[str, Any]:
     try:
         return backend.metadata()
     except TargetError as exc:
@@ -128,9 +128,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     backend = make_backend(args.backend, args.target_url)  # refused before the run directory exists
     if args.target_url is None:
         warn_exposed(cells)
-        _check_ports(cells)
+        check_ports(cells)
     if resumed is None:
-        meta = _metadata(backend)  # builds the images: a failed build stops here, with no run directory
+        meta = backend_metadata(backend)  # builds the images: a failed build stops here, no run directory
         run = RunDir.create(args.out, scen.name)
         run.write_scenario(scen.source)
         env = envinfo.collect(run.name, backend.name, meta, scen.as_dict(), args.target_url)

@@ -374,17 +374,15 @@ def resolve_cell(values: dict[str, Any]) -> dict[str, Any]:
     if out["workers"] == "cores":
         out["workers"] = len(cpuset.parse(out["target_cpuset"]))
     loadgen_cpus = len(cpuset.parse(out["loadgen_cpuset"]))
-    if out["load_model"] == "closed":
-        out["loadgen_workers"], out["loadgen_processes"] = loadgen_counts(
-            out["loadgen_workers"], out["loadgen_processes"], loadgen_cpus, out["users"])
-        # a closed loop has exactly its users outstanding at most; rate and arrivals do not apply
-        out.update(max_inflight=out["users"], rate=0.0, arrivals="")
-        return out
-    # open: no users to cap the processes, but no more processes than requests may be outstanding
+    closed = out["load_model"] == "closed"
     inflight = out["max_inflight"]
-    cap = loadgen_cpus if inflight == "auto" else min(loadgen_cpus, int(inflight))
+    # no more Locust processes than users (closed) or than requests may be outstanding (open)
+    cap = out["users"] if closed else loadgen_cpus if inflight == "auto" else min(loadgen_cpus, int(inflight))
     out["loadgen_workers"], out["loadgen_processes"] = loadgen_counts(
         out["loadgen_workers"], out["loadgen_processes"], loadgen_cpus, cap)
+    if closed:  # exactly its users outstanding at most; rate and arrivals do not apply
+        out.update(max_inflight=out["users"], rate=0.0, arrivals="")
+        return out
     out["users"] = out["loadgen_workers"] or out["loadgen_processes"]  # one scheduling user per process
     if inflight == "auto":
         out["max_inflight"] = INFLIGHT_PER_PROCESS * out["users"]

@@ -72,6 +72,10 @@ _lag = LoopLag(new_histogram())
 _open = Counters(new_histogram())  # open loop: what was due, sent, dropped and late
 
 
+# what a worker ships to its master in each stats report, under these keys
+_SHIPPED = ((HDR_KEY, _hist), (LAG_KEY, _lag.hist), (LATE_KEY, _open.late_hist))
+
+
 def _clear() -> None:
     _hist.reset()
     _lag.hist.reset()
@@ -149,7 +153,7 @@ def _ship(client_id: str, data: dict[str, Any]) -> None:
     # the same); its last report leaves when the master's "quit" arrives (WorkerRunner.worker)
     if OPEN:
         data[OPEN_KEY] = _open.as_dict()
-    for key, hist in ((HDR_KEY, _hist), (LAG_KEY, _lag.hist), (LATE_KEY, _open.late_hist)):
+    for key, hist in _SHIPPED:
         if hist.get_total_count():
             data[key] = hist.encode().decode("ascii")
     _clear()
@@ -161,7 +165,7 @@ def _merge(client_id: str, data: dict[str, Any]) -> None:
     runner = _env["env"].runner if "env" in _env else None
     if runner is None or not _window.admit(client_id, data, runner.stats):
         return
-    for key, hist in ((HDR_KEY, _hist), (LAG_KEY, _lag.hist), (LATE_KEY, _open.late_hist)):
+    for key, hist in _SHIPPED:
         if data.get(key):
             hist.add(HdrHistogram.decode(data[key]))
     if OPEN_KEY in data:
