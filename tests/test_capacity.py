@@ -152,3 +152,40 @@ def test_bad_settings_are_one_line(table: dict, slo: float | None, message: str)
 
 def test_the_command_line_objective_wins_over_the_table() -> None:
     assert settings_from({"slo_p99_ms": 10, "step_s": 3}, 250.0) == Settings(slo_p99_ms=250.0, step_s=3.0)
+
+
+def test_steps_are_numbered_from_one() -> None:
+    steps = search(Settings(slo_p99_ms=250.0, start_rps=50.0), hockey(300.0), Clock()).steps
+    assert [s.step for s in steps] == list(range(1, len(steps) + 1))
+
+
+def test_a_target_that_never_passes_ramps_down_to_one_request_per_second_and_stops() -> None:
+    result = search(Settings(slo_p99_ms=250.0, start_rps=8.0), hockey(0.1), Clock())
+    assert [s.outcome.rate for s in result.steps] == [8.0, 4.0, 2.0, 1.0]
+    assert result.stopped_by == "below 1 req/s" and result.capacity_rps == 0.0 and result.at_capacity is None
+    # 2 / 2 = 1 req/s is still tried
+    assert [s.outcome.rate for s in search(Settings(slo_p99_ms=1, start_rps=2.0), hockey(0.1), Clock()).steps] == [
+        2.0, 1.0]
+
+
+def test_judge_texts_whole_and_the_objective_itself_passes() -> None:
+    s = Settings(slo_p99_ms=100.0)
+    assert judge(s, Outcome(10, True, p99_ms=100.0, offered_rps=10, achieved_rps=10)) == (
+        "pass", "p99 100.0 ms within 100 ms")
+    assert judge(s, Outcome(10, True, p99_ms=150.0, offered_rps=10, achieved_rps=5, saturated=True)) == (
+        "stop", "load generator saturated (p99 150.0 ms > 100 ms; achieved 5.0 of 10.0 req/s offered "
+        "(under 99 %)): the capacity found is a floor")
+    # saturated, but within the objective: the step passes
+    assert judge(s, Outcome(10, True, p99_ms=50.0, offered_rps=10, achieved_rps=10, saturated=True))[0] == "pass"
+
+
+def test_worst_case_when_the_first_step_fails_is_the_ramp_down() -> None:
+    s = Settings(slo_p99_ms=1, start_rps=1000, max_rps=2000)
+    assert s.worst_steps() == (math.ceil(math.log2(1000)) + 1) + 5  # 1000 .. 1 req/s, then the bisection
+    assert Settings(slo_p99_ms=1, start_rps=0.5, max_rps=0.5).worst_steps() == 1 + 5
+    bounded = Settings(slo_p99_ms=1, max_search_s=20.0)
+    assert bounded.worst_s() == 20.0 + bounded.step_cost_s()  # the bound, and the step that starts before it
+
+
+def test_the_limits_themselves_are_allowed() -> None:
+    assert settings_from({"slo_p99_ms": 3_600_000, "max_failure_ratio": 1, "step_s": 3600}).slo_p99_ms == 3_600_000

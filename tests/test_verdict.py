@@ -77,7 +77,8 @@ def test_lines_pair_def_and_async_and_name_each_limit() -> None:
 def test_one_repeat_says_it_has_no_interval_and_floors_say_so() -> None:
     rows = [row(style="def", cell_id="d"), row(style="async", cell_id="a", rps=800.0, loadgen_saturated=True)]
     [text] = lines(summarize(rows), rows)
-    assert "requests/s 2.00x (one repeat: no interval)" in text and "(floors: Locust saturated)" in text
+    assert "requests/s 2.00x (one repeat: no interval)" in text
+    assert "(one repeat: no interval) (floors: Locust saturated). def" in text
 
 
 def test_cells_that_differ_in_more_than_style_are_not_compared() -> None:
@@ -104,3 +105,96 @@ def test_a_late_loop_on_a_busy_core_is_overloaded_not_blocked() -> None:
     assert busy.suggestion == "add workers: one event loop each"
     blocked = limit_of([row(style="async", loop_lag_p99_ms=200.0, target_cpu_pct=49.0)])
     assert blocked.evidence == "its timers fired up to 200 ms late (p99) with the CPU at 49 %: a call blocks it"
+
+
+def test_each_limit_is_named_whole() -> None:
+    assert limit_of([row(loadgen_saturated=True)]) == Limit(
+        "the load generator", "Locust was saturated: requests/s is a floor",
+        "give Locust more CPUs (loadgen_cpuset, loadgen_processes) or a second VM")
+    assert limit_of([row(target_cpu_pct=90.0)]) == Limit(  # exactly 90 % of its core is full
+        "the target's CPU", "90 % of 1 core(s)", "give the target more cores (target_cpuset) and workers")
+    assert limit_of([row(threadpool_busy_max=40, threadpool_waiting_max=1)]).name == "the threadpool"
+    assert limit_of([row(style="async", loop_lag_p99_ms=10.0, target_cpu_pct=50.0)]) == Limit(
+        "the event loop", "busy: its timers fired up to 10 ms late (p99) at 50 % of 1 core(s)",
+        "add workers: one event loop each")
+    # two cores: 99 % is under half of them, so a late loop there is blocked, not busy
+    blocked = limit_of([row(style="async", loop_lag_p99_ms=10.0, target_cpu_pct=99.0, workers=2,
+                            target_cpuset="0-1")])
+    assert blocked == Limit("the event loop", "its timers fired up to 10 ms late (p99) with the CPU at 99 %: "
+                            "a call blocks it", "move blocking calls out of async def (a def endpoint, or "
+                            "run_in_threadpool)")
+    assert limit_of([row(style="async", loop_lag_p99_ms=10.0, target_cpu_pct=100.0, workers=2,
+                         target_cpuset="0-1")]).evidence.startswith("busy")
+    assert limit_of([row(load_model="open", achieved_rps=250.0, offered_rps=251.0)]) == Limit(
+        "the offered rate", "250 of 251 req/s served, nothing saturated",
+        "a higher rate (or bench capacity) finds the limit")
+    assert limit_of([row(users=10, mean_ms=0.5)]) == Limit(
+        "the load itself", "10 users / 0.5 ms mean latency = 20000 req/s (Little's law); nothing in the target "
+        "saturated", "more users find the server's limit")
+    assert "= 0 req/s" in limit_of([row(mean_ms=0.0)]).evidence
+
+
+def test_limit_text_leaves_out_a_missing_suggestion() -> None:
+    assert Limit("a", "b").text() == "a (b)"
+    assert Limit("a", "b", "c").text() == "a (b): c"
+
+
+def test_a_ratio_with_nothing_on_either_side_is_none() -> None:
+    assert ratio(1.0, 0.0, 0.0, 0.0) == (0.0, 0.0, 0.0)
+    rows = [row(style="def", cell_id="d", cpu_ms_per_request=0.0), row(style="async", cell_id="a", rps=800.0)]
+    [text] = lines(summarize(rows), rows)
+    assert text.startswith("sleep: async / def requests/s 2.00x (one repeat: no interval). def 400.0")
+
+
+def test_the_whole_line_of_a_pair_with_two_varying_parameters() -> None:
+    rows = [row(style=s, cell_id=f"{s}{u}{t}", users=u, threadpool_tokens=t, backend="docker")
+            for s in ("def", "async") for u, t in ((10, 40), (100, 5))]
+    texts = lines(summarize(rows), rows)
+    assert texts[0] == ("sleep, users 10, threadpool_tokens 40: async / def requests/s 1.00x (one repeat: no "
+                        "interval); CPU per request 1.00x (one repeat: no interval). def 400.0 req/s, p99 300.0 ms, "
+                        "bound by the load itself (10 users / 250.0 ms mean latency = 40 req/s (Little's law); "
+                        "nothing in the target saturated): more users find the server's limit. async 400.0 req/s, "
+                        "p99 300.0 ms, bound by the load itself (10 users / 250.0 ms mean latency = 40 req/s "
+                        "(Little's law); nothing in the target saturated): more users find the server's limit.")
+    assert "(floors" not in "".join(texts)
+
+
+CAP = {"slo_p99_ms": "250.000", "workload": "sleep", "stopped_by": "converged", "p99_ms": "200.000"}
+
+
+def test_capacity_lines_pair_the_searches_and_name_what_bound_the_first_failing_step() -> None:
+    records = [{**CAP, "search_id": "def-sleep-cap-uvicorn-w1-tp40", "style": "def", "capacity_rps": "400.000"},
+               {**CAP, "search_id": "async-sleep-cap-uvicorn-w1-tp40", "style": "async", "capacity_rps": "2000.000"},
+               {**CAP, "search_id": "def-noop-cap-uvicorn-w1-tp40", "style": "def", "capacity_rps": "2600.000",
+                "workload": "noop", "stopped_by": "max_rps", "p99_ms": "9.250"},
+               {**CAP, "search_id": "async-noop-cap-uvicorn-w1-tp40", "style": "async", "capacity_rps": "0.000",
+                "workload": "noop", "stopped_by": "the step failed: target died"}]
+    steps = [  # the other search's steps come first: each line must take its own
+        {"search_id": "async-sleep-cap-uvicorn-w1-tp40", "verdict": "pass", "rate": "400.000", "saturated": "true",
+         "cell_id": "a400"},
+        {"search_id": "async-sleep-cap-uvicorn-w1-tp40", "verdict": "pass", "rate": "2000.000", "saturated": "true",
+         "cell_id": "a2000"},
+        {"search_id": "def-sleep-cap-uvicorn-w1-tp40", "verdict": "fail", "rate": "800.000",
+         "reason": "p99 2600.0 ms > 250 ms", "saturated": "true", "cell_id": "d800"},
+        {"search_id": "async-sleep-cap-uvicorn-w1-tp40", "verdict": "fail", "rate": "4000.000",
+         "reason": "p99 700.0 ms > 250 ms", "saturated": "false", "cell_id": "a4000"},
+        {"search_id": "def-sleep-cap-uvicorn-w1-tp40", "verdict": "pass", "rate": "400.000", "saturated": "false",
+         "cell_id": "d400"},
+        {"search_id": "def-sleep-cap-uvicorn-w1-tp40", "verdict": "pass", "rate": "800.000", "saturated": "true",
+         "cell_id": "d800"}]
+    rows = [row(cell_id="d800", threadpool_busy_max=40, threadpool_waiting_max=960),
+            row(cell_id="a4000", style="async", target_cpu_pct=95.0)]
+    sleep, noop = lines([], rows, records, steps)
+    assert sleep == (
+        "sleep, capacity within p99 250 ms: async / def 5.00x. def 400 req/s; at 800 req/s p99 2600.0 ms > 250 ms, "
+        "bound by the threadpool (40 of 40 tokens busy, up to 960 requests waiting for one): raise "
+        "threadpool_tokens, or make the endpoint async def if it waits on I/O. async 2000 req/s (Locust was "
+        "saturated at that rate: a floor); at 4000 req/s p99 700.0 ms > 250 ms, bound by the target's CPU "
+        "(95 % of 1 core(s)): give the target more cores (target_cpuset) and workers.")
+    assert noop == ("noop, capacity within p99 250 ms: def 2600 req/s (max_rps reached with p99 9.2 ms: a floor, "
+                    "raise max_rps). async 0 req/s (stopped: the step failed: target died).")
+
+
+def test_the_label_never_repeats_the_workload_nor_names_the_backend() -> None:
+    rows = [row(cell_id="n", workload="noop", backend="local"), row(cell_id="s", backend="docker")]
+    assert [t.split(":")[0] for t in lines(summarize(rows), rows)] == ["noop", "sleep"]
