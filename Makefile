@@ -46,7 +46,7 @@ compare: venv ## compare A=results/<a> B=results/<b> [THRESHOLD=5]
 	$(BIN)/python -m bench compare $(A) $(B) $(if $(THRESHOLD),--threshold $(THRESHOLD))
 
 test: venv ## lint + the whole test suite with branch coverage of bench/ (Docker tests required when CI is set)
-	$(BIN)/ruff check bench app loadgen tests scripts
+	$(BIN)/ruff check bench app loadgen upstream tests scripts
 	$(BIN)/coverage erase
 	$(BIN)/coverage run -m pytest -q
 	$(BIN)/coverage report
@@ -61,7 +61,7 @@ breaks: venv ## the ten one-line breaks of issue 14, each of which the fast suit
 	$(BIN)/python scripts/breaks.py
 
 lint: venv
-	$(BIN)/ruff check bench app loadgen tests scripts
+	$(BIN)/ruff check bench app loadgen upstream tests scripts
 
 base-image: ## a local base image from Debian's registry, for hosts that cannot pull python:3.12-slim
 	bash scripts/base-image.sh $(BASE_IMAGE_NAME)

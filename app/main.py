@@ -1,4 +1,5 @@
-"""The target: GET /{def|async}/{noop|cpu|sleep|blocking_sleep}, /healthz and /info.
+"""The target: GET /{def|async}/{noop|cpu|sleep|blocking_sleep|db|db_blocking|db_dep|http}, /healthz
+and /info.
 
 A `def` handler runs in anyio's worker threads (Starlette's run_in_threadpool ->
 anyio.to_thread.run_sync, limited by the default thread limiter: 40 tokens per process unless
@@ -18,15 +19,16 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from anyio.to_thread import current_default_thread_limiter
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, Query
 
-from app import pinning
+from app import db, pinning, upstream
 from app.buildinfo import python_build
 from app.sampler import sample_forever
 
 # bounded so that a typo cannot hang the server for hours
 Iterations = Annotated[int, Query(ge=0, le=50_000_000)]
 Millis = Annotated[int, Query(ge=0, le=60_000)]
+DbQuery = Annotated[str, Query(pattern="^(pk|sleep)$")]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,15 +46,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     tokens = os.environ.get("THREADPOOL_TOKENS")
     if tokens:
         current_default_thread_limiter().total_tokens = int(tokens)
+    await db.open_pools()
+    await upstream.open_clients()
     sampler = None
     stats_dir = os.environ.get("BENCH_STATS_DIR")
     if stats_dir:
-        sampler = asyncio.create_task(sample_forever(Path(stats_dir)))
+        probe = db.stats if db.enabled() else None
+        sampler = asyncio.create_task(sample_forever(Path(stats_dir), probe))
     yield
     if sampler:
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
+    await upstream.close_clients()
+    await db.close_pools()
 
 
 app = FastAPI(title="def vs async target", lifespan=lifespan)
@@ -125,6 +132,58 @@ async def async_blocking_sleep(ms: Millis = 100) -> dict[str, int]:
     return {"slept_ms": ms}
 
 
+# the db workloads (app/db.py): `query` pk reads one row by primary key, sleep runs pg_sleep(ms)
+@get("/def/db")
+def def_db(query: DbQuery = "sleep", ms: Millis = 20) -> dict[str, int]:
+    with db.sync_pool().connection() as conn:
+        return {"rows": db.run(conn, query, ms)}
+
+
+@get("/async/db")
+async def async_db(query: DbQuery = "sleep", ms: Millis = 20) -> dict[str, int]:
+    async with db.async_pool().connection() as conn:
+        return {"rows": await db.arun(conn, query, ms)}
+
+
+@get("/def/db_blocking")
+def def_db_blocking(query: DbQuery = "sleep", ms: Millis = 20) -> dict[str, int]:
+    return def_db(query, ms)  # in def the sync driver only holds a pool thread, like /def/db
+
+
+@get("/async/db_blocking")
+async def async_db_blocking(query: DbQuery = "sleep", ms: Millis = 20) -> dict[str, int]:
+    # the anti-pattern: the sync driver inside async def stops the event loop for the whole query
+    with db.sync_pool().connection() as conn:
+        return {"rows": db.run(conn, query, ms)}
+
+
+SyncConnection = Annotated[Any, Depends(db.sync_connection)]
+
+
+@get("/def/db_dep")
+def def_db_dep(conn: SyncConnection, query: DbQuery = "sleep", ms: Millis = 20) -> dict[str, int]:
+    # the connection comes from a `def` dependency: its entry and exit are thread hops of their own
+    return {"rows": db.run(conn, query, ms)}
+
+
+@get("/async/db_dep")
+async def async_db_dep(conn: SyncConnection, query: DbQuery = "sleep", ms: Millis = 20) -> dict[str, int]:
+    # what users write most: async def with the sync dependency's connection (a sync session), so
+    # the query itself blocks the loop, after two thread hops for the dependency
+    return {"rows": db.run(conn, query, ms)}
+
+
+# the http workload (app/upstream.py): one GET to the upstream stub, which answers after ms
+@get("/def/http")
+def def_http(ms: Millis = 50) -> dict[str, int]:
+    return {"status": upstream.get(ms)}
+
+
+@get("/async/http")
+async def async_http(ms: Millis = 50) -> dict[str, int]:
+    return {"status": await upstream.aget(ms)}
+
+
 @get("/healthz", head=True)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -140,7 +199,8 @@ def _version(dist: str) -> str | None:
 # /info key -> distribution name
 PACKAGES = {"fastapi": "fastapi", "starlette": "starlette", "anyio": "anyio", "uvicorn": "uvicorn",
             "gunicorn": "gunicorn", "uvicorn_worker": "uvicorn-worker", "uvloop": "uvloop",
-            "httptools": "httptools"}
+            "httptools": "httptools", "psycopg": "psycopg", "psycopg_pool": "psycopg-pool",
+            "httpx": "httpx"}
 
 
 @get("/info", head=True)
@@ -161,4 +221,8 @@ async def info() -> dict[str, Any]:
         "threadpool_tokens": current_default_thread_limiter().total_tokens,
         "loop": type(asyncio.get_running_loop()).__name__,
         "http": os.environ.get("BENCH_HTTP", "auto"),
+        # the pools in force in this worker (0: none opened), and the database they reach
+        "db_pool_size": db.POOLS.sync.max_size if db.POOLS.sync else 0,
+        "http_pool_size": upstream.POOL_SIZE if upstream.CLIENTS.aio else 0,
+        "postgresql": db.POOLS.server_version or None,
     }

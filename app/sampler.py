@@ -2,10 +2,12 @@
 
 A background task samples, every 10 ms, the anyio thread limiter (tokens borrowed = threads busy
 with def endpoints, tasks waiting = def requests queued for a thread) and the event loop's lag
-(how late a 10 ms sleep wakes up: a blocking call in async def shows here). Every 0.5 s it
+(how late a 10 ms sleep wakes up: a blocking call in async def shows here) and, when the worker
+has database pools, their connections in use and the requests waiting for one. Every 0.5 s it
 appends one JSON line per worker to BENCH_STATS_DIR/worker-<pid>.jsonl:
 
-    {"t": unix time, "pid": int, "busy_max": int, "waiting_max": int, "lag_ms": [float, ...]}
+    {"t": unix time, "pid": int, "busy_max": int, "waiting_max": int, "lag_ms": [float, ...],
+     "db_busy_max": int, "db_waiting_max": int}
 
 The runner cuts the lines to the measured window afterwards (read_dir / aggregate).
 
@@ -19,7 +21,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +29,17 @@ TICK_S = 0.01
 FLUSH_S = 0.5
 
 
-async def sample_forever(stats_dir: Path) -> None:
+Probe = Callable[[], tuple[int, int]]  # (connections in use, requests waiting), app/db.py stats
+
+
+async def sample_forever(stats_dir: Path, probe: Probe | None = None) -> None:
     from anyio.to_thread import current_default_thread_limiter
 
     limiter = current_default_thread_limiter()
     stats_dir.mkdir(parents=True, exist_ok=True)
     pid = os.getpid()
     path = stats_dir / f"worker-{pid}.jsonl"
-    busy = waiting = 0
+    busy = waiting = db_busy = db_waiting = 0
     lags: list[float] = []
     flushed = time.perf_counter()
     while True:
@@ -46,13 +51,17 @@ async def sample_forever(stats_dir: Path) -> None:
         stats = limiter.statistics()
         busy = max(busy, stats.borrowed_tokens)
         waiting = max(waiting, stats.tasks_waiting)
+        if probe is not None:
+            in_use, queued = probe()
+            db_busy, db_waiting = max(db_busy, in_use), max(db_waiting, queued)
         if now - flushed >= FLUSH_S:
-            line = {"t": time.time(), "pid": pid, "busy_max": busy, "waiting_max": waiting, "lag_ms": lags}
+            line = {"t": time.time(), "pid": pid, "busy_max": busy, "waiting_max": waiting, "lag_ms": lags,
+                    "db_busy_max": db_busy, "db_waiting_max": db_waiting}
             # one small synchronous append every 0.5 s: cheaper than a thread hop, and a thread hop
             # would itself show up in the busy count being measured
             with path.open("a") as fh:
                 fh.write(json.dumps(line, separators=(",", ":")) + "\n")
-            busy = waiting = 0
+            busy = waiting = db_busy = db_waiting = 0
             lags = []
             flushed = now
 
@@ -67,15 +76,19 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def aggregate(lines: Iterable[dict[str, Any]], t0: float, t1: float) -> dict[str, Any]:
-    """Max threads busy and requests waiting (max over lines of all workers), p99 loop lag, in [t0, t1]."""
-    busy = waiting = 0
+    """Max threads busy and requests waiting, max pool connections in use and requests waiting for
+    one (max over lines of all workers: per worker, as the sizes are), p99 loop lag, in [t0, t1]."""
+    busy = waiting = db_busy = db_waiting = 0
     lags: list[float] = []
     for line in lines:
         if t0 <= line["t"] <= t1:
             busy = max(busy, int(line["busy_max"]))
             waiting = max(waiting, int(line["waiting_max"]))
+            db_busy = max(db_busy, int(line.get("db_busy_max", 0)))
+            db_waiting = max(db_waiting, int(line.get("db_waiting_max", 0)))
             lags.extend(line["lag_ms"])
     return {"threadpool_busy_max": busy, "threadpool_waiting_max": waiting,
+            "db_pool_busy_max": db_busy, "db_pool_waiting_max": db_waiting,
             "loop_lag_p99_ms": percentile(lags, 99)}
 
 
@@ -113,6 +126,7 @@ def idle_after(stats_dir: Path, t: float, pids: set[int], max_lag_ms: float = 50
                 continue
         if last is None or last["t"] <= t:
             return False
-        if last["busy_max"] or last["waiting_max"] or max(last["lag_ms"], default=0) > max_lag_ms:
+        if (last["busy_max"] or last["waiting_max"] or last.get("db_busy_max") or last.get("db_waiting_max")
+                or max(last["lag_ms"], default=0) > max_lag_ms):
             return False
     return True

@@ -15,6 +15,7 @@ from typing import Any
 
 from bench import capacity, envinfo
 from bench import scenario as scenario_mod
+from bench.backends.base import Backend
 from bench.capacity import Outcome, Result, Settings, Step
 from bench.cells import Cell
 from bench.errors import BadInput
@@ -104,7 +105,14 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_capacity(args: argparse.Namespace) -> int:
-    from bench.run_cmd import backend_metadata, check_ports, load_backend, warn_exposed
+    from bench.run_cmd import (
+        backend_metadata,
+        check_ports,
+        load_backend,
+        start_services,
+        stop_services,
+        warn_exposed,
+    )
 
     scen, settings, notes = search_scenario(args.scenario, args.set, args.slo_p99)
     cells = scen.cells()
@@ -112,10 +120,24 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     warn_exposed(cells)
     check_ports(cells)
     meta = backend_metadata(backend)
-    run = RunDir.create(args.out, f"{scen.name}-capacity")
+    endpoints = start_services(backend, cells, remote=False)
+    try:
+        run = RunDir.create(args.out, f"{scen.name}-capacity")
+    except BaseException:
+        stop_services(backend, None)
+        raise
+    try:
+        return _search(run, scen, settings, notes, cells, backend, meta, endpoints.meta, args.no_report)
+    finally:
+        stop_services(backend, run)
+
+
+def _search(run: RunDir, scen: scenario_mod.Scenario, settings: Settings, notes: list[str],
+            cells: list[Cell], backend: Backend, meta: dict[str, Any], services: dict[str, Any],
+            no_report: bool) -> int:
     run.write_scenario(scen.source)
     env = envinfo.collect(run.name, backend.name, meta, scen.as_dict(), None)
-    env.update(command="capacity", capacity=asdict(settings))
+    env.update(command="capacity", capacity=asdict(settings), **({"services": services} if services else {}))
     run.write_env(env)
     for note in notes:
         print(f"bench: note: {note}", file=sys.stderr)
@@ -155,7 +177,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         print(f"bench: interrupted; {len(results)} searches kept in {run.capacity_path}", file=sys.stderr)
         print(run.path)
         return 130
-    return _finish(run, results, args.no_report)
+    return _finish(run, results, no_report)
 
 
 def _finish(run: RunDir, results: list[list[str]], no_report: bool) -> int:

@@ -28,6 +28,13 @@ class ServerConfig:
     bind: str
     loop: str  # auto | asyncio | uvloop
     http: str  # auto | h11 | httptools
+    db_pool_size: int = 0  # per pool per worker; 0: no database pools (app/db.py)
+    http_pool_size: int = 0  # per client per worker; 0: no upstream clients (app/upstream.py)
+
+
+# the workloads that need PostgreSQL and those that need the upstream stub (bench/services.py)
+DB_WORKLOADS = ("db", "db_blocking")
+UPSTREAM_WORKLOADS = ("http",)
 
 
 @dataclass(frozen=True)
@@ -48,10 +55,18 @@ class Cell:
     warmup: float
     sleep_ms: int
     cpu_iterations: int
+    # the I/O workloads' knobs (neutral, "" or 0, for a workload that does not read them)
+    db_query: str  # pk | sleep
+    db_sleep_ms: int
+    db_pool_size: int
+    db_dependency: bool
+    upstream_delay_ms: int
+    http_pool_size: int
     threadpool_tokens: int
     target_cpuset: str
     worker_pinning: str
     loadgen_cpuset: str
+    db_cpuset: str  # PostgreSQL's and the upstream's CPUs (one per run); "" without I/O
     loadgen_processes: int
     loadgen_workers: int
     port: int
@@ -66,8 +81,16 @@ class Cell:
     def server_config(self) -> ServerConfig:
         return ServerConfig(
             self.server, self.workers, self.threadpool_tokens, self.target_cpuset, self.worker_pinning,
-            self.port, self.bind, self.loop, self.http,
+            self.port, self.bind, self.loop, self.http, self.db_pool_size, self.http_pool_size,
         )
+
+    @property
+    def needs_db(self) -> bool:
+        return self.workload in DB_WORKLOADS
+
+    @property
+    def needs_upstream(self) -> bool:
+        return self.workload in UPSTREAM_WORKLOADS
 
     @property
     def is_open(self) -> bool:
@@ -91,12 +114,19 @@ class Cell:
     @property
     def path(self) -> str:
         """The one endpoint this cell loads, with its query."""
-        query = ""
+        query, route = "", self.workload
         if self.workload == "cpu":
             query = f"?iterations={self.cpu_iterations}"
         elif self.workload in ("sleep", "blocking_sleep"):
             query = f"?ms={self.sleep_ms}"
-        return f"/{self.style}/{self.workload}{query}"
+        elif self.needs_db:
+            route = "db_dep" if self.db_dependency else self.workload
+            query = f"?query={self.db_query}"
+            if self.db_query == "sleep":
+                query += f"&ms={self.db_sleep_ms}"
+        elif self.needs_upstream:
+            query = f"?ms={self.upstream_delay_ms}"
+        return f"/{self.style}/{route}{query}"
 
     @property
     def ramp_s(self) -> float:

@@ -23,7 +23,9 @@ from bench.cells import PARAM_COLUMNS
 #       lists each worker's CPUs when they differ.
 #   4 - the open load model: load_model, rate, arrivals, max_inflight parameters; offered_rps,
 #       achieved_rps, late_sends, late_p99_ms, dropped and latency_from figures.
-SCHEMA_VERSION = 4
+#   5 - real I/O: db_query, db_sleep_ms, db_pool_size, db_dependency, upstream_delay_ms,
+#       http_pool_size and db_cpuset parameters; db_pool_busy_max and db_pool_waiting_max figures.
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,17 @@ class SummaryRow:
     warmup_s: float
     sleep_ms: int
     cpu_iterations: int
+    db_query: str
+    db_sleep_ms: int
+    db_pool_size: int
+    db_dependency: bool
+    upstream_delay_ms: int
+    http_pool_size: int
     threadpool_tokens: int
     target_cpuset: str
     worker_pinning: str
     loadgen_cpuset: str
+    db_cpuset: str
     loadgen_processes: int
     loadgen_workers: int
     port: int
@@ -95,6 +104,8 @@ class SummaryRow:
     # sampled inside the target's workers
     threadpool_busy_max: int = 0
     threadpool_waiting_max: int = 0
+    db_pool_busy_max: int = 0  # connections in use, most at once in one worker (app/db.py)
+    db_pool_waiting_max: int = 0  # requests waiting for a connection, most at once in one worker
     loop_lag_p99_ms: float = 0.0
     started_at: str = ""
     ended_at: str = ""

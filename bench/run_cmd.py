@@ -20,6 +20,7 @@ from bench.progress import Progress, describe
 from bench.results import SummaryRow, latest
 from bench.rundir import RunDir
 from bench.runner import Runner
+from bench.services import Endpoints, Needs, ServiceError, needs
 
 
 def load_backend(choice: str) -> Backend:
@@ -115,6 +116,23 @@ def _todo(run: RunDir, cells: list[Cell], retry_failed: bool
     return items, attempts, len(done)
 
 
+def start_services(backend: Backend, cells: list[Cell], remote: bool) -> Endpoints:
+    """PostgreSQL and the upstream stub, when some cell needs them, before the run directory
+    exists: one that cannot start (not installed, its port taken) refuses the run in one line. A
+    remote target brings its own."""
+    want = Needs() if remote else needs(cells)
+    if not want.any:
+        return Endpoints()
+    try:
+        return backend.start_services(want)
+    except ServiceError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def stop_services(backend: Backend, run: RunDir | None) -> None:
+    backend.services.stop(run.path / "services" if run is not None else None)
+
+
 def backend_metadata(backend: Backend) -> dict[str, Any]:
     try:
         return backend.metadata()
@@ -129,8 +147,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.target_url is None:
         warn_exposed(cells)
         check_ports(cells)
+    meta = backend_metadata(backend) if resumed is None else {}  # builds the images: a failed build
+    endpoints = start_services(backend, cells, args.target_url is not None)  # stops here, no run directory
+    run: RunDir | None = None
+    try:
+        run = _open_run(args, scen, resumed, backend, meta)
+        if endpoints.meta:  # the PostgreSQL version, its connections and CPUs
+            run.write_env({**run.env(), "services": endpoints.meta})
+        return _run(args, scen, run, backend, cells)
+    finally:
+        stop_services(backend, run)
+
+
+def _open_run(args: argparse.Namespace, scen: scenario_mod.Scenario, resumed: RunDir | None, backend: Backend,
+              meta: dict[str, Any]) -> RunDir:
     if resumed is None:
-        meta = backend_metadata(backend)  # builds the images: a failed build stops here, no run directory
         run = RunDir.create(args.out, scen.name)
         run.write_scenario(scen.source)
         env = envinfo.collect(run.name, backend.name, meta, scen.as_dict(), args.target_url)
@@ -143,7 +174,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         env = run.env()
         env.setdefault("resumed_at", []).append(_utc())
     run.write_env(env)
+    return run
 
+
+def _run(args: argparse.Namespace, scen: scenario_mod.Scenario, run: RunDir, backend: Backend,
+         cells: list[Cell]) -> int:
+    env = run.env()
     items, attempts, n_done = _todo(run, cells, args.retry_failed)
     progress = Progress(len(items), sum(c.estimated_s() for c, _ in items))
     runner = Runner(backend, run, on_row=progress.row)

@@ -89,6 +89,9 @@ class Runner:
 
     def _measure(self, cell: Cell, cell_dir: Path) -> dict[str, Any]:
         self._affinity_seen = ""
+        down = self.backend.services.down(cell)
+        if down:
+            raise CellFailed(down)
         target = self._ensure_target(cell)
         info = self._info(target, cell)
         (cell_dir / "target_info.json").write_text(json.dumps(info, indent=2))
@@ -108,6 +111,10 @@ class Runner:
             if info.get("threadpool_tokens") != cell.threadpool_tokens:
                 raise CellFailed(f"target threadpool has {info.get('threadpool_tokens')} tokens, "
                                  f"not the requested {cell.threadpool_tokens}")
+            for pool in ("db_pool_size", "http_pool_size"):
+                if info.get(pool, 0) != getattr(cell, pool):
+                    raise CellFailed(f"target {pool} is {info.get(pool, 0)}, not the requested "
+                                     f"{getattr(cell, pool)} (/info)")
         self._verify_endpoint(target, cell)
         return self._locust(cell, cell_dir, target)
 

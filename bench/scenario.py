@@ -84,8 +84,8 @@ DURATION_KEYS = ("duration", "warmup")
 
 KEYS: dict[str, Key] = {
     "style": Key(str, "async", "endpoint style", choices=("def", "async")),
-    "workload": Key(str, "noop", "what the endpoint does",
-                    choices=("noop", "cpu", "sleep", "blocking_sleep")),
+    "workload": Key(str, "noop", "what the endpoint does (db, db_blocking, http: README, Real I/O)",
+                    choices=("noop", "cpu", "sleep", "blocking_sleep", "db", "db_blocking", "http")),
     "users": Key(int, 10, "concurrent Locust users (closed loop, like ab -c)", lo=1, hi=100_000),
     "load_model": Key(str, "closed", "'closed': users each wait for their answer; 'open': requests leave "
                       "at `rate` whatever the target does, latency from their due time (README, Closed vs "
@@ -114,6 +114,20 @@ KEYS: dict[str, Key] = {
                           check=_check_cpuset),
     "cpu_iterations": Key(int, 1_000_000, "loop steps of the cpu workload", lo=0, hi=50_000_000),
     "sleep_ms": Key(int, 100, "sleep of the sleep/blocking_sleep workloads", lo=0, hi=60_000),
+    "db_query": Key(str, "sleep", "db workloads: 'pk' reads one row by primary key, 'sleep' runs "
+                    "pg_sleep(db_sleep_ms)", choices=("pk", "sleep")),
+    "db_sleep_ms": Key(int, 20, "db workloads, db_query = sleep: the database's time per query", lo=0,
+                       hi=60_000),
+    "db_pool_size": Key(int, 10, "db workloads: connections per pool per worker (psycopg_pool, fixed size)",
+                        lo=1, hi=10_000),
+    "db_dependency": Key(bool, False, "db workload: the connection comes from a `def` dependency "
+                         "(Depends), not from the endpoint itself"),
+    "upstream_delay_ms": Key(int, 50, "http workload: the upstream stub's delay per request", lo=0,
+                             hi=60_000),
+    "http_pool_size": Key(int, 100, "http workload: httpx connections per client per worker (all kept "
+                          "alive)", lo=1, hi=10_000),
+    "db_cpuset": Key(str, "auto", "CPUs of PostgreSQL and the upstream stub, one set per run ('auto' = "
+                     "CPUs neither the target nor Locust has, else the target's)", check=_check_cpuset),
     "repeats": Key(int, 1, "times each cell runs (interleaved)", lo=1, hi=1_000),
     "loadgen_processes": Key(int, "auto", "Locust processes on one host ('auto' = one per CPU of "
                              "loadgen_cpuset, at most one per user)", lo=1, hi=256, words=("auto",)),
@@ -128,6 +142,14 @@ KEYS: dict[str, Key] = {
 TOP_LEVEL = ("name", "description", "defaults", "matrix", "checks", "capacity")
 OPEN_ONLY = ("rate", "arrivals", "max_inflight")  # keys of the open load model alone
 CLOSED_ONLY = ("users",)
+# keys that only the I/O workloads read -> the workloads that read them (app/db.py, app/upstream.py)
+IO_KEYS: dict[str, tuple[str, ...]] = {
+    "db_query": ("db", "db_blocking"), "db_sleep_ms": ("db", "db_blocking"),
+    "db_pool_size": ("db", "db_blocking"), "db_dependency": ("db",),
+    "upstream_delay_ms": ("http",), "http_pool_size": ("http",),
+    "db_cpuset": ("db", "db_blocking", "http"),
+}
+SERVICE_WORKLOADS = IO_KEYS["db_cpuset"]
 INFLIGHT_PER_PROCESS = 1000  # max_inflight = "auto"
 
 
@@ -146,7 +168,12 @@ class Scenario:
         for block in self.matrix:
             for cell in expand(self.defaults, block, resolve_cell):
                 unique.setdefault(tuple(cell.params().values()), cell)  # a cell two blocks share runs once
-        return list(unique.values())
+        cells = list(unique.values())
+        sets = sorted({c.db_cpuset for c in cells if c.db_cpuset})
+        if len(sets) > 1:
+            raise BadInput(f"db_cpuset 'auto' gives {' and '.join(sets)} for different cells (one set per "
+                           "run: PostgreSQL and the upstream start once); give db_cpuset explicitly")
+        return cells
 
     def as_dict(self) -> dict[str, Any]:
         out = {"name": self.name, "description": self.description, "defaults": self.defaults,
@@ -293,8 +320,16 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
     resolved.update(defaults)
     checks = data.get("checks", {})
     _validate_checks(checks, where)
-    for block, keys in zip(blocks, explicit, strict=True):
+    workloads = [block.get("workload", [resolved["workload"]]) for block in blocks]
+    # an I/O knob in [defaults] or --set must be read by some block; one in a block, by that block
+    _check_io_keys(sorted({w for ws in workloads for w in ws}), {k for k in given if _differs(k, given[k])},
+                   where)
+    for block, keys, block_workloads in zip(blocks, explicit, workloads, strict=True):
         _check_model_keys(block.get("load_model", [resolved["load_model"]]), keys, where)
+        _check_io_keys(block_workloads, {k for k in block if _differs(k, block[k])}, where)
+        if len(block.get("db_cpuset", [])) > 1:
+            raise BadInput(f"{where}db_cpuset is one set per run (PostgreSQL and the upstream start once): "
+                           "give one value, not an axis")
     capacity = data.get("capacity", {})
     if not isinstance(capacity, dict):
         raise BadInput(f"{where}[capacity] must be a table")
@@ -339,6 +374,14 @@ def _check_model_keys(models: list[str], explicit: set[str], where: str) -> None
                                "[[matrix]] blocks)")
 
 
+def _check_io_keys(workloads: list[str], explicit: set[str], where: str) -> None:
+    """An I/O knob given for a block none of whose workloads reads it: a mistake, not a no-op."""
+    for key, readers in IO_KEYS.items():
+        if key in explicit and not set(workloads) & set(readers):
+            raise BadInput(f"{where}{key} is for workload {' or '.join(readers)}, and only "
+                           f"{', '.join(workloads)} run where it is set")
+
+
 def _check_cell(cell: Cell, where: str) -> None:
     """What no single key can check: limits that depend on two keys of the same cell."""
     from bench.loadspec import MASTER_PORT_OFFSET
@@ -380,12 +423,38 @@ def resolve_cell(values: dict[str, Any]) -> dict[str, Any]:
     cap = out["users"] if closed else loadgen_cpus if inflight == "auto" else min(loadgen_cpus, int(inflight))
     out["loadgen_workers"], out["loadgen_processes"] = loadgen_counts(
         out["loadgen_workers"], out["loadgen_processes"], loadgen_cpus, cap)
+    out.update(_io_values(out))
     if closed:  # exactly its users outstanding at most; rate and arrivals do not apply
         out.update(max_inflight=out["users"], rate=0.0, arrivals="")
         return out
     out["users"] = out["loadgen_workers"] or out["loadgen_processes"]  # one scheduling user per process
     if inflight == "auto":
         out["max_inflight"] = INFLIGHT_PER_PROCESS * out["users"]
+    return out
+
+
+def _io_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The I/O knobs a cell's workload does not read, neutral (so they name no difference between
+    cells), and its db_cpuset concrete: CPUs neither the target nor Locust has, else the target's."""
+    workload = values["workload"]
+    out: dict[str, Any] = {}
+    if workload not in IO_KEYS["db_query"]:
+        out.update(db_query="", db_sleep_ms=0, db_pool_size=0, db_dependency=False)
+    elif values["db_query"] != "sleep":
+        out.update(db_sleep_ms=0)
+    if workload not in IO_KEYS["db_dependency"]:
+        out.update(db_dependency=False)
+    if workload not in IO_KEYS["http_pool_size"]:
+        out.update(upstream_delay_ms=0, http_pool_size=0)
+    if workload not in SERVICE_WORKLOADS:
+        out.update(db_cpuset="")
+    elif values["db_cpuset"] == "auto":
+        target, loadgen = cpuset.parse(values["target_cpuset"]), cpuset.parse(values["loadgen_cpuset"])
+        spare = cpuset.host_cpus() - target - loadgen
+        out.update(db_cpuset=cpuset.format(spare or target))
+    else:
+        given = values["db_cpuset"]
+        out.update(db_cpuset=cpuset.format(cpuset.host_cpus() if given == "all" else cpuset.parse(given)))
     return out
 
 

@@ -41,10 +41,17 @@ class CellStats:
     warmup_s: float
     sleep_ms: int
     cpu_iterations: int
+    db_query: str
+    db_sleep_ms: int
+    db_pool_size: int
+    db_dependency: bool
+    upstream_delay_ms: int
+    http_pool_size: int
     threadpool_tokens: int
     target_cpuset: str
     worker_pinning: str
     loadgen_cpuset: str
+    db_cpuset: str
     loadgen_processes: int
     loadgen_workers: int
     port: int

@@ -27,8 +27,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bench import hdr
-from bench.cells import ServerConfig
+from bench.cells import Cell, ServerConfig
 from bench.loadspec import LoadSpec
+from bench.services import Endpoints, Needs
 
 LOCUST_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "Median Response Time",
                   "Average Response Time", "Min Response Time", "Max Response Time",
@@ -51,7 +52,8 @@ LOCUST_LOG = "".join(f"fake locust line {i}\n" for i in range(1, 9))
 TARGET_LOG = [f"fake target line {i}" for i in range(1, 9)]
 SLEEPER = "import time; time.sleep(600)"
 BURNER = "import time\nend = time.time() + 600\nwhile time.time() < end: pass"  # a core's worth of CPU
-APP_PATHS = {f"/{s}/{w}" for s in ("def", "async") for w in ("noop", "cpu", "sleep", "blocking_sleep")}
+APP_PATHS = {f"/{s}/{w}" for s in ("def", "async")
+             for w in ("noop", "cpu", "sleep", "blocking_sleep", "db", "db_blocking", "db_dep", "http")}
 APP_LIMITS = {"ms": 60_000, "iterations": 50_000_000}
 
 
@@ -94,7 +96,8 @@ class FakeTarget:
     def __init__(self, cfg: ServerConfig, affinity: list[int], stats_dir: Path | None = None,
                  tokens: int | None = None, broken_path: str | None = None, busy: bool = False,
                  on_stop: Callable[[FakeTarget], None] = lambda target: None, workers_shown: int | None = None,
-                 late_workers_s: float = 0.0, misplace: str = "", worker_list: bool = True) -> None:
+                 late_workers_s: float = 0.0, misplace: str = "", worker_list: bool = True,
+                 pool_off_by: int = 0) -> None:
         self.on_stop = on_stop
         self.stats_dir = stats_dir
         self.proc = subprocess.Popen([sys.executable, "-c", BURNER if busy else SLEEPER])
@@ -111,7 +114,8 @@ class FakeTarget:
         listed = [{"pid": 1000 + i, "slot": i, "cpus": c} for i, c in enumerate(placed)]
         shown = len(listed) if workers_shown is None else workers_shown
         info = {"cpu_affinity": placed[0], "server": cfg.server, "workers": cfg.workers,
-                "threadpool_tokens": cfg.threadpool_tokens if tokens is None else tokens}
+                "threadpool_tokens": cfg.threadpool_tokens if tokens is None else tokens,
+                "db_pool_size": cfg.db_pool_size + pool_off_by, "http_pool_size": cfg.http_pool_size}
         all_by = time.time() + late_workers_s  # until then only the first worker has said where it runs
         seen = self.requests
 
@@ -209,6 +213,35 @@ class FakeLoad:
 
 
 @dataclass
+class FakeServices:
+    """PostgreSQL and the upstream as the runner sees them: started with what the run needs, and
+    a database that dies once `db_dies_after` cells have asked for it."""
+
+    started: list[Needs] = field(default_factory=list)
+    db_dies_after: int | None = None
+    asked: int = 0
+    stopped: list[Path | None] = field(default_factory=list)
+
+    def start(self, want: Needs) -> Endpoints:
+        self.started.append(want)
+        return Endpoints("host=127.0.0.1 port=1 user=bench", "http://127.0.0.1:2", {"postgresql": "fake"})
+
+    def down(self, cell: Cell) -> str:
+        if not cell.needs_db:
+            return ""
+        self.asked += 1
+        if self.db_dies_after is not None and self.asked > self.db_dies_after:
+            return "PostgreSQL is not running any more: FATAL: terminating (fake)"
+        return ""
+
+    def pids(self) -> list[int]:
+        return []
+
+    def stop(self, keep_logs: Path | None = None) -> None:
+        self.stopped.append(keep_logs)
+
+
+@dataclass
 class FakeBackend:
     name: str = "fake"
     fail_server: str | None = None  # start_target fails for this server name
@@ -246,6 +279,11 @@ class FakeBackend:
     live: list[FakeTarget] = field(default_factory=list)
     made: list[FakeTarget] = field(default_factory=list)
     closed: bool = False
+    services: FakeServices = field(default_factory=FakeServices)
+    pool_off_by: int = 0  # /info reports a db pool this much larger than asked for
+
+    def start_services(self, want: Needs) -> Endpoints:
+        return self.services.start(want)
 
     def start_target(self, cfg: ServerConfig, stats_dir: Path) -> FakeTarget:
         from bench.backends.base import TargetError
@@ -258,7 +296,8 @@ class FakeBackend:
         tokens = cfg.threadpool_tokens + 1 if self.wrong_tokens else None
         target = FakeTarget(cfg, affinity, stats_dir, tokens, self.broken_path, busy=self.run_s > 0,
                             on_stop=self.live.remove, workers_shown=self.workers_shown,
-                            late_workers_s=self.late_workers_s, misplace=self.misplace)
+                            late_workers_s=self.late_workers_s, misplace=self.misplace,
+                            pool_off_by=self.pool_off_by)
         self.live.append(target)
         self.made.append(target)
         return target

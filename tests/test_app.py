@@ -206,16 +206,24 @@ def test_percentile_nearest_rank() -> None:
 
 def test_aggregate_by_hand() -> None:
     lines = [
-        {"t": 9.0, "pid": 1, "busy_max": 40, "waiting_max": 99, "lag_ms": [500.0]},  # before the window
-        {"t": 10.0, "pid": 1, "busy_max": 3, "waiting_max": 0, "lag_ms": [float(v) for v in range(1, 101)]},
-        {"t": 10.5, "pid": 2, "busy_max": 5, "waiting_max": 2, "lag_ms": [float(v) for v in range(101, 201)]},
+        {"t": 9.0, "pid": 1, "busy_max": 40, "waiting_max": 99, "lag_ms": [500.0],  # before the window
+         "db_busy_max": 50, "db_waiting_max": 60},
+        {"t": 10.0, "pid": 1, "busy_max": 3, "waiting_max": 0, "lag_ms": [float(v) for v in range(1, 101)],
+         "db_busy_max": 4, "db_waiting_max": 1},
+        {"t": 10.5, "pid": 2, "busy_max": 5, "waiting_max": 2, "lag_ms": [float(v) for v in range(101, 201)],
+         "db_busy_max": 2, "db_waiting_max": 6},
+        # a line without pool figures (a worker without pools, or an older app) counts as none in use
         {"t": 11.0, "pid": 1, "busy_max": 1, "waiting_max": 7, "lag_ms": []},
-        {"t": 11.5, "pid": 2, "busy_max": 40, "waiting_max": 99, "lag_ms": [900.0]},  # after it
+        {"t": 11.5, "pid": 2, "busy_max": 40, "waiting_max": 99, "lag_ms": [900.0],  # after it
+         "db_busy_max": 50, "db_waiting_max": 60},
     ]
-    # in [10, 11]: busy max(3, 5, 1) = 5, waiting max(0, 2, 7) = 7, lags 1..200 -> p99 = 198
+    # in [10, 11]: busy max(3, 5, 1) = 5, waiting max(0, 2, 7) = 7, pool max(4, 2) = 4 and max(1, 6) = 6,
+    # lags 1..200 -> p99 = 198
     assert aggregate(lines, 10.0, 11.0) == {"threadpool_busy_max": 5, "threadpool_waiting_max": 7,
+                                            "db_pool_busy_max": 4, "db_pool_waiting_max": 6,
                                             "loop_lag_p99_ms": 198.0}
-    assert aggregate([], 0, 1) == {"threadpool_busy_max": 0, "threadpool_waiting_max": 0, "loop_lag_p99_ms": 0.0}
+    assert aggregate([], 0, 1) == {"threadpool_busy_max": 0, "threadpool_waiting_max": 0, "db_pool_busy_max": 0,
+                                   "db_pool_waiting_max": 0, "loop_lag_p99_ms": 0.0}
     assert aggregate(lines, 100, 200)["threadpool_busy_max"] == 0
 
 
@@ -228,6 +236,7 @@ def test_read_dir(tmp_path: Path) -> None:
         json.dumps({"t": 6.0, "pid": 2, "busy_max": 4, "waiting_max": 0, "lag_ms": [0.5]}) + "\n")
     (tmp_path / "other.txt").write_text("not a worker file")
     assert read_dir(tmp_path, 0, 10) == {"threadpool_busy_max": 4, "threadpool_waiting_max": 1,
+                                         "db_pool_busy_max": 0, "db_pool_waiting_max": 0,
                                          "loop_lag_p99_ms": 2.5}
     assert read_dir(tmp_path / "missing", 0, 10)["loop_lag_p99_ms"] == 0.0
 

@@ -50,7 +50,8 @@ def test_every_route_has_no_response_model() -> None:
     in the threadpool too, a second thread hop per request that async endpoints do not pay."""
     routes = [r for r in app.routes if isinstance(r, APIRoute)]
     assert [r.path for r in routes if r.response_model is not None] == []
-    endpoints = {f"/{s}/{w}" for s in ("def", "async") for w in ("noop", "cpu", "sleep", "blocking_sleep")}
+    endpoints = {f"/{s}/{w}" for s in ("def", "async")
+                 for w in ("noop", "cpu", "sleep", "blocking_sleep", "db", "db_blocking", "db_dep", "http")}
     assert {r.path for r in routes} == endpoints | {"/healthz", "/info"}
 
 

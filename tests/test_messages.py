@@ -204,7 +204,7 @@ def test_bytes_that_are_not_utf8_do_not_cost_the_rows(tmp_path: Path) -> None:
     ({"sleep": {"p99": 1}}, "checks.sleep.p99: unknown check (known: max_failure_ratio, min_rps, max_p99_ms, "
                              "fail_on_saturation)"),
     ({"p99": 1}, "checks.p99: unknown check or workload (known checks: max_failure_ratio, min_rps, max_p99_ms, "
-                 "fail_on_saturation; workload tables: noop, cpu, sleep, blocking_sleep)"),
+                 "fail_on_saturation; workload tables: noop, cpu, sleep, blocking_sleep, db, db_blocking, http)"),
 ])
 def test_checks_messages(checks_: object, message: str) -> None:
     with pytest.raises(ValueError) as err:

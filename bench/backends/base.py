@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from bench.cells import ServerConfig
 from bench.loadspec import LoadSpec
+from bench.services import Endpoints, Needs, Services
 
 
 class TargetError(RuntimeError):
@@ -58,6 +59,13 @@ class LoadRun(Protocol):
 
 class Backend(Protocol):
     name: str
+    # PostgreSQL and the upstream stub for the I/O workloads, once per run (bench/services.py)
+    services: Services
+
+    def start_services(self, want: Needs) -> Endpoints:
+        """Start the services the run's cells need; every target started later is given where
+        they are. ServiceError (one line) when one cannot start."""
+        ...
 
     def start_target(self, cfg: ServerConfig, stats_dir: Path) -> Target:
         """Start the target and return once /healthz answers; TargetError otherwise.

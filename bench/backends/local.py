@@ -16,6 +16,7 @@ from bench.backends.base import TargetError
 from bench.cells import ServerConfig
 from bench.loadspec import LoadSpec, env_for, master_argv, worker_argv
 from bench.scenario import ROOT
+from bench.services import Endpoints, LocalServices, Needs
 
 READY_DEADLINE_S = 30.0
 
@@ -71,12 +72,23 @@ class LocalLoad:
             procs.kill_tree(proc, grace=2.0)
 
 
+def pool_env(cfg: ServerConfig) -> dict[str, str]:
+    """The I/O pools' sizes per worker (0: none), for app/db.py and app/upstream.py."""
+    return {"BENCH_DB_POOL_SIZE": str(cfg.db_pool_size), "BENCH_HTTP_POOL_SIZE": str(cfg.http_pool_size)}
+
+
 class LocalBackend:
     name = "local"
 
     def __init__(self, python: str = sys.executable) -> None:
         self.python = python
         self._live: list[LocalTarget | LocalLoad] = []
+        self.services = LocalServices(python)
+        self.endpoints = Endpoints()
+
+    def start_services(self, want: Needs) -> Endpoints:
+        self.endpoints = self.services.start(want)
+        return self.endpoints
 
     def start_target(self, cfg: ServerConfig, stats_dir: Path) -> LocalTarget:
         url = procs.free_url(cfg.bind, cfg.port)
@@ -84,7 +96,7 @@ class LocalBackend:
         env = {**os.environ, "BENCH_SERVER": cfg.server, "BENCH_WORKERS": str(cfg.workers),
                "BENCH_PORT": str(cfg.port), "BENCH_BIND": cfg.bind, "BENCH_LOOP": cfg.loop,
                "BENCH_HTTP": cfg.http, "THREADPOOL_TOKENS": str(cfg.threadpool_tokens),
-               "BENCH_WORKER_PINNING": cfg.worker_pinning,
+               "BENCH_WORKER_PINNING": cfg.worker_pinning, **pool_env(cfg), **self.endpoints.target_env(),
                "BENCH_STATS_DIR": str(stats_dir)}
         log = stats_dir.parent / "target.log"
         proc = procs.spawn(procs.pinned([self.python, "-m", "app.serve"], cfg.target_cpuset), log, env, ROOT)
@@ -121,6 +133,8 @@ class LocalBackend:
         return {"python_executable": self.python}
 
     def close(self) -> None:
+        """The targets and Locust runs; the services stay up until the run ends (run_cmd stops them
+        and keeps their logs)."""
         for item in reversed(self._live):
             if isinstance(item, LocalTarget):
                 procs.kill_tree(item.proc)

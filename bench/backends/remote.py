@@ -18,6 +18,7 @@ from bench.backends.base import Backend, LoadRun, TargetError
 from bench.cells import ServerConfig
 from bench.errors import BadInput
 from bench.loadspec import LoadSpec
+from bench.services import Endpoints, Needs, NoServices, Services
 
 
 def check_url(url: str) -> str:
@@ -72,6 +73,10 @@ class RemoteBackend:
     def __init__(self, url: str, load: Backend) -> None:
         self.url = check_url(url)
         self.load = load  # where Locust runs
+        self.services: Services = NoServices()  # the remote target has its own database, if any
+
+    def start_services(self, want: Needs) -> Endpoints:
+        return Endpoints()
 
     def start_target(self, cfg: ServerConfig, stats_dir: Path) -> RemoteTarget:
         target = RemoteTarget(self.url)
