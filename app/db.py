@@ -25,6 +25,8 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 DSN = os.environ.get("BENCH_DB_DSN", "")
 POOL_SIZE = int(os.environ.get("BENCH_DB_POOL_SIZE", "0") or 0)
+# how long a request waits for a connection before PoolTimeout (a 500): psycopg_pool's default 30 s
+POOL_TIMEOUT_S = float(os.environ.get("BENCH_DB_POOL_TIMEOUT_S", "30") or 30)
 TABLE = "bench_items"
 TABLE_ROWS = 1000  # bench/services.py creates and fills it; `pk` reads one row at random
 OPEN_TIMEOUT_S = 30.0
@@ -52,10 +54,10 @@ async def open_pools() -> None:
         return
     kwargs = {"autocommit": True}
     sync = ConnectionPool(DSN, min_size=POOL_SIZE, max_size=POOL_SIZE, kwargs=kwargs, open=False,
-                          name="sync")
+                          name="sync", timeout=POOL_TIMEOUT_S)
     sync.open(wait=True, timeout=OPEN_TIMEOUT_S)
     aio = AsyncConnectionPool(DSN, min_size=POOL_SIZE, max_size=POOL_SIZE, kwargs=kwargs, open=False,
-                              name="async")
+                              name="async", timeout=POOL_TIMEOUT_S)
     await aio.open(wait=True, timeout=OPEN_TIMEOUT_S)
     with sync.connection() as conn:
         POOLS.server_version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]

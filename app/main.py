@@ -223,6 +223,7 @@ async def info() -> dict[str, Any]:
         "http": os.environ.get("BENCH_HTTP", "auto"),
         # the pools in force in this worker (0: none opened), and the database they reach
         "db_pool_size": db.POOLS.sync.max_size if db.POOLS.sync else 0,
+        "db_pool_timeout_s": db.POOLS.sync.timeout if db.POOLS.sync else 0,
         "http_pool_size": upstream.POOL_SIZE if upstream.CLIENTS.aio else 0,
         "postgresql": db.POOLS.server_version or None,
     }

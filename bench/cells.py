@@ -29,6 +29,7 @@ class ServerConfig:
     loop: str  # auto | asyncio | uvloop
     http: str  # auto | h11 | httptools
     db_pool_size: int = 0  # per pool per worker; 0: no database pools (app/db.py)
+    db_pool_timeout_s: float = 0.0  # a request's wait for a pooled connection before it fails
     http_pool_size: int = 0  # per client per worker; 0: no upstream clients (app/upstream.py)
 
 
@@ -59,6 +60,7 @@ class Cell:
     db_query: str  # pk | sleep
     db_sleep_ms: int
     db_pool_size: int
+    db_pool_timeout_s: float
     db_dependency: bool
     upstream_delay_ms: int
     http_pool_size: int
@@ -81,7 +83,8 @@ class Cell:
     def server_config(self) -> ServerConfig:
         return ServerConfig(
             self.server, self.workers, self.threadpool_tokens, self.target_cpuset, self.worker_pinning,
-            self.port, self.bind, self.loop, self.http, self.db_pool_size, self.http_pool_size,
+            self.port, self.bind, self.loop, self.http, self.db_pool_size, self.db_pool_timeout_s,
+            self.http_pool_size,
         )
 
     @property
@@ -103,9 +106,10 @@ class Cell:
     def named(self, load: str) -> str:
         """The cell's id with `load` where the users or the rate go (bench capacity's searches
         are named "cap", the rate being what they search)."""
-        parts = [self.style, self.workload, load, self.server, f"w{self.workers}",
-                 f"tp{self.threadpool_tokens}"]
-        named = {"style", "workload", "users", "rate", "load_model", "server", "workers", "threadpool_tokens"}
+        workload = "db_dep" if self.db_dependency else self.workload  # the route it loads
+        parts = [self.style, workload, load, self.server, f"w{self.workers}", f"tp{self.threadpool_tokens}"]
+        named = {"style", "workload", "users", "rate", "load_model", "server", "workers", "threadpool_tokens",
+                 "db_dependency"}
         for key in self.axes:
             if key not in named:
                 parts.append(f"{key}{getattr(self, key)}")

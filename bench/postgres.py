@@ -39,15 +39,28 @@ class ServiceError(RuntimeError):
     """A service that cannot start: one line that says why."""
 
 
-def bindir(which: Callable[[str], str | None] = shutil.which) -> Path:
-    """Where initdb and postgres are: PATH first, then Debian's versioned folders (newest)."""
+DEBIAN_BINDIRS = "/usr/lib/postgresql/*/bin"
+
+
+def bindir(which: Callable[[str], str | None] = shutil.which, pattern: str = DEBIAN_BINDIRS) -> Path:
+    """Where initdb and postgres are: BENCH_POSTGRES_BIN alone when set (another version, say),
+    else PATH, then Debian's versioned folders (newest first)."""
+    chosen = os.environ.get("BENCH_POSTGRES_BIN")
+    if chosen:
+        if _has_server(Path(chosen)):
+            return Path(chosen)
+        raise ServiceError(f"BENCH_POSTGRES_BIN={chosen}: no initdb and postgres there")
     found = which("initdb")
     if found and which("postgres"):
         return Path(os.path.realpath(found)).parent
-    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_major, reverse=True):
-        if (Path(folder) / "initdb").is_file() and (Path(folder) / "postgres").is_file():
+    for folder in sorted(glob.glob(pattern), key=_major, reverse=True):
+        if _has_server(Path(folder)):
             return Path(folder)
     raise ServiceError(INSTALL_HINT)
+
+
+def _has_server(folder: Path) -> bool:
+    return (folder / "initdb").is_file() and (folder / "postgres").is_file()
 
 
 def _major(folder: str) -> int:
@@ -145,8 +158,8 @@ class Postgres:
             self.version = fill(self.dsn, rows, alive=self.alive)
         except ServiceError as exc:
             self.stop()
-            raise ServiceError(f"PostgreSQL on 127.0.0.1:{self.port} {exc}: "
-                               f"{_last_line(procs.tail(self.log, 5))}") from None
+            raise ServiceError(f"PostgreSQL on 127.0.0.1:{self.port} {exc}: {why(procs.tail(self.log, 20))}"
+                               ) from None
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -170,6 +183,13 @@ class Postgres:
 def _env() -> dict[str, str]:
     # C locale: initdb needs no locale the host may lack, and messages stay in one language
     return {**os.environ, "LC_ALL": "C", "LANG": "C"}
+
+
+def why(log: str) -> str:
+    """The line of a server log that says why it stopped: its last error, else its last line."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    errors = [line for line in lines if any(word in line for word in ("FATAL:", "ERROR:", "PANIC:"))]
+    return (errors or lines or ["(no output)"])[-1][:300]
 
 
 def _last_line(text: str) -> str:

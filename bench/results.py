@@ -23,7 +23,7 @@ from bench.cells import PARAM_COLUMNS
 #       lists each worker's CPUs when they differ.
 #   4 - the open load model: load_model, rate, arrivals, max_inflight parameters; offered_rps,
 #       achieved_rps, late_sends, late_p99_ms, dropped and latency_from figures.
-#   5 - real I/O: db_query, db_sleep_ms, db_pool_size, db_dependency, upstream_delay_ms,
+#   5 - real I/O: db_query, db_sleep_ms, db_pool_size, db_pool_timeout_s, db_dependency, upstream_delay_ms,
 #       http_pool_size and db_cpuset parameters; db_pool_busy_max and db_pool_waiting_max figures.
 SCHEMA_VERSION = 5
 
@@ -54,6 +54,7 @@ class SummaryRow:
     db_query: str
     db_sleep_ms: int
     db_pool_size: int
+    db_pool_timeout_s: float
     db_dependency: bool
     upstream_delay_ms: int
     http_pool_size: int

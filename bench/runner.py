@@ -186,7 +186,12 @@ class Runner:
             agg = replace(agg, requests=int(meta["requests"]), failures=int(meta["failures"]),
                           rps=float(meta["rps"]), mean_ms=float(meta["mean_ms"]))
         if agg.requests == 0:
-            raise CellFailed("no request completed in the measured window")
+            inside = ""
+            if sampled and self._stats_dir is not None and self._stats_dir.is_dir():
+                window = float(meta.get("t_start", t0)), float(meta.get("t_stop", t1))
+                inside = stuck(read_dir(self._stats_dir, *window))
+            raise CellFailed("no request completed in the measured window"
+                             + (f" ({inside})" if inside else ""))
         if meta and "t_start" not in meta:  # the statistics were never reset: warmup and ramp in them
             raise CellFailed("Locust stopped before its measured window opened (not every user was running "
                              "by the end of --run-time)")
@@ -272,6 +277,21 @@ def open_accounting(cell: Cell, meta: dict[str, Any], window_s: float, rps: floa
             "achieved_rps": requests / window_s if window_s > 0 else rps,
             "late_sends": int(counts.get("late", 0)),
             "late_p99_ms": hdr.p99_ms(meta.get("late_hdr", "")), "dropped": int(counts.get("dropped", 0))}
+
+
+def stuck(inside: dict[str, Any]) -> str:
+    """What the target's workers were doing while nothing completed: every def request in a thread
+    waiting for a connection while the requests that hold one wait for a thread is the deadlock
+    of a sync dependency on a pool smaller than the threadpool (README, Real I/O)."""
+    busy, queued = inside.get("threadpool_busy_max", 0), inside.get("threadpool_waiting_max", 0)
+    pool_busy, pool_waiting = inside.get("db_pool_busy_max", 0), inside.get("db_pool_waiting_max", 0)
+    if not (busy or pool_busy):
+        return ""
+    text = (f"inside the target: {busy} threads busy, {queued} requests waiting for one, "
+            f"{pool_busy} pooled connections in use, {pool_waiting} requests waiting for one")
+    if queued and pool_waiting:
+        text += ": the threadpool and the connection pool wait on each other"
+    return text
 
 
 def identity_row(cell: Cell, repeat: int, attempt: int, run_id: str, backend: str) -> dict[str, Any]:

@@ -120,6 +120,8 @@ KEYS: dict[str, Key] = {
                        hi=60_000),
     "db_pool_size": Key(int, 10, "db workloads: connections per pool per worker (psycopg_pool, fixed size)",
                         lo=1, hi=10_000),
+    "db_pool_timeout_s": Key(float, 30.0, "db workloads: how long a request waits for a pooled connection "
+                             "before it fails (psycopg_pool's default: 30 s)", lo=0.1, hi=600),
     "db_dependency": Key(bool, False, "db workload: the connection comes from a `def` dependency "
                          "(Depends), not from the endpoint itself"),
     "upstream_delay_ms": Key(int, 50, "http workload: the upstream stub's delay per request", lo=0,
@@ -145,7 +147,8 @@ CLOSED_ONLY = ("users",)
 # keys that only the I/O workloads read -> the workloads that read them (app/db.py, app/upstream.py)
 IO_KEYS: dict[str, tuple[str, ...]] = {
     "db_query": ("db", "db_blocking"), "db_sleep_ms": ("db", "db_blocking"),
-    "db_pool_size": ("db", "db_blocking"), "db_dependency": ("db",),
+    "db_pool_size": ("db", "db_blocking"), "db_pool_timeout_s": ("db", "db_blocking"),
+    "db_dependency": ("db",),
     "upstream_delay_ms": ("http",), "http_pool_size": ("http",),
     "db_cpuset": ("db", "db_blocking", "http"),
 }
@@ -439,7 +442,7 @@ def _io_values(values: dict[str, Any]) -> dict[str, Any]:
     workload = values["workload"]
     out: dict[str, Any] = {}
     if workload not in IO_KEYS["db_query"]:
-        out.update(db_query="", db_sleep_ms=0, db_pool_size=0, db_dependency=False)
+        out.update(db_query="", db_sleep_ms=0, db_pool_size=0, db_pool_timeout_s=0.0, db_dependency=False)
     elif values["db_query"] != "sleep":
         out.update(db_sleep_ms=0)
     if workload not in IO_KEYS["db_dependency"]:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from bench import procs
 from bench.cells import Cell
-from bench.postgres import Postgres, ServiceError
+from bench.postgres import Postgres, ServiceError, why
 
 TABLE_ROWS = 1000  # app/db.py TABLE_ROWS: the ids `pk` picks from
 CONNECTION_MARGIN = 20  # the runner's own connection, a replaced target's not yet closed, psql by hand
@@ -148,7 +148,7 @@ class LocalServices:
 
     def down(self, cell: Cell) -> str:
         if cell.needs_db and self.db is not None and not self.db.alive():
-            return f"PostgreSQL is not running any more: {procs.tail(self.scratch / 'postgres.log', 1)}"
+            return f"PostgreSQL is not running any more: {why(procs.tail(self.scratch / 'postgres.log', 20))}"
         if cell.needs_upstream and self.upstream is not None and self.upstream.poll() is not None:
             return f"the upstream stub is not running any more (exit {self.upstream.returncode})"
         return ""

@@ -44,6 +44,7 @@ class CellStats:
     db_query: str
     db_sleep_ms: int
     db_pool_size: int
+    db_pool_timeout_s: float
     db_dependency: bool
     upstream_delay_ms: int
     http_pool_size: int

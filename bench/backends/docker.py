@@ -23,6 +23,7 @@ from bench.backends.base import TargetError
 from bench.cells import ServerConfig
 from bench.loadspec import LoadSpec, env_for, master_argv, users_env, worker_argv
 from bench.scenario import ROOT
+from bench.services import Endpoints, Needs
 
 PROJECT = "fastapi-bench"
 LOCUSTFILE = "/loadgen/locustfile.py"
@@ -199,8 +200,16 @@ class DockerBackend:
     name = "docker"
 
     def __init__(self) -> None:
+        from bench.backends.compose_services import ComposeServices
+
         self.compose = Compose()
         self._built = False
+        self.services = ComposeServices(self.compose)
+        self.endpoints = Endpoints()
+
+    def start_services(self, want: Needs) -> Endpoints:
+        self.endpoints = self.services.start(want)
+        return self.endpoints
 
     def _build(self) -> None:
         # cached layers make this quick; it guarantees the images match the checkout
@@ -219,6 +228,9 @@ class DockerBackend:
                "WORKERS": str(cfg.workers), "THREADPOOL_TOKENS": str(cfg.threadpool_tokens),
                "TARGET_CPUSET": cfg.target_cpuset, "WORKER_PINNING": cfg.worker_pinning,
                "PORT": str(cfg.port), "BIND": cfg.bind, "LOOP": cfg.loop, "HTTP": cfg.http,
+               "DB_POOL_SIZE": str(cfg.db_pool_size), "DB_POOL_TIMEOUT_S": f"{cfg.db_pool_timeout_s:g}",
+               "HTTP_POOL_SIZE": str(cfg.http_pool_size),
+               "DB_DSN": self.endpoints.db_dsn, "UPSTREAM_URL": self.endpoints.upstream_url,
                "STATS_DIR": str(stats_dir.resolve())}  # compose reads a bare relative path as a volume name
         up = self.compose.run(["up", "-d", "--force-recreate", "--no-deps", "target"], env, timeout=120)
         container = self.compose.run(["ps", "-aq", "target"], env, timeout=30).stdout.strip()
@@ -259,7 +271,7 @@ class DockerBackend:
 
         self._build()
         images = {name: out(["docker", "image", "inspect", "-f", "{{.Id}}", f"fastapi-bench-{name}:local"])
-                  for name in ("target", "loadgen")}
+                  for name in ("target", "loadgen", "db", "upstream")}
         version = out(["docker", "version", "--format", "{{json .}}"])
         try:
             engine = json.loads(version).get("Server", {}).get("Version", "")
@@ -269,5 +281,9 @@ class DockerBackend:
                 "images": images, "base_image": os.environ.get("BASE_IMAGE", "python:3.12-slim")}
 
     def close(self) -> None:
+        if self.services.containers:  # the run's db and upstream stay until run_cmd stops them (logs kept)
+            self.compose.run(["--profile", "distributed", "rm", "-sf", "target", "loadgen", "locust-worker",
+                              "volumes"], timeout=120, check=False)
+            return
         self.compose.run(["--profile", "distributed", "down", "--remove-orphans", "-t", "5"], timeout=120,
                          check=False)

@@ -74,7 +74,9 @@ class LocalLoad:
 
 def pool_env(cfg: ServerConfig) -> dict[str, str]:
     """The I/O pools' sizes per worker (0: none), for app/db.py and app/upstream.py."""
-    return {"BENCH_DB_POOL_SIZE": str(cfg.db_pool_size), "BENCH_HTTP_POOL_SIZE": str(cfg.http_pool_size)}
+    return {"BENCH_DB_POOL_SIZE": str(cfg.db_pool_size),
+            "BENCH_DB_POOL_TIMEOUT_S": f"{cfg.db_pool_timeout_s:g}",
+            "BENCH_HTTP_POOL_SIZE": str(cfg.http_pool_size)}
 
 
 class LocalBackend:
