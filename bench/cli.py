@@ -121,6 +121,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     scen = scenario_mod.load(args.scenario, args.set)
     from bench.cells import work_order
     from bench.run_cmd import warn_exposed
+    from bench.services import needs
 
     items = work_order(scen.cells())
     warn_exposed(scen.cells())
@@ -141,6 +142,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if cpuset.parse(cell.target_cpuset) & cpuset.parse(cell.loadgen_cpuset):
             print(f"  warning: target CPUs {cell.target_cpuset} overlap Locust's {cell.loadgen_cpuset}: "
                   "they compete for the same cores")
+    want = needs(scen.cells())
+    if want.any:
+        names = (("PostgreSQL", want.db), ("the upstream stub", want.upstream))
+        started = " and ".join(name for name, on in names if on)
+        print(f"  services: {started} once for the run, on CPUs {want.cpus}"
+              + (f" (max_connections {want.max_connections})" if want.db else ""))
     total = sum(c.estimated_s() for c, _ in items) + 3.0 * len(configs)
     print(f"estimated wall time: {hms(total)} ({len(configs)} target starts)")
     if scen.capacity:

@@ -101,7 +101,8 @@ def stats_table(stats: list[CellStats]) -> Table:
 def inside_table(rows: list[SummaryRow]) -> Table:
     """Why a cell is fast or slow, per cell (worst repeat): the threadpool queue and the event loop's
     lag as each target worker saw them, the target's resources and the load generator's CPU."""
-    header = ["cell", "threads busy", "requests waiting for a thread", "loop lag p99 ms", "target CPU %",
+    header = ["cell", "threads busy", "requests waiting for a thread", "connections in use",
+              "requests waiting for a connection", "loop lag p99 ms", "target CPU %",
               "target RSS MB", "target threads", "Locust CPU %", "Locust headroom x", "Locust loop lag ms"]
     by_cell: dict[str, list[SummaryRow]] = {}
     for r in rows:
@@ -109,12 +110,12 @@ def inside_table(rows: list[SummaryRow]) -> Table:
             by_cell.setdefault(r.cell_id, []).append(r)
     out = []
     for cell, rs in by_cell.items():
-        out.append([cell, str(max(r.threadpool_busy_max for r in rs)),
-                    str(max(r.threadpool_waiting_max for r in rs)),
-                    f"{max(r.loop_lag_p99_ms for r in rs):.1f}", f"{max(r.target_cpu_pct for r in rs):.0f}",
-                    f"{max(r.target_rss_mb for r in rs):.0f}", str(max(r.target_threads for r in rs)),
-                    f"{max(r.loadgen_cpu_pct for r in rs):.0f}", _headroom(rs),
-                    f"{max(r.loadgen_lag_ms for r in rs):.1f}"])
+        worst = [max(getattr(r, f) for r in rs) for f in ("threadpool_busy_max", "threadpool_waiting_max",
+                                                           "db_pool_busy_max", "db_pool_waiting_max")]
+        out.append([cell, *map(str, worst), f"{max(r.loop_lag_p99_ms for r in rs):.1f}",
+                    f"{max(r.target_cpu_pct for r in rs):.0f}", f"{max(r.target_rss_mb for r in rs):.0f}",
+                    str(max(r.target_threads for r in rs)), f"{max(r.loadgen_cpu_pct for r in rs):.0f}",
+                    _headroom(rs), f"{max(r.loadgen_lag_ms for r in rs):.1f}"])
     return header, out
 
 
@@ -124,7 +125,8 @@ def _headroom(rows: list[SummaryRow]) -> str:
 
 
 NOTE_INSIDE = ("Sampled every 10 ms inside each target worker, worst repeat shown: threads busy = anyio "
-               "tokens in use by def endpoints, waiting = def requests queued for a token, loop lag = how "
+               "tokens in use by def endpoints, waiting = def requests queued for a token, connections = "
+               "the database pools' (db workloads: in use, and requests waiting for one), loop lag = how "
                "late a 10 ms timer fires (a blocking call in async def shows here). Locust headroom = the "
                "requests/s its CPUs allow at its measured CPU cost per request over the requests/s it sent "
                "(under 1.1: Locust set the pace); Locust loop lag = mean lateness of a 20 ms timer in its "

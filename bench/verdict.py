@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bench import cpuset
 from bench.results import SummaryRow
+from bench.scenario import CLOSED_ONLY, IO_KEYS, OPEN_ONLY
 from bench.stats import PARAMS, CellStats
 
 CPU_FULL = 0.9  # of the cores the target's workers can use
@@ -43,20 +44,32 @@ def limit_of(rows: list[SummaryRow]) -> Limit:
         more = ("add workers (workers = \"cores\")" if r.workers < len(cpuset.parse(r.target_cpuset))
                 else "give the target more cores (target_cpuset) and workers")
         return Limit("the target's CPU", f"{cpu:.0f} % of {cores} core(s)", more)
+    lag = max(row.loop_lag_p99_ms for row in rows)
+    if lag >= LOOP_LAG_MS and cpu < BUSY_LOOP * 100 * cores:  # a blocked loop holds up all else
+        return Limit("the event loop", f"its timers fired up to {lag:.0f} ms late (p99) with the CPU at "
+                     f"{cpu:.0f} %: a call blocks it",
+                     "move blocking calls out of async def (a def endpoint, or run_in_threadpool)")
     busy = max(row.threadpool_busy_max for row in rows)
     waiting = max(row.threadpool_waiting_max for row in rows)
+    in_use = max(row.db_pool_busy_max for row in rows)
+    queued = max(row.db_pool_waiting_max for row in rows)
+    if r.db_pool_size and in_use >= r.db_pool_size and queued > 0:
+        # before the threadpool: threads that wait for a connection are busy threads too
+        evidence = f"{in_use} of {r.db_pool_size} connections in use, up to {queued} requests waiting for one"
+        if r.db_dependency and r.style == "def" and busy >= r.threadpool_tokens and waiting > 0:
+            return Limit("the threadpool and the connection pool waiting on each other",
+                         f"{evidence}, all {busy} threads busy and {waiting} requests waiting for one",
+                         "a def dependency that holds a connection needs db_pool_size >= threadpool_tokens "
+                         "(or an async dependency)")
+        return Limit("the connection pool", evidence,
+                     "raise db_pool_size (within the database's max_connections)")
     if r.style == "def" and busy >= r.threadpool_tokens and waiting > 0:
         return Limit("the threadpool", f"{busy} of {r.threadpool_tokens} tokens busy, up to {waiting} "
                      "requests waiting for one", "raise threadpool_tokens, or make the endpoint async def "
                      "if it waits on I/O")
-    lag = max(row.loop_lag_p99_ms for row in rows)
-    if lag >= LOOP_LAG_MS and cpu >= BUSY_LOOP * 100 * cores:
+    if lag >= LOOP_LAG_MS:  # and the CPU busy: a blocked loop was named above
         return Limit("the event loop", f"busy: its timers fired up to {lag:.0f} ms late (p99) at "
                      f"{cpu:.0f} % of {cores} core(s)", "add workers: one event loop each")
-    if lag >= LOOP_LAG_MS:
-        return Limit("the event loop", f"its timers fired up to {lag:.0f} ms late (p99) with the CPU at "
-                     f"{cpu:.0f} %: a call blocks it",
-                     "move blocking calls out of async def (a def endpoint, or run_in_threadpool)")
     if r.load_model == "open":
         return Limit("the offered rate", f"{r.achieved_rps:.0f} of {r.offered_rps:.0f} req/s served, "
                      "nothing saturated", "a higher rate (or bench capacity) finds the limit")
@@ -83,8 +96,20 @@ def _ratio_text(name: str, a: float, a_half: float, b: float, b_half: float, n: 
 
 
 def _label(s: CellStats, varying: list[str]) -> str:
-    extra = ", ".join(f"{p} {getattr(s, p)}" for p in varying)
+    extra = ", ".join(f"{p} {getattr(s, p)}" for p in varying if _reads(s, p))
     return f"{s.workload}" + (f", {extra}" if extra else "")
+
+
+def _reads(s: CellStats, param: str) -> bool:
+    """Whether this cell's load model and workload use the parameter (another cell's knob, at its
+    neutral value here, would only lengthen the line)."""
+    if param in OPEN_ONLY:
+        return s.load_model == "open"
+    if param in CLOSED_ONLY:
+        return s.load_model == "closed"
+    if param in IO_KEYS:
+        return s.workload in IO_KEYS[param] and getattr(s, param) not in ("", 0)
+    return True
 
 
 def lines(stats: list[CellStats], rows: list[SummaryRow],

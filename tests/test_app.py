@@ -459,3 +459,27 @@ def test_ipv6_loopback(tmp_path: Path, env: dict[str, str]) -> None:
         assert server.request("HEAD", "/healthz")[::2] == (200, b"")
     finally:
         stop_server(server)
+
+
+def test_the_sampler_writes_the_pools_worst_moment_per_line(tmp_path, monkeypatch) -> None:
+    """With a probe (app/db.py's pool stats) each line carries the most connections in use and the
+    most requests waiting seen since the last line; without one, zeros."""
+    import asyncio
+
+    from app import sampler
+
+    monkeypatch.setattr(sampler, "FLUSH_S", 0.2)
+    seen = iter([(3, 0), (10, 7), (4, 1)] + [(1, 0)] * 10_000)
+
+    async def run(probe) -> None:
+        task = asyncio.create_task(sampler.sample_forever(tmp_path / ("probe" if probe else "none"), probe))
+        await asyncio.sleep(0.5)
+        task.cancel()
+
+    asyncio.run(run(lambda: next(seen)))
+    asyncio.run(run(None))
+    [first, *rest] = [json.loads(x) for x in next((tmp_path / "probe").glob("worker-*.jsonl")).read_text().splitlines()]
+    assert (first["db_busy_max"], first["db_waiting_max"]) == (10, 7), "the worst of its ticks"
+    assert rest and all((line["db_busy_max"], line["db_waiting_max"]) == (1, 0) for line in rest), "reset per line"
+    lines = [json.loads(x) for x in next((tmp_path / "none").glob("worker-*.jsonl")).read_text().splitlines()]
+    assert lines and all((line["db_busy_max"], line["db_waiting_max"]) == (0, 0) for line in lines)

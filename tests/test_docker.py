@@ -102,6 +102,28 @@ def test_broken_target_fails_its_cell_with_the_container_log_and_the_run_goes_on
     assert not leftovers, "compose down runs at the end"
 
 
+def test_real_io_through_the_db_and_upstream_services(tmp_path: Path) -> None:
+    """PostgreSQL and the upstream stub as Compose services (Debian's package on the base image,
+    nothing pulled): the pool limits def as on the local backend, and both services go at the end."""
+    scen = tmp_path / "io.toml"
+    scen.write_text('name = "io"\n[defaults]\nport = 18605\nduration = 4\nwarmup = 2\ndb_sleep_ms = 50\n'
+                    'upstream_delay_ms = 50\n[[matrix]]\nworkload = ["db"]\nstyle = ["def"]\nusers = [40]\n'
+                    '[[matrix]]\nworkload = ["http"]\nstyle = ["async"]\nusers = [10]\n')
+    proc, run_dir = bench(str(scen), "--out", str(tmp_path / "results"))
+    assert proc.returncode == 0, proc.stderr
+    rows = {r.workload: r for r in RunDir(run_dir).rows()}
+    db, http = rows["db"], rows["http"]
+    # pool 10, 50 ms per query: 10 / 0.05 = 200 req/s; 10 users on a 50 ms upstream: 200 req/s
+    assert db.status == "ok" and 140 <= db.rps <= 260 and db.db_pool_waiting_max > 0, db
+    assert http.status == "ok" and 140 <= http.rps <= 260, http
+    info = json.loads((run_dir / "cells" / db.cell_id / "r1" / "target_info.json").read_text())
+    assert info["db_pool_size"] == 10 and info["postgresql"].startswith(RunDir(run_dir).env()["services"]["postgresql"])
+    assert (run_dir / "services" / "postgres.log").read_text().count("listening on IPv4 address \"127.0.0.1\"") == 1
+    leftovers = subprocess.run(["docker", "ps", "-aq", "--filter", "label=com.docker.compose.project=fastapi-bench"],
+                               capture_output=True, text=True, timeout=30).stdout.split()
+    assert not leftovers, "the db and upstream services stop with the run"
+
+
 def world_writable(root: Path) -> list[Path]:
     return [p for p in (root, *root.rglob("*")) if p.stat().st_mode & stat.S_IWOTH]
 

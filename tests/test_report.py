@@ -83,8 +83,8 @@ def test_full_matrix(tmp_path: Path) -> None:
     assert "(cells/def-noop-u10-uvicorn-w1-tp40/r2/measure.html)" in md and "Test CPU" in md
     assert "SATURATED" in md
     # inside the target: worst repeat per cell
-    assert "| def-noop-u50-uvicorn-w1-tp40 | 40 | 20 | 2.5 |" in md
-    assert "| async-sleep-u10-uvicorn-w2-tp40 | 0 | 0 | 2.5 |" in md
+    assert "| def-noop-u50-uvicorn-w1-tp40 | 40 | 20 | 0 | 0 | 2.5 |" in md
+    assert "| async-sleep-u10-uvicorn-w2-tp40 | 0 | 0 | 0 | 0 | 2.5 |" in md
     assert "<h2>Inside the target</h2>" in html and "<td>def-noop-u50-uvicorn-w1-tp40</td><td>40</td>" in html
 
 

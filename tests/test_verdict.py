@@ -4,6 +4,7 @@ def/async ratios with their intervals, and nothing said that the rows do not sho
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,6 +18,21 @@ def row(**kw):
                 target_cpuset="0", rps=400.0, mean_ms=250.0, p50_ms=240.0, p99_ms=300.0, target_cpu_pct=20.0,
                 threadpool_busy_max=10, threadpool_waiting_max=0, loop_lag_p99_ms=1.0, cpu_ms_per_request=0.5)
     return make_row(**{**base, **kw})
+
+
+def test_a_full_connection_pool_with_requests_waiting_is_named_before_the_threadpool() -> None:
+    full = dict(workload="db", db_pool_size=10, db_pool_busy_max=10, db_pool_waiting_max=30)
+    # the threads that wait for a connection are busy threads too: the pool is what binds them
+    lim = limit_of([row(**full, threadpool_busy_max=40, threadpool_waiting_max=60)])
+    assert lim == Limit("the connection pool", "10 of 10 connections in use, up to 30 requests waiting for one",
+                        "raise db_pool_size (within the database's max_connections)")
+    assert limit_of([row(**full, style="async")]).name == "the connection pool"
+    # a full pool nobody waits for, or a pool that was never full, binds nothing
+    assert limit_of([row(**{**full, "db_pool_waiting_max": 0})]).name == "the load itself"
+    assert limit_of([row(**{**full, "db_pool_busy_max": 9})]).name == "the load itself"
+    # no pool at all (db_pool_size 0): the waiting count of another workload's row means nothing
+    assert limit_of([row(db_pool_waiting_max=5, db_pool_busy_max=5)]).name == "the load itself"
+    assert limit_of([row(**full, target_cpu_pct=95.0)]).name == "the target's CPU"
 
 
 def test_a_full_threadpool_with_requests_waiting_is_the_limit_of_def() -> None:
@@ -198,3 +214,39 @@ def test_capacity_lines_pair_the_searches_and_name_what_bound_the_first_failing_
 def test_the_label_never_repeats_the_workload_nor_names_the_backend() -> None:
     rows = [row(cell_id="n", workload="noop", backend="local"), row(cell_id="s", backend="docker")]
     assert [t.split(":")[0] for t in lines(summarize(rows), rows)] == ["noop", "sleep"]
+
+
+def test_a_blocked_loop_is_named_before_a_full_pool() -> None:
+    """async def with a sync dependency: the pool is full and queued, but the loop stood still for
+    whole queries with the CPU idle: the blocking call is what to fix."""
+    lim = limit_of([row(style="async", workload="db", db_pool_size=10, db_pool_busy_max=10, db_pool_waiting_max=30,
+                        loop_lag_p99_ms=185.0, target_cpu_pct=8.0)])
+    assert lim.name == "the event loop" and "a call blocks it" in lim.evidence
+
+
+def test_a_def_dependency_above_the_threadpool_is_named_as_the_deadlock_it_is() -> None:
+    deadlock = dict(workload="db", db_dependency=True, db_pool_size=10, db_pool_busy_max=10, db_pool_waiting_max=70,
+                    threadpool_busy_max=40, threadpool_waiting_max=60)
+    lim = limit_of([row(**deadlock)])
+    assert lim == Limit("the threadpool and the connection pool waiting on each other",
+                        "10 of 10 connections in use, up to 70 requests waiting for one, all 40 threads busy and "
+                        "60 requests waiting for one",
+                        "a def dependency that holds a connection needs db_pool_size >= threadpool_tokens "
+                        "(or an async dependency)")
+    # the same queues without the dependency: requests flow, the pool is the limit
+    assert limit_of([row(**{**deadlock, "db_dependency": False})]).name == "the connection pool"
+    assert limit_of([row(**{**deadlock, "threadpool_waiting_max": 0})]).name == "the connection pool"
+
+
+def test_a_line_names_only_the_knobs_its_cell_reads() -> None:
+    from bench.verdict import _label
+
+    db = SimpleNamespace(workload="db", load_model="closed", users=40, rate=0.0, db_pool_size=10, db_sleep_ms=20,
+                         upstream_delay_ms=0, http_pool_size=0)
+    http = SimpleNamespace(**{**vars(db), "workload": "http", "db_pool_size": 0, "db_sleep_ms": 0,
+                              "upstream_delay_ms": 50, "http_pool_size": 100})
+    varying = ["users", "rate", "db_pool_size", "db_sleep_ms", "upstream_delay_ms", "http_pool_size"]
+    assert _label(db, varying) == "db, users 40, db_pool_size 10, db_sleep_ms 20"
+    assert _label(http, varying) == "http, users 40, upstream_delay_ms 50, http_pool_size 100"
+    opened = SimpleNamespace(**{**vars(db), "load_model": "open", "rate": 300.0})
+    assert _label(opened, varying) == "db, rate 300.0, db_pool_size 10, db_sleep_ms 20"
