@@ -182,7 +182,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bench import procs
     from bench.backends.base import TargetError
     from bench.backends.local import LocalBackend
-    from bench.run_cmd import warn_exposed
+    from bench.run_cmd import start_services, warn_exposed
 
     scen = scenario_mod.load(args.scenario or "default", args.set)
     cfg = scen.cells()[0].server_config
@@ -193,13 +193,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise BadInput(str(exc)) from None
     backend = LocalBackend()
     run_dir = scenario_mod.ROOT / "results" / "serve"
+    endpoints = start_services(backend, scen.cells()[:1], remote=False)  # the first cell's db, upstream
     try:
         target = backend.start_target(cfg, run_dir / "stats")
     except TargetError as exc:
         print(f"bench: {exc}", file=sys.stderr)
+        backend.services.stop()
         return 1
     print(f"serving {cfg.server} x{cfg.workers} on {target.url} (CPUs {cfg.target_cpuset}); "
           f"log {run_dir / 'target.log'}; Ctrl-C stops", flush=True)
+    for what, where in (("PostgreSQL", endpoints.db_dsn), ("upstream", endpoints.upstream_url)):
+        if where:
+            print(f"  {what}: {where}", flush=True)
     try:
         while target.alive():
             time.sleep(0.5)
@@ -209,6 +214,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     finally:
         backend.close()
+        backend.services.stop(run_dir / "services")
 
 
 if __name__ == "__main__":

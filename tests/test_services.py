@@ -103,6 +103,7 @@ def test_a_run_needs_what_its_cells_read() -> None:
                                             {"workload": ["noop"]}]}))
     # both pools of the largest cell's every worker (3 x 2 x 40), and a margin
     assert (want.db, want.upstream, want.max_connections) == (True, False, 240 + services.CONNECTION_MARGIN)
+    assert want.cpus == "0"
     small = services.needs(cells({"defaults": {"workload": "http"}}))
     assert (small.db, small.upstream, small.max_connections) == (False, True, 100)
 
@@ -205,3 +206,82 @@ def test_a_remote_target_brings_its_own_services(tmp_path, fake) -> None:
 
     out = start_services(fake, cells({"defaults": {"workload": "db"}}), remote=True)
     assert out == services.Endpoints() and fake.services.started == []
+
+
+def test_postgres_on_path_is_found_where_the_links_lead(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("BENCH_POSTGRES_BIN", raising=False)
+    real = tmp_path / "lib" / "15" / "bin"
+    real.mkdir(parents=True)
+    (tmp_path / "initdb").symlink_to(real / "initdb")
+    on_path = {"initdb": str(tmp_path / "initdb"), "postgres": str(real / "postgres")}
+    assert postgres.bindir(which=on_path.get, pattern=str(tmp_path / "none")) == real
+    # initdb alone on PATH (a client-only install, say) is not a server: the versioned folders are looked at
+    only_initdb = {"initdb": str(tmp_path / "initdb")}
+    with pytest.raises(postgres.ServiceError):
+        postgres.bindir(which=only_initdb.get, pattern=str(tmp_path / "none"))
+    # a folder with initdb and no postgres binary is skipped; a folder name that is no version sorts last
+    half = tmp_path / "v" / "16" / "bin"
+    half.mkdir(parents=True)
+    (half / "initdb").write_text("")
+    devel = tmp_path / "v" / "devel" / "bin"
+    devel.mkdir(parents=True)
+    for folder in (devel, tmp_path / "v" / "12" / "bin"):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("initdb", "postgres"):
+            (folder / name).write_text("")
+    assert postgres.bindir(which=lambda name: None, pattern=str(tmp_path / "v" / "*" / "bin")) == \
+        tmp_path / "v" / "12" / "bin"
+
+
+def test_root_runs_postgres_with_that_users_group_and_groups() -> None:
+    import pwd
+
+    gid = pwd.getpwnam("nobody").pw_gid
+    assert postgres.as_user(["postgres", "-D", "d"], "nobody") == [
+        "setpriv", "--reuid=nobody", f"--regid={gid}", "--init-groups", "--", "postgres", "-D", "d"]
+
+
+def test_a_free_port_is_an_unprivileged_one_nothing_listens_on() -> None:
+    import socket
+
+    port = services.free_port()
+    assert port >= 1024
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+
+
+def test_a_server_log_says_why_in_its_last_error_line() -> None:
+    log = ("2026-11-27 LOG:  starting PostgreSQL 15.18\n"
+           "2026-11-27 LOG:  could not bind IPv4 address \"127.0.0.1\": Address already in use\n"
+           "2026-11-27 FATAL:  could not create any TCP/IP sockets\n"
+           "2026-11-27 LOG:  database system is shut down\n\n")
+    assert postgres.why(log) == "2026-11-27 FATAL:  could not create any TCP/IP sockets"
+    assert postgres.why("a\nERROR:  first\nPANIC:  last\nLOG: after") == "PANIC:  last"
+    assert postgres.why("LOG: a\nERROR:  relation missing\nLOG: b") == "ERROR:  relation missing"
+    assert postgres.why("LOG: one\n  LOG: two  \n") == "LOG: two", "no error: the last line"
+    assert postgres.why("\n \n") == "(no output)"
+    assert postgres.why("FATAL: " + "x" * 400) == ("FATAL: " + "x" * 400)[:300]
+    assert postgres._last_line("initdb: error: one\n  initdb: error: two  \n\n") == "initdb: error: two"
+    assert postgres._last_line("") == "(no output)"
+    assert postgres._last_line("y" * 400) == "y" * 300
+
+
+def test_only_root_hands_postgresql_to_another_user(monkeypatch) -> None:
+    monkeypatch.setattr(postgres.os, "geteuid", lambda: 1000)
+    assert postgres.run_user() is None
+    monkeypatch.setattr(postgres.os, "geteuid", lambda: 0)
+    users = {"postgres": True, "nobody": True}
+
+    def getpwnam(name: str) -> object:
+        if not users.get(name):
+            raise KeyError(name)
+        return object()
+
+    monkeypatch.setattr(postgres.pwd, "getpwnam", getpwnam)
+    assert postgres.run_user() == "postgres"
+    users["postgres"] = False
+    assert postgres.run_user() == "nobody", "where Debian's package made no postgres user"
+    users["nobody"] = False
+    with pytest.raises(postgres.ServiceError) as err:
+        postgres.run_user()
+    assert str(err.value) == "running as root and neither a postgres nor a nobody user exists to run PostgreSQL"

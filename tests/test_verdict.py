@@ -33,6 +33,7 @@ def test_a_full_connection_pool_with_requests_waiting_is_named_before_the_thread
     # no pool at all (db_pool_size 0): the waiting count of another workload's row means nothing
     assert limit_of([row(db_pool_waiting_max=5, db_pool_busy_max=5)]).name == "the load itself"
     assert limit_of([row(**full, target_cpu_pct=95.0)]).name == "the target's CPU"
+    assert limit_of([row(**{**full, "db_pool_waiting_max": 1})]).name == "the connection pool", "one is enough"
 
 
 def test_a_full_threadpool_with_requests_waiting_is_the_limit_of_def() -> None:
@@ -236,6 +237,7 @@ def test_a_def_dependency_above_the_threadpool_is_named_as_the_deadlock_it_is() 
     # the same queues without the dependency: requests flow, the pool is the limit
     assert limit_of([row(**{**deadlock, "db_dependency": False})]).name == "the connection pool"
     assert limit_of([row(**{**deadlock, "threadpool_waiting_max": 0})]).name == "the connection pool"
+    assert limit_of([row(**{**deadlock, "threadpool_waiting_max": 1})]).name.startswith("the threadpool and")
 
 
 def test_a_line_names_only_the_knobs_its_cell_reads() -> None:
@@ -248,5 +250,8 @@ def test_a_line_names_only_the_knobs_its_cell_reads() -> None:
     varying = ["users", "rate", "db_pool_size", "db_sleep_ms", "upstream_delay_ms", "http_pool_size"]
     assert _label(db, varying) == "db, users 40, db_pool_size 10, db_sleep_ms 20"
     assert _label(http, varying) == "http, users 40, upstream_delay_ms 50, http_pool_size 100"
+    # a knob at its neutral value says nothing (db_sleep_ms of a pk query is 0)
+    pk = SimpleNamespace(**{**vars(db), "db_sleep_ms": 0})
+    assert _label(pk, varying) == "db, users 40, db_pool_size 10"
     opened = SimpleNamespace(**{**vars(db), "load_model": "open", "rate": 300.0})
     assert _label(opened, varying) == "db, rate 300.0, db_pool_size 10, db_sleep_ms 20"
