@@ -15,7 +15,9 @@ import httpx
 
 URL = os.environ.get("BENCH_UPSTREAM_URL", "").rstrip("/")
 POOL_SIZE = int(os.environ.get("BENCH_HTTP_POOL_SIZE", "0") or 0)
-TIMEOUT_S = 30.0  # httpx's default of 5 s would fail a slow upstream that is the point of a cell
+# httpx's default of 5 s would fail a slow upstream that is the point of a cell: above the longest
+# upstream_delay_ms (60 s)
+TIMEOUT_S = 90.0
 
 
 @dataclass

@@ -133,6 +133,16 @@ class Cell:
         return f"/{self.style}/{route}{query}"
 
     @property
+    def wait_s(self) -> float:
+        """The longest one request may rightly take: its sleep, its query (after waiting for a
+        connection as long as the pool lets it) or its upstream's delay."""
+        if self.needs_db:
+            return self.db_sleep_ms / 1000 + self.db_pool_timeout_s
+        if self.needs_upstream:
+            return self.upstream_delay_ms / 1000
+        return self.sleep_ms / 1000 if self.workload in ("sleep", "blocking_sleep") else 0.0
+
+    @property
     def ramp_s(self) -> float:
         return math.ceil(self.users / self.spawn_rate)
 

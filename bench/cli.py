@@ -196,19 +196,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     endpoints = start_services(backend, scen.cells()[:1], remote=False)  # the first cell's db, upstream
     try:
         target = backend.start_target(cfg, run_dir / "stats")
-    except TargetError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        backend.services.stop()
-        return 1
-    print(f"serving {cfg.server} x{cfg.workers} on {target.url} (CPUs {cfg.target_cpuset}); "
-          f"log {run_dir / 'target.log'}; Ctrl-C stops", flush=True)
-    for what, where in (("PostgreSQL", endpoints.db_dsn), ("upstream", endpoints.upstream_url)):
-        if where:
-            print(f"  {what}: {where}", flush=True)
-    try:
+        print(f"serving {cfg.server} x{cfg.workers} on {target.url} (CPUs {cfg.target_cpuset}); "
+              f"log {run_dir / 'target.log'}; Ctrl-C stops", flush=True)
+        for what, where in (("PostgreSQL", endpoints.db_dsn), ("upstream", endpoints.upstream_url)):
+            if where:
+                print(f"  {what}: {where}", flush=True)
         while target.alive():
             time.sleep(0.5)
         print(f"bench: target exited: {target.log_tail(5)}", file=sys.stderr)
+        return 1
+    except TargetError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0

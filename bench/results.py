@@ -24,7 +24,8 @@ from bench.cells import PARAM_COLUMNS
 #   4 - the open load model: load_model, rate, arrivals, max_inflight parameters; offered_rps,
 #       achieved_rps, late_sends, late_p99_ms, dropped and latency_from figures.
 #   5 - real I/O: db_query, db_sleep_ms, db_pool_size, db_pool_timeout_s, db_dependency, upstream_delay_ms,
-#       http_pool_size and db_cpuset parameters; db_pool_busy_max and db_pool_waiting_max figures.
+#       http_pool_size and db_cpuset parameters; db_pool_busy_max, db_pool_waiting_max and
+#       services_cpu_pct figures.
 SCHEMA_VERSION = 5
 
 
@@ -102,6 +103,7 @@ class SummaryRow:
     target_rss_mb: float = 0.0
     target_threads: int = 0
     cpu_ms_per_request: float = 0.0
+    services_cpu_pct: float = 0.0  # PostgreSQL's and the upstream stub's processes (on db_cpuset)
     # sampled inside the target's workers
     threadpool_busy_max: int = 0
     threadpool_waiting_max: int = 0

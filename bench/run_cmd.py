@@ -148,7 +148,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         warn_exposed(cells)
         check_ports(cells)
     meta = backend_metadata(backend) if resumed is None else {}  # builds the images: a failed build
-    endpoints = start_services(backend, cells, args.target_url is not None)  # stops here, no run directory
+    # a resumed run needs the services of the cells still to do, no more
+    todo = cells if resumed is None else [c for c, _ in _todo(resumed, cells, args.retry_failed)[0]]
+    endpoints = start_services(backend, todo, args.target_url is not None)  # stops here, no run directory
     run: RunDir | None = None
     try:
         run = _open_run(args, scen, resumed, backend, meta)

@@ -22,6 +22,7 @@ from bench.locust_csv import most_frequent_failure, read_aggregated
 from bench.monitor import Monitor
 from bench.results import SummaryRow
 from bench.rundir import RunDir
+from bench.verdict import stuck
 
 LOCUST_GRACE_S = 60.0  # start-up, stop and CSV writing on top of --run-time
 DRAIN_DEADLINE_S = 120.0
@@ -132,7 +133,7 @@ class Runner:
     def _verify_endpoint(self, target: Target, cell: Cell) -> None:
         """One request before the load: a 422 or 500 should fail the cell, not fill a CSV."""
         try:
-            procs.get(f"{target.url}{cell.path}", timeout=cell.sleep_ms / 1000 + 30)
+            procs.get(f"{target.url}{cell.path}", timeout=cell.wait_s + 30)
         except OSError as exc:
             raise CellFailed(f"GET {cell.path} failed before the load: {exc}") from None
 
@@ -141,7 +142,8 @@ class Runner:
         started = self.clock()
         load = self.backend.start_load(spec, cell_dir)
         try:
-            with Monitor({"target": target.pids, "loadgen": load.pids}) as mon:
+            with Monitor({"target": target.pids, "loadgen": load.pids,
+                          "services": self.backend.services.pids}) as mon:
                 code = self._wait(load, spec.run_time_s + LOCUST_GRACE_S)
         finally:
             load.kill()
@@ -189,7 +191,7 @@ class Runner:
             inside = ""
             if sampled and self._stats_dir is not None and self._stats_dir.is_dir():
                 window = float(meta.get("t_start", t0)), float(meta.get("t_stop", t1))
-                inside = stuck(read_dir(self._stats_dir, *window))
+                inside = stuck(cell, read_dir(self._stats_dir, *window))
             raise CellFailed("no request completed in the measured window"
                              + (f" ({inside})" if inside else ""))
         if meta and "t_start" not in meta:  # the statistics were never reset: warmup and ramp in them
@@ -232,6 +234,7 @@ class Runner:
                 cell, load_use.cpu_pct, load_use.max_proc_cpu_pct, lag, out["p50_ms"])
                 or late_flags(accounting["late_p99_ms"], out["p99_ms"]),
             target_cpu_pct=target_use.cpu_pct, target_rss_mb=target_use.rss_mb,
+            services_cpu_pct=mon.usage("services", t0, t1).cpu_pct if cell.db_cpuset else 0.0,
             target_threads=target_use.threads,
             cpu_ms_per_request=cpu_ms_per_request(target_use.cpu_pct, agg.rps),
         )
@@ -277,21 +280,6 @@ def open_accounting(cell: Cell, meta: dict[str, Any], window_s: float, rps: floa
             "achieved_rps": requests / window_s if window_s > 0 else rps,
             "late_sends": int(counts.get("late", 0)),
             "late_p99_ms": hdr.p99_ms(meta.get("late_hdr", "")), "dropped": int(counts.get("dropped", 0))}
-
-
-def stuck(inside: dict[str, Any]) -> str:
-    """What the target's workers were doing while nothing completed: every def request in a thread
-    waiting for a connection while the requests that hold one wait for a thread is the deadlock
-    of a sync dependency on a pool smaller than the threadpool (README, Real I/O)."""
-    busy, queued = inside.get("threadpool_busy_max", 0), inside.get("threadpool_waiting_max", 0)
-    pool_busy, pool_waiting = inside.get("db_pool_busy_max", 0), inside.get("db_pool_waiting_max", 0)
-    if not (busy or pool_busy):
-        return ""
-    text = (f"inside the target: {busy} threads busy, {queued} requests waiting for one, "
-            f"{pool_busy} pooled connections in use, {pool_waiting} requests waiting for one")
-    if queued and pool_waiting:
-        text += ": the threadpool and the connection pool wait on each other"
-    return text
 
 
 def identity_row(cell: Cell, repeat: int, attempt: int, run_id: str, backend: str) -> dict[str, Any]:

@@ -174,8 +174,8 @@ class Scenario:
         cells = list(unique.values())
         sets = sorted({c.db_cpuset for c in cells if c.db_cpuset})
         if len(sets) > 1:
-            raise BadInput(f"db_cpuset 'auto' gives {' and '.join(sets)} for different cells (one set per "
-                           "run: PostgreSQL and the upstream start once); give db_cpuset explicitly")
+            raise BadInput(f"db_cpuset is {' and '.join(sets)} for different cells (one set per run: "
+                           "PostgreSQL and the upstream start once); give one db_cpuset for the whole run")
         return cells
 
     def as_dict(self) -> dict[str, Any]:

@@ -97,9 +97,19 @@ class NoServices:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct ports nothing listens on (all held while picked, so no two are the same)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 @dataclass
@@ -107,13 +117,16 @@ class LocalServices:
     """Processes on this host, pinned to db_cpuset, logs in a scratch folder until the end."""
 
     python: str = sys.executable
-    scratch: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-services-")))
+    scratch: Path | None = None  # made by start(), removed by stop()
     db: Postgres | None = None
     upstream: Any = None  # subprocess.Popen of upstream/server.py
     db_port: int = 0  # 0: a free one
 
     def start(self, want: Needs) -> Endpoints:
         out = Endpoints()
+        if not want.any:
+            return out
+        self.scratch = Path(tempfile.mkdtemp(prefix="bench-services-"))
         try:
             if want.db:
                 self.db = Postgres(self.db_port or free_port(), want.cpus, want.max_connections,
@@ -134,6 +147,7 @@ class LocalServices:
     def _start_upstream(self, cpus: str) -> str:
         from upstream.server import command
 
+        assert self.scratch is not None
         port = free_port()
         url = procs.url_for("127.0.0.1", port)
         argv = procs.pinned(command(self.python, "127.0.0.1", port), cpus)
@@ -148,7 +162,7 @@ class LocalServices:
 
     def down(self, cell: Cell) -> str:
         if cell.needs_db and self.db is not None and not self.db.alive():
-            return f"PostgreSQL is not running any more: {why(procs.tail(self.scratch / 'postgres.log', 20))}"
+            return f"PostgreSQL is not running any more: {why(procs.tail(self.db.log, 20))}"
         if cell.needs_upstream and self.upstream is not None and self.upstream.poll() is not None:
             return f"the upstream stub is not running any more (exit {self.upstream.returncode})"
         return ""
@@ -165,7 +179,12 @@ class LocalServices:
         if self.upstream is not None:
             procs.kill_tree(self.upstream, grace=2.0)
             self.upstream = None
-        if keep_logs is not None:
+        if self.scratch is None:  # nothing was started
+            return
+        logs = sorted(self.scratch.glob("*.log"))
+        if keep_logs is not None and logs:
             keep_logs.mkdir(parents=True, exist_ok=True)
-            for log in self.scratch.glob("*.log"):
+            for log in logs:
                 shutil.copyfile(log, keep_logs / log.name)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.scratch = None

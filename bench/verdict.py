@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from bench import cpuset
+from bench.cells import Cell
 from bench.results import SummaryRow
 from bench.scenario import CLOSED_ONLY, IO_KEYS, OPEN_ONLY
 from bench.stats import PARAMS, CellStats
@@ -45,10 +47,11 @@ def limit_of(rows: list[SummaryRow]) -> Limit:
                 else "give the target more cores (target_cpuset) and workers")
         return Limit("the target's CPU", f"{cpu:.0f} % of {cores} core(s)", more)
     lag = max(row.loop_lag_p99_ms for row in rows)
-    if lag >= LOOP_LAG_MS and cpu < BUSY_LOOP * 100 * cores:  # a blocked loop holds up all else
-        return Limit("the event loop", f"its timers fired up to {lag:.0f} ms late (p99) with the CPU at "
-                     f"{cpu:.0f} %: a call blocks it",
-                     "move blocking calls out of async def (a def endpoint, or run_in_threadpool)")
+    blocked = Limit("the event loop", f"its timers fired up to {lag:.0f} ms late (p99) with the CPU at "
+                    f"{cpu:.0f} %: a call blocks it",
+                    "move blocking calls out of async def (a def endpoint, or run_in_threadpool)")
+    if r.style == "async" and lag >= LOOP_LAG_MS and cpu < BUSY_LOOP * 100 * cores:
+        return blocked  # in async def a blocked loop holds up all else, a full pool included
     busy = max(row.threadpool_busy_max for row in rows)
     waiting = max(row.threadpool_waiting_max for row in rows)
     in_use = max(row.db_pool_busy_max for row in rows)
@@ -67,15 +70,33 @@ def limit_of(rows: list[SummaryRow]) -> Limit:
         return Limit("the threadpool", f"{busy} of {r.threadpool_tokens} tokens busy, up to {waiting} "
                      "requests waiting for one", "raise threadpool_tokens, or make the endpoint async def "
                      "if it waits on I/O")
-    if lag >= LOOP_LAG_MS:  # and the CPU busy: a blocked loop was named above
+    if lag >= LOOP_LAG_MS and cpu >= BUSY_LOOP * 100 * cores:
         return Limit("the event loop", f"busy: its timers fired up to {lag:.0f} ms late (p99) at "
                      f"{cpu:.0f} % of {cores} core(s)", "add workers: one event loop each")
+    if lag >= LOOP_LAG_MS:
+        return blocked
     if r.load_model == "open":
         return Limit("the offered rate", f"{r.achieved_rps:.0f} of {r.offered_rps:.0f} req/s served, "
                      "nothing saturated", "a higher rate (or bench capacity) finds the limit")
     little = r.users / (r.mean_ms / 1000) if r.mean_ms > 0 else 0.0
     return Limit("the load itself", f"{r.users} users / {r.mean_ms:.1f} ms mean latency = {little:.0f} req/s "
                  "(Little's law); nothing in the target saturated", "more users find the server's limit")
+
+
+def stuck(cell: Cell, inside: dict[str, Any]) -> str:
+    """What the target's workers were doing while nothing completed: every def request in a thread
+    waiting for a connection while the requests that hold one wait for a thread is the deadlock
+    of a sync dependency on a pool smaller than the threadpool (README, Real I/O)."""
+    busy, queued = inside.get("threadpool_busy_max", 0), inside.get("threadpool_waiting_max", 0)
+    pool_busy, pool_waiting = inside.get("db_pool_busy_max", 0), inside.get("db_pool_waiting_max", 0)
+    if not (busy or pool_busy):
+        return ""
+    text = (f"inside the target: {busy} threads busy, {queued} requests waiting for one, "
+            f"{pool_busy} pooled connections in use, {pool_waiting} requests waiting for one")
+    if cell.db_dependency and cell.style == "def" and busy >= cell.threadpool_tokens and queued \
+            and pool_waiting:
+        text += ": the threadpool and the connection pool wait on each other"
+    return text
 
 
 def ratio(a: float, a_half: float, b: float, b_half: float) -> tuple[float, float, float]:

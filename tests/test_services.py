@@ -92,18 +92,19 @@ def test_db_cpuset_auto_takes_spare_cpus_else_the_targets(monkeypatch) -> None:
     assert (shared.target_cpuset, shared.db_cpuset) == ("0-1", "0-1")
     [given] = cells({"defaults": {"workload": "http", "db_cpuset": "all"}})
     assert given.db_cpuset == "0-7"
-    with pytest.raises(BadInput, match="db_cpuset 'auto' gives 0 and 0-1 for different cells"):
+    with pytest.raises(BadInput, match="db_cpuset is 0 and 0-1 for different cells"):
         cells({"defaults": {"workload": "db"}, "matrix": {"target_cpuset": ["0", "0-1"]}})
 
 
-def test_a_run_needs_what_its_cells_read() -> None:
+def test_a_run_needs_what_its_cells_read(monkeypatch) -> None:
+    monkeypatch.setattr(scenario.cpuset, "host_cpus", lambda: frozenset(range(8)))  # auto: target 0-1
     assert services.needs(cells({})) == services.Needs()
     assert not services.needs(cells({})).any
     want = services.needs(cells({"matrix": [{"workload": ["db"], "workers": [1, 3], "db_pool_size": [10, 40]},
                                             {"workload": ["noop"]}]}))
     # both pools of the largest cell's every worker (3 x 2 x 40), and a margin
     assert (want.db, want.upstream, want.max_connections) == (True, False, 240 + services.CONNECTION_MARGIN)
-    assert want.cpus == "0"
+    assert want.cpus == "0-1", "the target's CPUs: two CPUs of eight leave none spare beside Locust's"
     small = services.needs(cells({"defaults": {"workload": "http"}}))
     assert (small.db, small.upstream, small.max_connections) == (False, True, 100)
 

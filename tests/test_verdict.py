@@ -223,6 +223,12 @@ def test_a_blocked_loop_is_named_before_a_full_pool() -> None:
     lim = limit_of([row(style="async", workload="db", db_pool_size=10, db_pool_busy_max=10, db_pool_waiting_max=30,
                         loop_lag_p99_ms=185.0, target_cpu_pct=8.0)])
     assert lim.name == "the event loop" and "a call blocks it" in lim.evidence
+    # in def a late loop with an idle CPU is not where the requests wait: the full pool is named
+    lim = limit_of([row(style="def", workload="db", db_pool_size=10, db_pool_busy_max=10, db_pool_waiting_max=30,
+                        loop_lag_p99_ms=185.0, target_cpu_pct=8.0)])
+    assert lim.name == "the connection pool"
+    assert limit_of([row(style="def", loop_lag_p99_ms=185.0, target_cpu_pct=8.0)]).evidence.endswith(
+        "a call blocks it"), "nothing else full: the late loop is still named"
 
 
 def test_a_def_dependency_above_the_threadpool_is_named_as_the_deadlock_it_is() -> None:
@@ -255,3 +261,22 @@ def test_a_line_names_only_the_knobs_its_cell_reads() -> None:
     assert _label(pk, varying) == "db, users 40, db_pool_size 10"
     opened = SimpleNamespace(**{**vars(db), "load_model": "open", "rate": 300.0})
     assert _label(opened, varying) == "db, rate 300.0, db_pool_size 10, db_sleep_ms 20"
+
+
+def test_a_cell_where_nothing_completed_says_what_the_target_was_doing() -> None:
+    from bench.scenario import from_dict
+    from bench.verdict import stuck
+
+    [dep] = from_dict({"defaults": {"workload": "db", "style": "def", "db_dependency": True}}, {}).cells()
+    [plain] = from_dict({"defaults": {"workload": "db", "style": "def"}}, {}).cells()
+    knot = {"threadpool_busy_max": 40, "threadpool_waiting_max": 60, "db_pool_busy_max": 10,
+            "db_pool_waiting_max": 30}
+    said = ("inside the target: 40 threads busy, 60 requests waiting for one, 10 pooled connections in use, "
+            "30 requests waiting for one")
+    assert stuck(dep, knot) == said + ": the threadpool and the connection pool wait on each other"
+    assert stuck(plain, knot) == said, "without the dependency, a long query is no deadlock"
+    assert stuck(dep, {**knot, "threadpool_busy_max": 39}) == said.replace("40 threads", "39 threads")
+    assert stuck(dep, {**knot, "db_pool_waiting_max": 0}).endswith("0 requests waiting for one")
+    assert stuck(dep, {**knot, "threadpool_waiting_max": 0}).endswith("30 requests waiting for one")
+    assert stuck(dep, {"threadpool_busy_max": 0, "db_pool_busy_max": 0}) == "", "an idle target: nothing to say"
+    assert stuck(dep, {"db_pool_busy_max": 2}).startswith("inside the target: 0 threads busy")

@@ -11,12 +11,26 @@ from typing import TYPE_CHECKING
 
 from bench import postgres, procs
 from bench.cells import Cell
-from bench.services import READY_DEADLINE_S, TABLE_ROWS, Endpoints, Needs, ServiceError, free_port
+from bench.services import READY_DEADLINE_S, TABLE_ROWS, Endpoints, Needs, ServiceError, free_ports
 
 if TYPE_CHECKING:
-    from bench.backends.docker import Compose
+    from bench.backends.docker import Compose, PidCache
 
-SERVICES = ("db", "upstream")
+
+def _pid_cache() -> PidCache:
+    from bench.backends.docker import PidCache
+
+    return PidCache()
+
+
+def image_id(image: str) -> str:
+    try:
+        out = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", image], capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip()
+
 
 
 def running(container: str) -> bool:
@@ -33,18 +47,22 @@ class ComposeServices:
     compose: Compose
     env: dict[str, str] = field(default_factory=dict)
     containers: dict[str, str] = field(default_factory=dict)  # service -> container id
+    wanted: list[str] = field(default_factory=list)  # what start() asked for, removed by stop() in any case
+    cache: PidCache = field(default_factory=lambda: _pid_cache())
 
     def start(self, want: Needs) -> Endpoints:
         wanted = [name for name, on in (("db", want.db), ("upstream", want.upstream)) if on]
         if not wanted:
             return Endpoints()
+        self.wanted = wanted
         out = Endpoints(meta={"services_cpuset": want.cpus})
-        db_port, up_port = free_port(), free_port()
+        db_port, up_port = free_ports(2)
         self.env = {"DB_CPUSET": want.cpus, "DB_PORT": str(db_port), "UPSTREAM_PORT": str(up_port),
                     "DB_MAX_CONNECTIONS": str(want.max_connections),
                     "DB_PIDS_LIMIT": str(max(4096, want.max_connections + 64))}
         try:
             self._up(wanted)
+            out.meta["images"] = {name: image_id(f"fastapi-bench-{name}:local") for name in wanted}
             if want.db:
                 out.db_dsn = postgres.dsn(db_port)
                 try:
@@ -95,16 +113,13 @@ class ComposeServices:
         return ""
 
     def pids(self) -> list[int]:
-        from bench.backends.docker import PidCache
-
-        cache = PidCache()
-        return [pid for c in self.containers.values() for pid in cache.tree(c)]
+        return [pid for c in self.containers.values() for pid in self.cache.tree(c)]
 
     def stop(self, keep_logs: Path | None = None) -> None:
-        if not self.containers:
+        if not self.wanted:
             return
-        names = list(self.containers)
-        if keep_logs is not None:
+        names, self.wanted = self.wanted, []
+        if keep_logs is not None and self.containers:
             keep_logs.mkdir(parents=True, exist_ok=True)
             for name in names:
                 logs = self._io(["logs", "--no-color", name], timeout=60)

@@ -271,7 +271,7 @@ class DockerBackend:
 
         self._build()
         images = {name: out(["docker", "image", "inspect", "-f", "{{.Id}}", f"fastapi-bench-{name}:local"])
-                  for name in ("target", "loadgen", "db", "upstream")}
+                  for name in ("target", "loadgen")}  # db and upstream: env.json services.images
         version = out(["docker", "version", "--format", "{{json .}}"])
         try:
             engine = json.loads(version).get("Server", {}).get("Version", "")
@@ -281,7 +281,7 @@ class DockerBackend:
                 "images": images, "base_image": os.environ.get("BASE_IMAGE", "python:3.12-slim")}
 
     def close(self) -> None:
-        if self.services.containers:  # the run's db and upstream stay until run_cmd stops them (logs kept)
+        if self.services.wanted:  # the run's db and upstream stay until run_cmd stops them (logs kept)
             self.compose.run(["--profile", "distributed", "rm", "-sf", "target", "loadgen", "locust-worker",
                               "volumes"], timeout=120, check=False)
             return
