@@ -188,12 +188,13 @@ class Runner:
             agg = replace(agg, requests=int(meta["requests"]), failures=int(meta["failures"]),
                           rps=float(meta["rps"]), mean_ms=float(meta["mean_ms"]))
         if agg.requests == 0:
-            inside = ""
+            reason = "no request completed in the measured window"
             if sampled and self._stats_dir is not None and self._stats_dir.is_dir():
                 window = float(meta.get("t_start", t0)), float(meta.get("t_stop", t1))
                 inside = stuck(cell, read_dir(self._stats_dir, *window))
-            raise CellFailed("no request completed in the measured window"
-                             + (f" ({inside})" if inside else ""))
+                if inside:  # what the target's workers were doing meanwhile
+                    reason += f" ({inside})"
+            raise CellFailed(reason)
         if meta and "t_start" not in meta:  # the statistics were never reset: warmup and ramp in them
             raise CellFailed("Locust stopped before its measured window opened (not every user was running "
                              "by the end of --run-time)")

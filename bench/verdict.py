@@ -87,8 +87,8 @@ def stuck(cell: Cell, inside: dict[str, Any]) -> str:
     """What the target's workers were doing while nothing completed: every def request in a thread
     waiting for a connection while the requests that hold one wait for a thread is the deadlock
     of a sync dependency on a pool smaller than the threadpool (README, Real I/O)."""
-    busy, queued = inside.get("threadpool_busy_max", 0), inside.get("threadpool_waiting_max", 0)
-    pool_busy, pool_waiting = inside.get("db_pool_busy_max", 0), inside.get("db_pool_waiting_max", 0)
+    busy, queued = inside["threadpool_busy_max"], inside["threadpool_waiting_max"]  # app.sampler.aggregate's
+    pool_busy, pool_waiting = inside["db_pool_busy_max"], inside["db_pool_waiting_max"]
     if not (busy or pool_busy):
         return ""
     text = (f"inside the target: {busy} threads busy, {queued} requests waiting for one, "

@@ -219,11 +219,15 @@ class FakeServices:
 
     started: list[Needs] = field(default_factory=list)
     db_dies_after: int | None = None
+    burns: bool = False  # a "database" process burning a core while the run lasts
+    proc: subprocess.Popen[bytes] | None = None
     asked: int = 0
     stopped: list[Path | None] = field(default_factory=list)
 
     def start(self, want: Needs) -> Endpoints:
         self.started.append(want)
+        if self.burns:
+            self.proc = subprocess.Popen([sys.executable, "-c", BURNER])
         return Endpoints("host=127.0.0.1 port=1 user=bench", "http://127.0.0.1:2", {"postgresql": "fake"})
 
     def down(self, cell: Cell) -> str:
@@ -235,10 +239,13 @@ class FakeServices:
         return ""
 
     def pids(self) -> list[int]:
-        return []
+        return [self.proc.pid] if self.proc else []
 
     def stop(self, keep_logs: Path | None = None) -> None:
         self.stopped.append(keep_logs)
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
 
 
 @dataclass
@@ -272,6 +279,8 @@ class FakeBackend:
     hdr_values: list[int] = field(default_factory=lambda: list(HDR_VALUES_US))
     lag_values: list[int] = field(default_factory=lambda: list(LAG_VALUES_US))  # Locust's loop lag
     knee_rps: float = 1e9  # open loop: the rate it serves at most; beyond it latencies are 50 times longer
+    dropped: int = 0  # open loop: requests due while max_inflight were outstanding
+    late_ms: float = 0.0  # open loop: how late every send left (0: on time)
     starts: list[ServerConfig] = field(default_factory=list)
     loads: list[LoadSpec] = field(default_factory=list)
     load_started: list[float] = field(default_factory=list)
@@ -375,8 +384,13 @@ class FakeBackend:
         rate = spec.rate_per_user * spec.users
         due = round(rate * window_s)
         served = min(rate, self.knee_rps)
+        late = hdr.new_histogram()
+        for _ in range(due if self.late_ms else 0):
+            late.record_value(int(self.late_ms * 1000))
         result.update(rps=served, requests=round(served * window_s),
-                      open={"offered": due, "sent": due, "dropped": 0, "late": 0}, late_hdr="")
+                      open={"offered": due, "sent": due - self.dropped, "dropped": self.dropped,
+                            "late": due if self.late_ms else 0},
+                      late_hdr=hdr.encode(late) if self.late_ms else "")
         if rate > self.knee_rps:
             hist = hdr.new_histogram()
             for value in self.hdr_values:

@@ -290,3 +290,44 @@ def test_the_drain_gives_up_at_its_deadline(tmp_path, fake, monkeypatch) -> None
     code, _run_dir = run(tmp_path, scen_file(tmp_path, TWO))
     first_started, second_started = fake.load_started
     assert code == 0 and second_started - first_started < 5
+
+
+def test_a_cell_where_nothing_completed_says_what_the_target_was_doing_in_its_window(tmp_path, fake) -> None:
+    fake.zero_requests = True
+    code, row = one_row(tmp_path)
+    assert code == 1 and row.status == "failed"
+    # the fake's worker: SAMPLED inside the window, far more just outside it (which must not count)
+    assert row.error == (f"no request completed in the measured window (inside the target: {SAMPLED['busy_max']} "
+                         f"threads busy, {SAMPLED['waiting_max']} requests waiting for one, 0 pooled connections "
+                         "in use, 0 requests waiting for one)")
+
+
+def test_without_a_result_file_the_window_for_that_comes_from_the_runners_clock(tmp_path, fake) -> None:
+    fake.zero_requests = True
+    fake.no_result = True
+    code, row = one_row(tmp_path)
+    assert code == 1 and row.error.startswith("no request completed in the measured window"), row.error
+
+
+OPEN_ONE = 'load_model = "open"\nrate = 100\n[matrix]\nworkload = ["sleep"]\nstyle = ["def"]\n'
+
+
+def test_an_open_row_notes_its_dropped_requests_and_a_late_schedule_flags_locust(tmp_path, fake) -> None:
+    fake.dropped = 7
+    code, row = one_row(tmp_path, body=OPEN_ONE)
+    assert code == 0 and row.dropped == 7 and not row.loadgen_saturated
+    assert row.error == f"7 requests dropped: max_inflight {row.max_inflight} were outstanding when they were due"
+    fake.dropped, fake.late_ms = 0, 40.0  # every send 40 ms late: Locust did not keep its schedule
+    (tmp_path / "late").mkdir()
+    code, row = one_row(tmp_path / "late", body=OPEN_ONE)
+    assert code == 0 and row.late_p99_ms == pytest.approx(40.0, rel=0.01) and row.loadgen_saturated
+
+
+def test_a_cell_where_nothing_completed_on_an_idle_target_says_just_that(tmp_path, fake, monkeypatch) -> None:
+    from tests import fakes
+
+    monkeypatch.setitem(fakes.SAMPLED, "busy_max", 0)
+    monkeypatch.setitem(fakes.SAMPLED, "waiting_max", 0)
+    fake.zero_requests = True
+    code, row = one_row(tmp_path)
+    assert code == 1 and row.error == "no request completed in the measured window"

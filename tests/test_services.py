@@ -286,3 +286,14 @@ def test_only_root_hands_postgresql_to_another_user(monkeypatch) -> None:
     with pytest.raises(postgres.ServiceError) as err:
         postgres.run_user()
     assert str(err.value) == "running as root and neither a postgres nor a nobody user exists to run PostgreSQL"
+
+
+def test_the_services_cpu_is_measured_for_the_cells_that_use_them(tmp_path, fake) -> None:
+    fake.services.burns = True  # a "PostgreSQL" busy on a core while the run lasts
+    fake.run_s = 1.0  # a load long enough for the monitor's samples
+    code, run_dir = run(tmp_path, scen_file(tmp_path, '[[matrix]]\nworkload = ["db"]\n[[matrix]]\nworkload = ["noop"]\n'))
+    rows = {r.workload: r for r in RunDir(run_dir).rows()}
+    assert code == 0
+    assert rows["db"].services_cpu_pct > 20, rows["db"]
+    assert rows["noop"].services_cpu_pct == 0.0, "a cell without I/O: the services are not its concern"
+    assert fake.services.proc is not None and fake.services.proc.poll() is not None, "stopped with the run"

@@ -278,5 +278,7 @@ def test_a_cell_where_nothing_completed_says_what_the_target_was_doing() -> None
     assert stuck(dep, {**knot, "threadpool_busy_max": 39}) == said.replace("40 threads", "39 threads")
     assert stuck(dep, {**knot, "db_pool_waiting_max": 0}).endswith("0 requests waiting for one")
     assert stuck(dep, {**knot, "threadpool_waiting_max": 0}).endswith("30 requests waiting for one")
-    assert stuck(dep, {"threadpool_busy_max": 0, "db_pool_busy_max": 0}) == "", "an idle target: nothing to say"
-    assert stuck(dep, {"db_pool_busy_max": 2}).startswith("inside the target: 0 threads busy")
+    idle = dict.fromkeys(knot, 0)
+    assert stuck(dep, idle) == "", "an idle target: nothing to say"
+    assert stuck(dep, {**idle, "db_pool_busy_max": 2}).startswith("inside the target: 0 threads busy")
+    assert stuck(dep, {**idle, "threadpool_busy_max": 1}).startswith("inside the target: 1 threads busy")
