@@ -391,7 +391,8 @@ def test_sampler_lines(app_uvicorn: tuple[Server, Path]) -> None:
     lines = _wait_lines(stats, 0)
     assert lines, "no sampler line"
     line = lines[0]
-    assert set(line) == {"t", "pid", "busy_max", "waiting_max", "lag_ms"}
+    assert set(line) == {"t", "pid", "busy_max", "waiting_max", "lag_ms", "db_busy_max", "db_waiting_max"}
+    assert (line["db_busy_max"], line["db_waiting_max"]) == (0, 0), "a target without pools reads none"
     assert line["pid"] == server.get("/info")[1]["pid"]
     assert isinstance(line["lag_ms"], list) and all(v >= 0 for v in line["lag_ms"])
     assert all(round(v, 2) == v for v in line["lag_ms"])
