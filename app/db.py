@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,6 @@ POOL_TIMEOUT_S = float(os.environ.get("BENCH_DB_POOL_TIMEOUT_S", "30") or 30)
 TABLE = "bench_items"
 TABLE_ROWS = 1000  # bench/services.py creates and fills it; `pk` reads one row at random
 OPEN_TIMEOUT_S = 30.0
-QUERIES = ("pk", "sleep")
 
 
 @dataclass
@@ -119,7 +118,3 @@ def sync_connection() -> Iterator[Connection[Any]]:
     with sync_pool().connection() as conn:
         yield conn
 
-
-async def async_connection() -> AsyncIterator[AsyncConnection[Any]]:
-    async with async_pool().connection() as conn:
-        yield conn

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cpuset
-from bench.cells import Cell, expand
+from bench.cells import DB_WORKLOADS, UPSTREAM_WORKLOADS, Cell, expand
 from bench.errors import BadInput
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,13 +146,12 @@ OPEN_ONLY = ("rate", "arrivals", "max_inflight")  # keys of the open load model 
 CLOSED_ONLY = ("users",)
 # keys that only the I/O workloads read -> the workloads that read them (app/db.py, app/upstream.py)
 IO_KEYS: dict[str, tuple[str, ...]] = {
-    "db_query": ("db", "db_blocking"), "db_sleep_ms": ("db", "db_blocking"),
-    "db_pool_size": ("db", "db_blocking"), "db_pool_timeout_s": ("db", "db_blocking"),
-    "db_dependency": ("db",),
-    "upstream_delay_ms": ("http",), "http_pool_size": ("http",),
-    "db_cpuset": ("db", "db_blocking", "http"),
+    "db_query": DB_WORKLOADS, "db_sleep_ms": DB_WORKLOADS, "db_pool_size": DB_WORKLOADS,
+    "db_pool_timeout_s": DB_WORKLOADS, "db_dependency": ("db",),
+    "upstream_delay_ms": UPSTREAM_WORKLOADS, "http_pool_size": UPSTREAM_WORKLOADS,
+    "db_cpuset": DB_WORKLOADS + UPSTREAM_WORKLOADS,
 }
-SERVICE_WORKLOADS = IO_KEYS["db_cpuset"]
+NEUTRAL = {str: "", int: 0, float: 0.0, bool: False}  # an I/O knob its cell's workload does not read
 INFLIGHT_PER_PROCESS = 1000  # max_inflight = "auto"
 
 
@@ -440,18 +439,13 @@ def _io_values(values: dict[str, Any]) -> dict[str, Any]:
     """The I/O knobs a cell's workload does not read, neutral (so they name no difference between
     cells), and its db_cpuset concrete: CPUs neither the target nor Locust has, else the target's."""
     workload = values["workload"]
-    out: dict[str, Any] = {}
-    if workload not in IO_KEYS["db_query"]:
-        out.update(db_query="", db_sleep_ms=0, db_pool_size=0, db_pool_timeout_s=0.0, db_dependency=False)
-    elif values["db_query"] != "sleep":
-        out.update(db_sleep_ms=0)
-    if workload not in IO_KEYS["db_dependency"]:
-        out.update(db_dependency=False)
-    if workload not in IO_KEYS["http_pool_size"]:
-        out.update(upstream_delay_ms=0, http_pool_size=0)
-    if workload not in SERVICE_WORKLOADS:
-        out.update(db_cpuset="")
-    elif values["db_cpuset"] == "auto":
+    out: dict[str, Any] = {key: NEUTRAL[KEYS[key].kind] for key, readers in IO_KEYS.items()
+                           if workload not in readers}
+    if workload in DB_WORKLOADS and values["db_query"] != "sleep":
+        out.update(db_sleep_ms=0)  # pk: no time asked of the database
+    if "db_cpuset" in out:  # no service to place
+        return out
+    if values["db_cpuset"] == "auto":
         target, loadgen = cpuset.parse(values["target_cpuset"]), cpuset.parse(values["loadgen_cpuset"])
         spare = cpuset.host_cpus() - target - loadgen
         out.update(db_cpuset=cpuset.format(spare or target))
