@@ -13,6 +13,7 @@ import contextlib
 import importlib.metadata
 import os
 import platform
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -199,8 +200,19 @@ def _version(dist: str) -> str | None:
 # /info key -> distribution name
 PACKAGES = {"fastapi": "fastapi", "starlette": "starlette", "anyio": "anyio", "uvicorn": "uvicorn",
             "gunicorn": "gunicorn", "uvicorn_worker": "uvicorn-worker", "uvloop": "uvloop",
-            "httptools": "httptools", "psycopg": "psycopg", "psycopg_pool": "psycopg-pool",
-            "httpx": "httpx"}
+            "httptools": "httptools", "granian": "granian", "hypercorn": "hypercorn", "h11": "h11",
+            "psycopg": "psycopg", "psycopg_pool": "psycopg-pool", "httpx": "httpx"}
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"  # uvloop's class is plain "Loop"
+
+
+def running_server() -> str | None:
+    """The server that loaded this worker, from the modules it imported (not from the setting, which
+    the runner compares it with). Gunicorn's worker imports uvicorn too, so gunicorn is asked first."""
+    servers = ("granian", "hypercorn", "gunicorn", "uvicorn")
+    return next((name for name in servers if name in sys.modules), None)
 
 
 @get("/info", head=True)
@@ -210,7 +222,8 @@ async def info() -> dict[str, Any]:
         # interpreter builds differ in speed (PGO/LTO): a pure-Python loop measures the build too
         "python_build": python_build(),
         **{key: _version(dist) for key, dist in PACKAGES.items()},
-        "server": os.environ.get("BENCH_SERVER"),
+        "server": (server := running_server()),
+        "server_version": _version(server) if server else None,
         "workers": int(os.environ.get("BENCH_WORKERS", "1")),
         "pid": os.getpid(),
         "cpu_affinity": sorted(os.sched_getaffinity(0)),  # this worker's
@@ -219,7 +232,7 @@ async def info() -> dict[str, Any]:
         "worker_affinity": pinning.workers(PIN_DIR) if PIN_DIR else [],
         # the size in force in this worker's loop, not the one requested
         "threadpool_tokens": current_default_thread_limiter().total_tokens,
-        "loop": type(asyncio.get_running_loop()).__name__,
+        "loop": _qualified(type(asyncio.get_running_loop())),
         "http": os.environ.get("BENCH_HTTP", "auto"),
         # the pools in force in this worker (0: none opened), and the database they reach
         "db_pool_size": db.POOLS.sync.max_size if db.POOLS.sync else 0,

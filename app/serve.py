@@ -1,32 +1,75 @@
 """Launcher: `python -m app.serve` builds the server command from the environment and execs it,
 so the pid is the server's own master and signals reach it directly.
 
-BENCH_SERVER uvicorn|gunicorn (uvicorn), BENCH_WORKERS (1), BENCH_PORT (8000), BENCH_BIND (an IPv4
-or IPv6 address literal such as 0.0.0.0 or ::1, without brackets; 127.0.0.1: any other address must
-be asked for), BENCH_LOOP auto|asyncio|uvloop and BENCH_HTTP auto|h11|httptools (uvicorn only);
-BENCH_WORKER_PINNING set|core (set: see app/pinning.py); THREADPOOL_TOKENS and BENCH_STATS_DIR pass
-through to the app. Each start gets a fresh BENCH_PIN_DIR (inside BENCH_STATS_DIR when given) where
-the workers claim their slots.
+BENCH_SERVER uvicorn|gunicorn|granian|hypercorn (uvicorn), BENCH_WORKERS (1), BENCH_PORT (8000),
+BENCH_BIND (an IPv4 or IPv6 address literal such as 0.0.0.0 or ::1, without brackets; 127.0.0.1: any
+other address must be asked for), BENCH_LOOP auto|asyncio|uvloop (auto: uvloop when it is installed,
+for every server), BENCH_HTTP auto|h11|httptools (Uvicorn's parsers: uvicorn and gunicorn only),
+BENCH_GRANIAN_RUNTIME_THREADS and BENCH_GRANIAN_BLOCKING_THREADS (granian only: 1 and 1, Granian's
+own defaults for ASGI); BENCH_WORKER_PINNING set|core (see app/pinning.py); THREADPOOL_TOKENS and
+BENCH_STATS_DIR pass through to the app. Each start gets a fresh BENCH_PIN_DIR (inside
+BENCH_STATS_DIR when given) where the workers claim their slots.
+
+The command line is the server's whole configuration: the variables through which a server would
+take settings of its own (GRANIAN_*, UVICORN_*, GUNICORN_CMD_ARGS) are dropped before it starts.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from app.pinning import MODES as PINNINGS  # stdlib only, like this module
 
-SERVERS = ("uvicorn", "gunicorn")
+SERVERS = ("uvicorn", "gunicorn", "granian", "hypercorn")
 LOOPS = ("auto", "asyncio", "uvloop")
 HTTPS = ("auto", "h11", "httptools")
 GRACEFUL_S = "3"  # stopping a target between cells should take seconds, not the default 30
+# the listen queue, the same for all four: Uvicorn's and Gunicorn's default (Granian's is 1024 and
+# Hypercorn's 100, which refuses connections when a few hundred Locust users connect at once)
+BACKLOG = "2048"
+FOREIGN_ENV = ("GRANIAN_", "UVICORN_", "GUNICORN_CMD_ARGS")
+
+# The servers with an HTTP implementation of their own: `http` picks one of Uvicorn's parsers, so
+# it applies to uvicorn and gunicorn (uvicorn-worker) alone.
+OWN_HTTP = {
+    "granian": "Granian parses HTTP itself (in Rust, with hyper)",
+    "hypercorn": "Hypercorn parses HTTP/1.1 with h11 and HTTP/2 with h2, always",
+}
+BLOCKING_WHY = ("Granian refuses more than one blocking thread for an ASGI app (only its WSGI "
+                "interface uses them); a def endpoint runs in anyio's threadpool: set threadpool_tokens")
 
 
 class BadSetting(ValueError):
     pass
+
+
+def unsupported(server: str, http: str, blocking_threads: int = 1) -> str | None:
+    """Why `server` cannot run these settings, or None. bench/scenario.py asks the same before
+    anything starts, so the runner and the launcher never disagree."""
+    if server in OWN_HTTP and http != "auto":
+        return (f"http = {http!r} is one of Uvicorn's parsers (server uvicorn or gunicorn); "
+                f"{OWN_HTTP[server]}: leave http = auto")
+    if server == "granian" and blocking_threads != 1:
+        return f"granian_blocking_threads = {blocking_threads}: {BLOCKING_WHY}"
+    return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: str
+    workers: int
+    port: int
+    bind: str
+    loop: str  # asyncio | uvloop for granian and hypercorn ("auto" resolved); as given for uvicorn
+    http: str
+    runtime_threads: int
+    blocking_threads: int
 
 
 def _choice(env: Mapping[str, str], key: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -44,9 +87,9 @@ def _int(env: Mapping[str, str], key: str, default: int, lo: int, hi: int) -> in
 
 
 def _address(env: Mapping[str, str], key: str, default: str) -> str:
-    # an IP literal only: a hostname would resolve differently in the two servers (gunicorn binds
+    # an IP literal only: a hostname would resolve differently in the servers (gunicorn binds
     # every address it resolves to, uvicorn the first) and in the runner that connects to it.
-    # The text passes on as given (both servers take any form ip_address() takes, bar a scope).
+    # The text passes on as given (the servers take any form ip_address() takes, bar a scope).
     text = env.get(key, default)
     try:
         if "%" in text:  # ip_address() takes an IPv6 scope ("fe80::1%eth0"); the servers do not
@@ -58,23 +101,40 @@ def _address(env: Mapping[str, str], key: str, default: str) -> str:
     return text
 
 
-def command(env: Mapping[str, str]) -> list[str]:
-    """The server command line for these settings (pure, so tests can read it); BadSetting if invalid."""
+def auto_loop() -> str:
+    # Uvicorn's own rule for "auto" (uvloop when it imports), applied to every server: Granian's
+    # "auto" would take rloop first and Hypercorn's default is asyncio, so "auto" means one thing
+    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+
+
+def settings(env: Mapping[str, str]) -> Settings:
+    """The settings in `env`, each checked; BadSetting names the first one wrong."""
     server = _choice(env, "BENCH_SERVER", "uvicorn", SERVERS)
-    workers = _int(env, "BENCH_WORKERS", 1, 1, 1024)
-    port = _int(env, "BENCH_PORT", 8000, 1, 65535)
-    bind = _address(env, "BENCH_BIND", "127.0.0.1")
     loop = _choice(env, "BENCH_LOOP", "auto", LOOPS)
     http = _choice(env, "BENCH_HTTP", "auto", HTTPS)
+    granian = server == "granian"  # the others never read the Granian knobs (the runner sends 0)
+    runtime = _int(env, "BENCH_GRANIAN_RUNTIME_THREADS", 1, 1, 1024) if granian else 1
+    blocking = _int(env, "BENCH_GRANIAN_BLOCKING_THREADS", 1, 1, 1024) if granian else 1
+    why = unsupported(server, http, blocking)
+    if why:
+        raise BadSetting(why)
     _choice(env, "BENCH_WORKER_PINNING", "set", PINNINGS)  # read by the app; checked before start
     if "THREADPOOL_TOKENS" in env:  # read by the app; checked here so a typo fails before start
         _int(env, "THREADPOOL_TOKENS", 40, 1, 100_000)
-    if server == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", "app.main:app", "--host", bind, "--port", str(port),
-                "--workers", str(workers), "--loop", loop, "--http", http, "--no-access-log",
-                "--log-level", "warning", "--timeout-graceful-shutdown", GRACEFUL_S]
-    # UvicornWorker takes uvloop and httptools when installed, as uvicorn's "auto" does, so both
-    # servers run the same loop and parser; BENCH_LOOP/BENCH_HTTP apply to uvicorn only.
+    return Settings(server, _int(env, "BENCH_WORKERS", 1, 1, 1024), _int(env, "BENCH_PORT", 8000, 1, 65535),
+                    _address(env, "BENCH_BIND", "127.0.0.1"),
+                    auto_loop() if loop == "auto" and server in ("granian", "hypercorn") else loop, http,
+                    runtime, blocking)
+
+
+def _uvicorn(s: Settings) -> list[str]:
+    return ["uvicorn", "app.main:app", "--host", s.bind, "--port", str(s.port), "--workers", str(s.workers),
+            "--loop", s.loop, "--http", s.http, "--no-access-log", "--log-level", "warning",
+            "--backlog", BACKLOG, "--timeout-graceful-shutdown", GRACEFUL_S]
+
+
+def _gunicorn(s: Settings) -> list[str]:
+    # app/gunicorn_worker.py runs BENCH_LOOP/BENCH_HTTP as uvicorn would (from the environment).
     # No access log: gunicorn has none unless --access-logfile is given, and UvicornWorker copies
     # gunicorn's (empty) access handlers to uvicorn.access, which then skips formatting entirely.
     # --keep-alive 5: uvicorn's own default (gunicorn's is 2 s, which would close idle Locust
@@ -83,18 +143,47 @@ def command(env: Mapping[str, str]) -> list[str]:
     # /async/blocking_sleep may block it for up to 60 s by design.
     # --no-control-socket: gunicorn 27's control socket (under $HOME) is unused here, and it would
     # be one more thing to write on the container's read-only root.
-    return [sys.executable, "-m", "gunicorn", "app.main:app", "-k", "uvicorn_worker.UvicornWorker",
-            "-w", str(workers), "-b", _host_port(bind, port), "--log-level", "warning",
+    return ["gunicorn", "app.main:app", "-k", "app.gunicorn_worker.Worker", "-w", str(s.workers),
+            "-b", _host_port(s.bind, s.port), "--log-level", "warning", "--backlog", BACKLOG,
             "--graceful-timeout", GRACEFUL_S, "--timeout", "120", "--keep-alive", "5", "--no-control-socket"]
 
 
+def _granian(s: Settings) -> list[str]:
+    # --interface asgi: FastAPI's; Granian's default is its own RSGI. The HTTP version, runtime mode
+    # (multi-threaded for ASGI), backpressure (backlog / workers) and the rest are Granian's own.
+    # --workers-kill-timeout: a worker that does not stop within seconds is killed, as elsewhere.
+    return ["granian", "--interface", "asgi", "--host", s.bind, "--port", str(s.port),
+            "--workers", str(s.workers), "--loop", s.loop, "--runtime-threads", str(s.runtime_threads),
+            "--blocking-threads", str(s.blocking_threads), "--backlog", BACKLOG, "--no-access-log",
+            "--log-level", "warning", "--workers-kill-timeout", GRACEFUL_S, "app.main:app"]
+
+
+def _hypercorn(s: Settings) -> list[str]:
+    # -k picks the loop (Hypercorn's "workers" are asyncio or uvloop); no access log unless
+    # --access-logfile is given; --keep-alive 5 as everywhere (Hypercorn's default too)
+    return ["hypercorn", "app.main:app", "-b", _host_port(s.bind, s.port), "-w", str(s.workers),
+            "-k", s.loop, "--backlog", BACKLOG, "--keep-alive", "5", "--log-level", "warning",
+            "--graceful-timeout", GRACEFUL_S]
+
+
+# the one table of server command lines: server -> its argv after `python -m`
+COMMANDS: dict[str, Callable[[Settings], list[str]]] = {
+    "uvicorn": _uvicorn, "gunicorn": _gunicorn, "granian": _granian, "hypercorn": _hypercorn}
+
+
+def command(env: Mapping[str, str]) -> list[str]:
+    """The server command line for these settings (pure, so tests can read it); BadSetting if invalid."""
+    s = settings(env)
+    return [sys.executable, "-m", *COMMANDS[s.server](s)]
+
+
 def _host_port(address: str, port: int) -> str:
-    # gunicorn's -b splits HOST:PORT at the last colon, so an IPv6 address goes in brackets
+    # gunicorn's and hypercorn's -b split HOST:PORT at the last colon: an IPv6 address goes in brackets
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def main() -> None:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_ENV)}
     try:
         argv = command(env)
     except BadSetting as exc:

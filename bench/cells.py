@@ -19,7 +19,7 @@ from typing import Any
 class ServerConfig:
     """Everything that needs a target restart when it changes."""
 
-    server: str  # uvicorn | gunicorn
+    server: str  # uvicorn | gunicorn | granian | hypercorn (app/serve.py)
     workers: int
     threadpool_tokens: int
     target_cpuset: str
@@ -28,9 +28,24 @@ class ServerConfig:
     bind: str
     loop: str  # auto | asyncio | uvloop
     http: str  # auto | h11 | httptools
+    granian_runtime_threads: int = 0  # granian only (0 for the other servers)
+    granian_blocking_threads: int = 0
     db_pool_size: int = 0  # per pool per worker; 0: no database pools (app/db.py)
     db_pool_timeout_s: float = 0.0  # a request's wait for a pooled connection before it fails
     http_pool_size: int = 0  # per client per worker; 0: no upstream clients (app/upstream.py)
+
+    def env(self) -> dict[str, str]:
+        """The launcher's settings (app/serve.py, app/db.py, app/upstream.py) for this config, as
+        both backends give them: the local one as they are, Compose without the BENCH_ prefix
+        (compose.yaml maps each back)."""
+        return {"BENCH_SERVER": self.server, "BENCH_WORKERS": str(self.workers),
+                "THREADPOOL_TOKENS": str(self.threadpool_tokens), "BENCH_WORKER_PINNING": self.worker_pinning,
+                "BENCH_PORT": str(self.port), "BENCH_BIND": self.bind, "BENCH_LOOP": self.loop,
+                "BENCH_HTTP": self.http, "BENCH_GRANIAN_RUNTIME_THREADS": str(self.granian_runtime_threads),
+                "BENCH_GRANIAN_BLOCKING_THREADS": str(self.granian_blocking_threads),
+                "BENCH_DB_POOL_SIZE": str(self.db_pool_size),
+                "BENCH_DB_POOL_TIMEOUT_S": f"{self.db_pool_timeout_s:g}",
+                "BENCH_HTTP_POOL_SIZE": str(self.http_pool_size)}
 
 
 # the workloads that need PostgreSQL and those that need the upstream stub (bench/services.py)
@@ -75,6 +90,8 @@ class Cell:
     bind: str
     loop: str
     http: str
+    granian_runtime_threads: int  # granian only (0 for the other servers)
+    granian_blocking_threads: int
     repeats: int
     # matrix axes this cell was expanded along, in scenario order: they name it
     axes: tuple[str, ...] = ()
@@ -83,8 +100,8 @@ class Cell:
     def server_config(self) -> ServerConfig:
         return ServerConfig(
             self.server, self.workers, self.threadpool_tokens, self.target_cpuset, self.worker_pinning,
-            self.port, self.bind, self.loop, self.http, self.db_pool_size, self.db_pool_timeout_s,
-            self.http_pool_size,
+            self.port, self.bind, self.loop, self.http, self.granian_runtime_threads,
+            self.granian_blocking_threads, self.db_pool_size, self.db_pool_timeout_s, self.http_pool_size,
         )
 
     @property

@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bench.keys import KEYS
 from bench.results import SummaryRow
-from bench.scenario import KEYS
 from bench.stats import CellStats, summarize
 
 WORKLOADS: tuple[str, ...] = KEYS["workload"].choices  # one list: the scenario's key table

@@ -26,7 +26,9 @@ from bench.cells import PARAM_COLUMNS
 #   5 - real I/O: db_query, db_sleep_ms, db_pool_size, db_pool_timeout_s, db_dependency, upstream_delay_ms,
 #       http_pool_size and db_cpuset parameters; db_pool_busy_max, db_pool_waiting_max and
 #       services_cpu_pct figures.
-SCHEMA_VERSION = 5
+#   6 - more servers: granian_runtime_threads and granian_blocking_threads parameters (0 for the
+#       servers other than granian).
+SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class SummaryRow:
     bind: str
     loop: str
     http: str
+    granian_runtime_threads: int
+    granian_blocking_threads: int
     target_affinity: str  # as /info reported: the set, or each worker's CPUs ("0/1/2") when they differ
     # outcome
     status: str  # ok | failed

@@ -100,6 +100,8 @@ class Runner:
         # a remote target (or an older app) lists no workers: what answered is all there is
         self._affinity_seen = pinning.describe(workers) or cpuset.format(info.get("cpu_affinity", []))
         if target.managed:  # a target we started must run where the cell says
+            if info.get("server") != cell.server:
+                raise CellFailed(f"target runs {info.get('server')}, not the requested {cell.server} (/info)")
             if len(workers) != cell.workers:
                 raise CellFailed(f"{len(workers)} of the target's {cell.workers} workers said where they "
                                  f"run (/info worker_affinity, within {WORKERS_DEADLINE_S:g} s)")

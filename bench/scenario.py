@@ -1,157 +1,29 @@
 """Scenario files (TOML) and --set overrides -> a validated, resolved Scenario.
 
-Every key is declared once in KEYS with its type, default and check, so the
-validator can name the key and the allowed values, and the README's table of
-knobs has one source.
+The keys themselves are declared in bench/keys.py; here are the file, the matrix, what no single
+key can check, and each cell's words ("cores", "auto") made concrete.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import math
-import re
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app import serve
 from bench import cpuset
-from bench.cells import DB_WORKLOADS, UPSTREAM_WORKLOADS, Cell, expand
+from bench.cells import DB_WORKLOADS, Cell, expand
 from bench.errors import BadInput
+from bench.keys import CLOSED_ONLY, KEYS, NEUTRAL, OPEN_ONLY, SCOPED, coerce, is_loopback
+
+__all__ = ["KEYS", "Scenario", "coerce", "from_dict", "is_loopback", "load", "parse_set"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_DIR = ROOT / "scenarios"
 
 
-@dataclass(frozen=True)
-class Key:
-    kind: type
-    default: Any
-    help: str
-    choices: tuple[Any, ...] = ()
-    lo: float | None = None
-    hi: float | None = None
-    check: Callable[[Any], None] | None = None
-    words: tuple[str, ...] = ()  # besides a value of `kind`: resolved per cell ("cores", "auto")
-
-
-def _check_cpuset(value: str) -> None:
-    if value in ("auto", "all"):
-        return
-    missing = cpuset.parse(value) - cpuset.host_cpus()
-    if missing:
-        raise BadInput(
-            f"cpuset {value!r} names CPU {cpuset.format(missing)} which this host lacks "
-            f"(available: {cpuset.format(cpuset.host_cpus())})"
-        )
-
-
-def _check_bind(value: str) -> None:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise BadInput(f"{value!r} is not an IP address (e.g. 127.0.0.1, ::1, or 0.0.0.0 for every "
-                       "interface)") from None
-
-
-def is_loopback(bind: str) -> bool:
-    return ipaddress.ip_address(bind).is_loopback
-
-
-# Locust's --run-time format ("1h30m", "90s", "5m") besides plain seconds: users come from `locust -t`
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
-
-
-KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from "90", "1.5", "90s", "1m30s" or "1h"; ValueError otherwise."""
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    match = _DURATION.fullmatch(text)
-    if not text or match is None:
-        raise ValueError(text)
-    h, m, sec = match.groups()
-    return int(h or 0) * 3600 + int(m or 0) * 60 + float(sec or 0)
-
-
-DURATION_KEYS = ("duration", "warmup")
-
-KEYS: dict[str, Key] = {
-    "style": Key(str, "async", "endpoint style", choices=("def", "async")),
-    "workload": Key(str, "noop", "what the endpoint does (db, db_blocking, http: README, Real I/O)",
-                    choices=("noop", "cpu", "sleep", "blocking_sleep", "db", "db_blocking", "http")),
-    "users": Key(int, 10, "concurrent Locust users (closed loop, like ab -c)", lo=1, hi=100_000),
-    "load_model": Key(str, "closed", "'closed': users each wait for their answer; 'open': requests leave "
-                      "at `rate` whatever the target does, latency from their due time (README, Closed vs "
-                      "open loop)",
-                      choices=("closed", "open")),
-    "rate": Key(float, 0.0, "open loop: requests/s offered, split over the Locust processes", lo=0,
-                hi=10_000_000),
-    "arrivals": Key(str, "constant", "open loop: 'constant' spacing or 'poisson' arrivals",
-                    choices=("constant", "poisson")),
-    "max_inflight": Key(int, "auto", "open loop: most requests outstanding at once, i.e. connections, split "
-                        "over the Locust processes ('auto' = 1000 per process); one due beyond it is dropped "
-                        "and counted", lo=1, hi=1_000_000, words=("auto",)),
-    "spawn_rate": Key(float, 100.0, "users started per second (the ramp is not measured)", lo=0.1),
-    "duration": Key(float, 10.0, "measured seconds per cell", lo=1, hi=86_400),
-    "warmup": Key(float, 3.0, "warm-up seconds before each measurement (discarded)", lo=0, hi=3_600),
-    "server": Key(str, "uvicorn", "ASGI server", choices=("uvicorn", "gunicorn")),
-    "workers": Key(int, 1, "server worker processes ('cores' = CPUs in target_cpuset)", lo=1, hi=1024,
-                   words=("cores",)),
-    "worker_pinning": Key(str, "set", "'set': each worker floats over target_cpuset; 'core': worker i "
-                          "pinned to its i-th CPU", choices=("set", "core")),
-    "threadpool_tokens": Key(int, 40, "anyio thread limiter size per worker (anyio's default: 40)",
-                             lo=1, hi=100_000),
-    "target_cpuset": Key(str, "auto", "CPUs the target is pinned to ('auto' = a third of the host, "
-                         "at least one: see README, On a cloud VM; 'all' = every CPU)", check=_check_cpuset),
-    "loadgen_cpuset": Key(str, "auto", "CPUs Locust is pinned to ('auto' = the rest; 'all' = every CPU)",
-                          check=_check_cpuset),
-    "cpu_iterations": Key(int, 1_000_000, "loop steps of the cpu workload", lo=0, hi=50_000_000),
-    "sleep_ms": Key(int, 100, "sleep of the sleep/blocking_sleep workloads", lo=0, hi=60_000),
-    "db_query": Key(str, "sleep", "db workloads: 'pk' reads one row by primary key, 'sleep' runs "
-                    "pg_sleep(db_sleep_ms)", choices=("pk", "sleep")),
-    "db_sleep_ms": Key(int, 20, "db workloads, db_query = sleep: the database's time per query", lo=0,
-                       hi=60_000),
-    "db_pool_size": Key(int, 10, "db workloads: connections per pool per worker (psycopg_pool, fixed size)",
-                        lo=1, hi=10_000),
-    "db_pool_timeout_s": Key(float, 30.0, "db workloads: how long a request waits for a pooled connection "
-                             "before it fails (psycopg_pool's default: 30 s)", lo=0.1, hi=600),
-    "db_dependency": Key(bool, False, "db workload: the connection comes from a `def` dependency "
-                         "(Depends), not from the endpoint itself"),
-    "upstream_delay_ms": Key(int, 50, "http workload: the upstream stub's delay per request", lo=0,
-                             hi=60_000),
-    "http_pool_size": Key(int, 100, "http workload: httpx connections per client per worker (all kept "
-                          "alive)", lo=1, hi=10_000),
-    "db_cpuset": Key(str, "auto", "CPUs of PostgreSQL and the upstream stub, one set per run ('auto' = "
-                     "CPUs neither the target nor Locust has, else the target's)", check=_check_cpuset),
-    "repeats": Key(int, 1, "times each cell runs (interleaved)", lo=1, hi=1_000),
-    "loadgen_processes": Key(int, "auto", "Locust processes on one host ('auto' = one per CPU of "
-                             "loadgen_cpuset, at most one per user)", lo=1, hi=256, words=("auto",)),
-    "loadgen_workers": Key(int, 0, "distributed Locust workers (0 = no master/worker split; 'auto' = one "
-                           "per CPU of loadgen_cpuset, at most one per user)", lo=0, hi=256, words=("auto",)),
-    "port": Key(int, 8000, "target port on 127.0.0.1", lo=1, hi=65_535),
-    "bind": Key(str, "127.0.0.1", "address the target binds (another one is an explicit choice)",
-                check=_check_bind),
-    "loop": Key(str, "auto", "uvicorn event loop", choices=("auto", "asyncio", "uvloop")),
-    "http": Key(str, "auto", "uvicorn HTTP implementation", choices=("auto", "h11", "httptools")),
-}
 TOP_LEVEL = ("name", "description", "defaults", "matrix", "checks", "capacity")
-OPEN_ONLY = ("rate", "arrivals", "max_inflight")  # keys of the open load model alone
-CLOSED_ONLY = ("users",)
-# keys that only the I/O workloads read -> the workloads that read them (app/db.py, app/upstream.py)
-IO_KEYS: dict[str, tuple[str, ...]] = {
-    "db_query": DB_WORKLOADS, "db_sleep_ms": DB_WORKLOADS, "db_pool_size": DB_WORKLOADS,
-    "db_pool_timeout_s": DB_WORKLOADS, "db_dependency": ("db",),
-    "upstream_delay_ms": UPSTREAM_WORKLOADS, "http_pool_size": UPSTREAM_WORKLOADS,
-    "db_cpuset": DB_WORKLOADS + UPSTREAM_WORKLOADS,
-}
-NEUTRAL = {str: "", int: 0, float: 0.0, bool: False}  # an I/O knob its cell's workload does not read
 INFLIGHT_PER_PROCESS = 1000  # max_inflight = "auto"
 
 
@@ -182,52 +54,6 @@ class Scenario:
                "matrix": self.matrix[0] if len(self.matrix) == 1 else self.matrix, "checks": self.checks}
         return {**out, "capacity": self.capacity} if self.capacity else out
 
-
-def coerce(key: str, value: Any) -> Any:
-    """One value of one key, typed and checked; TOML values and --set strings alike."""
-    spec = KEYS.get(key)
-    if spec is None:
-        raise BadInput(f"unknown key {key!r} (known: {', '.join(KEYS)})")
-    if value in spec.words:
-        return value  # resolved per cell, against that cell's CPU sets and users (resolve_cell)
-    try:
-        if spec.kind is bool:
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                value = value.lower() in ("true", "1", "yes")
-            elif not isinstance(value, bool):
-                raise ValueError
-        elif spec.kind is int:
-            if isinstance(value, bool) or not isinstance(value, int | float | str) or (
-                    isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            value = int(value)
-        elif spec.kind is float:
-            if isinstance(value, bool) or not isinstance(value, int | float | str):
-                raise ValueError
-            value = parse_duration(value) if key in DURATION_KEYS and isinstance(value, str) else float(value)
-            if not math.isfinite(value):  # nan passes every `<` and `>`; inf is no setting either
-                raise BadInput(f"{key}: {value!r} is not a finite number")
-        else:
-            if not isinstance(value, str | int | float) or isinstance(value, bool):
-                raise ValueError
-            value = str(value)
-    except (ValueError, OverflowError):
-        kind = "a number of seconds (or 1m30s)" if key in DURATION_KEYS else KIND_NAMES[spec.kind]
-        raise BadInput(f"{key}: {value!r} is not {kind}") from None
-    if spec.choices and value not in spec.choices:
-        raise BadInput(f"{key}: {value!r} is not one of {', '.join(map(str, spec.choices))}")
-    if spec.lo is not None and value < spec.lo:
-        raise BadInput(f"{key}: {value} is below the minimum {spec.lo:g}")
-    if spec.hi is not None and value > spec.hi:
-        raise BadInput(f"{key}: {value} is above the maximum {spec.hi:g}")
-    if spec.check:
-        try:
-            spec.check(value)
-        except BadInput as exc:
-            raise BadInput(f"{key}: {exc}") from None
-    return value
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
@@ -322,13 +148,14 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
     resolved.update(defaults)
     checks = data.get("checks", {})
     _validate_checks(checks, where)
-    workloads = [block.get("workload", [resolved["workload"]]) for block in blocks]
-    # an I/O knob in [defaults] or --set must be read by some block; one in a block, by that block
-    _check_io_keys(sorted({w for ws in workloads for w in ws}), {k for k in given if _differs(k, given[k])},
-                   where)
-    for block, keys, block_workloads in zip(blocks, explicit, workloads, strict=True):
+    deciding = sorted({on for on, _ in SCOPED.values()})
+    runs = [{on: block.get(on, [resolved[on]]) for on in deciding} for block in blocks]
+    # a scoped knob in [defaults] or --set must be read by some block; one in a block, by that block
+    _check_scoped({on: sorted({v for run in runs for v in run[on]}) for on in deciding},
+                  {k for k in given if _differs(k, given[k])}, where)
+    for block, keys, run in zip(blocks, explicit, runs, strict=True):
         _check_model_keys(block.get("load_model", [resolved["load_model"]]), keys, where)
-        _check_io_keys(block_workloads, {k for k in block if _differs(k, block[k])}, where)
+        _check_scoped(run, {k for k in block if _differs(k, block[k])}, where)
         if len(block.get("db_cpuset", [])) > 1:
             raise BadInput(f"{where}db_cpuset is one set per run (PostgreSQL and the upstream start once): "
                            "give one value, not an axis")
@@ -376,18 +203,21 @@ def _check_model_keys(models: list[str], explicit: set[str], where: str) -> None
                                "[[matrix]] blocks)")
 
 
-def _check_io_keys(workloads: list[str], explicit: set[str], where: str) -> None:
-    """An I/O knob given for a block none of whose workloads reads it: a mistake, not a no-op."""
-    for key, readers in IO_KEYS.items():
-        if key in explicit and not set(workloads) & set(readers):
-            raise BadInput(f"{where}{key} is for workload {' or '.join(readers)}, and only "
-                           f"{', '.join(workloads)} run where it is set")
+def _check_scoped(run: dict[str, list[str]], explicit: set[str], where: str) -> None:
+    """A knob given for a block none of whose workloads (or servers) reads it: a mistake, not a no-op."""
+    for key, (on, readers) in SCOPED.items():
+        if key in explicit and not set(run[on]) & set(readers):
+            raise BadInput(f"{where}{key} is for {on} {' or '.join(readers)}, and only "
+                           f"{', '.join(run[on])} run where it is set")
 
 
 def _check_cell(cell: Cell, where: str) -> None:
     """What no single key can check: limits that depend on two keys of the same cell."""
     from bench.loadspec import MASTER_PORT_OFFSET
 
+    why = serve.unsupported(cell.server, cell.http, cell.granian_blocking_threads)
+    if why:
+        raise BadInput(f"{where}server = {cell.server}: {why}")
     if cell.is_open and cell.rate <= 0:
         raise BadInput(f"{where}rate: {cell.rate:g}: the open load model needs a rate > 0 (requests/s)")
     if cell.is_open and cell.max_inflight < cell.users:
@@ -425,7 +255,7 @@ def resolve_cell(values: dict[str, Any]) -> dict[str, Any]:
     cap = out["users"] if closed else loadgen_cpus if inflight == "auto" else min(loadgen_cpus, int(inflight))
     out["loadgen_workers"], out["loadgen_processes"] = loadgen_counts(
         out["loadgen_workers"], out["loadgen_processes"], loadgen_cpus, cap)
-    out.update(_io_values(out))
+    out.update(_scoped_values(out))
     if closed:  # exactly its users outstanding at most; rate and arrivals do not apply
         out.update(max_inflight=out["users"], rate=0.0, arrivals="")
         return out
@@ -435,12 +265,13 @@ def resolve_cell(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _io_values(values: dict[str, Any]) -> dict[str, Any]:
-    """The I/O knobs a cell's workload does not read, neutral (so they name no difference between
-    cells), and its db_cpuset concrete: CPUs neither the target nor Locust has, else the target's."""
+def _scoped_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The knobs a cell's workload or server does not read, neutral (so they name no difference
+    between cells), and its db_cpuset concrete: CPUs neither the target nor Locust has, else the
+    target's."""
     workload = values["workload"]
-    out: dict[str, Any] = {key: NEUTRAL[KEYS[key].kind] for key, readers in IO_KEYS.items()
-                           if workload not in readers}
+    out: dict[str, Any] = {key: NEUTRAL[KEYS[key].kind] for key, (on, readers) in SCOPED.items()
+                           if values[on] not in readers}
     if workload in DB_WORKLOADS and values["db_query"] != "sleep":
         out.update(db_sleep_ms=0)  # pk: no time asked of the database
     if "db_cpuset" in out:  # no service to place

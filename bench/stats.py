@@ -59,6 +59,8 @@ class CellStats:
     bind: str
     loop: str
     http: str
+    granian_runtime_threads: int
+    granian_blocking_threads: int
     n: int  # ok repeats: the figures below rest on these
     n_failed: int
     rps_mean: float

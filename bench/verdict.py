@@ -14,8 +14,8 @@ from typing import Any
 
 from bench import cpuset
 from bench.cells import Cell
+from bench.keys import CLOSED_ONLY, OPEN_ONLY, SCOPED, reads
 from bench.results import SummaryRow
-from bench.scenario import CLOSED_ONLY, IO_KEYS, OPEN_ONLY
 from bench.stats import PARAMS, CellStats
 
 CPU_FULL = 0.9  # of the cores the target's workers can use
@@ -128,8 +128,8 @@ def _reads(s: CellStats, param: str) -> bool:
         return s.load_model == "open"
     if param in CLOSED_ONLY:
         return s.load_model == "closed"
-    if param in IO_KEYS:
-        return s.workload in IO_KEYS[param] and getattr(s, param) not in ("", 0)
+    if param in SCOPED:
+        return reads(s, param) and getattr(s, param) not in ("", 0)
     return True
 
 

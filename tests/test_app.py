@@ -144,14 +144,14 @@ def test_command_uvicorn_settings() -> None:
 def test_command_gunicorn() -> None:
     argv = command({"BENCH_SERVER": "gunicorn", "BENCH_WORKERS": "3", "BENCH_PORT": "9002", "BENCH_LOOP": "asyncio"})
     assert argv[:4] == [sys.executable, "-m", "gunicorn", "app.main:app"]
-    assert argv[argv.index("-k") + 1] == "uvicorn_worker.UvicornWorker"
+    assert argv[argv.index("-k") + 1] == "app.gunicorn_worker.Worker"
     assert argv[argv.index("-w") + 1] == "3"
     assert argv[argv.index("-b") + 1] == "127.0.0.1:9002"
     assert argv[argv.index("--log-level") + 1] == "warning"
     assert int(argv[argv.index("--graceful-timeout") + 1]) <= 5
     assert argv[argv.index("--timeout") + 1] == "120"  # /async/blocking_sleep may block a loop 60 s
     assert argv[argv.index("--keep-alive") + 1] == "5"  # uvicorn's default, not gunicorn's 2
-    assert "--loop" not in argv  # uvicorn-only settings are not passed to gunicorn
+    assert "--loop" not in argv  # the worker class reads BENCH_LOOP (app/gunicorn_worker.py)
     assert "--no-control-socket" in argv  # nothing to write under $HOME on a read-only root
 
 
@@ -177,7 +177,7 @@ def test_command_rejects_bind(server: str, bind: str) -> None:
 
 
 @pytest.mark.parametrize("env", [
-    {"BENCH_SERVER": "hypercorn"}, {"BENCH_WORKERS": "0"}, {"BENCH_WORKERS": "two"}, {"BENCH_PORT": "70000"},
+    {"BENCH_SERVER": "daphne"}, {"BENCH_WORKERS": "0"}, {"BENCH_WORKERS": "two"}, {"BENCH_PORT": "70000"},
     {"BENCH_LOOP": "trio"}, {"BENCH_HTTP": "h2"}, {"THREADPOOL_TOKENS": "0"}, {"THREADPOOL_TOKENS": "-3"},
     {"BENCH_BIND": ""},
 ])
@@ -446,6 +446,62 @@ def test_gunicorn_two_workers(tmp_path: Path) -> None:
     finally:
         stop_server(server)
     assert server.proc.poll() is not None
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("server_name", ["granian", "hypercorn", "gunicorn"])
+def test_each_server_runs_two_workers_that_report_and_sample_themselves(tmp_path: Path, server_name: str) -> None:
+    """What the runner reads from every server: /info names the server that loaded the worker and
+    its version, the loop in force, each worker's slot and CPUs; the sampler writes per worker."""
+    stats = tmp_path / "stats"
+    server = start_server({"BENCH_SERVER": server_name, "BENCH_WORKERS": "2", "THREADPOOL_TOKENS": "5",
+                           "BENCH_LOOP": "asyncio", "BENCH_STATS_DIR": str(stats)}, tmp_path / "server.log")
+    try:
+        info = server.get("/info")[1]
+        deadline = time.time() + 30  # the second worker may still be starting
+        while len(info["worker_affinity"]) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+            info = server.get("/info")[1]
+        assert info["server"] == server_name and info["server_version"] == info[server_name], info
+        assert info["loop"].startswith("asyncio.") and info["threadpool_tokens"] == 5, info
+        workers = info["worker_affinity"]
+        assert [w["slot"] for w in workers] == [0, 1] and server.proc.pid not in {w["pid"] for w in workers}
+        assert server.get("/def/sleep?ms=5") == (200, {"slept_ms": 5})
+        deadline = time.time() + 10
+        while len(list(stats.glob("worker-*.jsonl"))) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        assert {p.name for p in stats.glob("worker-*.jsonl")} == {f"worker-{w['pid']}.jsonl" for w in workers}
+    finally:
+        stop_server(server)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("server_name", ["uvicorn", "gunicorn", "granian", "hypercorn"])
+def test_each_server_stops_within_seconds_with_a_request_in_flight(tmp_path: Path, server_name: str) -> None:
+    """Between cells the runner stops the target with SIGTERM to its session: a 30 s request in
+    flight must not hold it (each server is given a 3 s grace; then its workers are killed)."""
+    server = start_server({"BENCH_SERVER": server_name}, tmp_path / "server.log")
+    answered: list[object] = []
+
+    def slow_request() -> None:
+        try:
+            answered.append(server.get("/async/sleep?ms=30000", timeout=60))
+        except (OSError, ValueError) as exc:  # closed under it, or uvicorn's plain-text 500 at its deadline
+            answered.append(exc)
+
+    slow = threading.Thread(target=slow_request, daemon=True)
+    try:
+        slow.start()
+        time.sleep(0.5)
+        assert not answered, "the request is in flight"
+        started = time.monotonic()
+        os.killpg(server.proc.pid, signal.SIGTERM)
+        server.proc.wait(15)
+        assert time.monotonic() - started < 10
+        slow.join(10)
+        assert answered and not isinstance(answered[0], tuple), answered  # it did not finish its 30 s
+    finally:
+        stop_server(server)
 
 
 @pytest.mark.e2e

@@ -35,14 +35,55 @@ def test_uvicorn_command_whole() -> None:
     assert command({"BENCH_WORKERS": "2", "BENCH_PORT": "9001"}) == [
         sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "9001",
         "--workers", "2", "--loop", "auto", "--http", "auto", "--no-access-log", "--log-level", "warning",
-        "--timeout-graceful-shutdown", "3"]
+        "--backlog", "2048", "--timeout-graceful-shutdown", "3"]
 
 
 def test_gunicorn_command_whole() -> None:
-    assert command({"BENCH_SERVER": "gunicorn", "BENCH_WORKERS": "3", "BENCH_PORT": "9002"}) == [
-        sys.executable, "-m", "gunicorn", "app.main:app", "-k", "uvicorn_worker.UvicornWorker", "-w", "3",
-        "-b", "127.0.0.1:9002", "--log-level", "warning", "--graceful-timeout", "3", "--timeout", "120",
-        "--keep-alive", "5", "--no-control-socket"]
+    # the loop and parser reach uvicorn through app/gunicorn_worker.py (BENCH_LOOP, BENCH_HTTP)
+    assert command({"BENCH_SERVER": "gunicorn", "BENCH_WORKERS": "3", "BENCH_PORT": "9002", "BENCH_LOOP": "asyncio",
+                    "BENCH_HTTP": "h11"}) == [
+        sys.executable, "-m", "gunicorn", "app.main:app", "-k", "app.gunicorn_worker.Worker", "-w", "3",
+        "-b", "127.0.0.1:9002", "--log-level", "warning", "--backlog", "2048", "--graceful-timeout", "3",
+        "--timeout", "120", "--keep-alive", "5", "--no-control-socket"]
+
+
+def test_granian_command_whole() -> None:
+    assert command({"BENCH_SERVER": "granian", "BENCH_WORKERS": "4", "BENCH_PORT": "9004", "BENCH_LOOP": "asyncio",
+                    "BENCH_GRANIAN_RUNTIME_THREADS": "2", "BENCH_GRANIAN_BLOCKING_THREADS": "1"}) == [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", "9004",
+        "--workers", "4", "--loop", "asyncio", "--runtime-threads", "2", "--blocking-threads", "1",
+        "--backlog", "2048", "--no-access-log", "--log-level", "warning", "--workers-kill-timeout", "3",
+        "app.main:app"]
+
+
+def test_hypercorn_command_whole() -> None:
+    assert command({"BENCH_SERVER": "hypercorn", "BENCH_WORKERS": "2", "BENCH_PORT": "9005", "BENCH_BIND": "::1",
+                    "BENCH_LOOP": "asyncio"}) == [
+        sys.executable, "-m", "hypercorn", "app.main:app", "-b", "[::1]:9005", "-w", "2", "-k", "asyncio",
+        "--backlog", "2048", "--keep-alive", "5", "--log-level", "warning", "--graceful-timeout", "3"]
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_auto_loop_means_uvloop_when_installed_for_every_server(monkeypatch: pytest.MonkeyPatch,
+                                                                installed: bool) -> None:
+    monkeypatch.setattr(serve.importlib.util, "find_spec", lambda name: object() if installed else None)
+    want = "uvloop" if installed else "asyncio"
+    assert serve.auto_loop() == want
+    granian = command({"BENCH_SERVER": "granian"})
+    assert granian[granian.index("--loop") + 1] == want  # not Granian's own auto, which takes rloop first
+    hypercorn = command({"BENCH_SERVER": "hypercorn"})
+    assert hypercorn[hypercorn.index("-k") + 1] == want  # not Hypercorn's default, asyncio
+    uvicorn = command({})
+    assert uvicorn[uvicorn.index("--loop") + 1] == "auto"  # uvicorn's auto is this same rule
+
+
+def test_the_granian_knobs_have_granians_defaults_and_only_granian_reads_them() -> None:
+    argv = command({"BENCH_SERVER": "granian"})
+    assert argv[argv.index("--runtime-threads") + 1] == "1" and argv[argv.index("--blocking-threads") + 1] == "1"
+    # the runner sends 0 for another server: not read, so not refused
+    zero = {"BENCH_GRANIAN_RUNTIME_THREADS": "0", "BENCH_GRANIAN_BLOCKING_THREADS": "0"}
+    assert command(zero) == command({})
+    assert command({"BENCH_SERVER": "hypercorn", **zero}) == command({"BENCH_SERVER": "hypercorn"})
 
 
 def test_every_route_has_no_response_model() -> None:
@@ -134,7 +175,18 @@ def test_locust_processes_and_distributed_commands() -> None:
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    ({"BENCH_SERVER": "hypercorn"}, "BENCH_SERVER='hypercorn': expected one of uvicorn, gunicorn"),
+    ({"BENCH_SERVER": "daphne"}, "BENCH_SERVER='daphne': expected one of uvicorn, gunicorn, granian, hypercorn"),
+    ({"BENCH_SERVER": "granian", "BENCH_HTTP": "httptools"},
+     "http = 'httptools' is one of Uvicorn's parsers (server uvicorn or gunicorn); Granian parses HTTP itself "
+     "(in Rust, with hyper): leave http = auto"),
+    ({"BENCH_SERVER": "hypercorn", "BENCH_HTTP": "h11"},
+     "http = 'h11' is one of Uvicorn's parsers (server uvicorn or gunicorn); Hypercorn parses HTTP/1.1 with h11 "
+     "and HTTP/2 with h2, always: leave http = auto"),
+    ({"BENCH_SERVER": "granian", "BENCH_GRANIAN_BLOCKING_THREADS": "2"},
+     "granian_blocking_threads = 2: Granian refuses more than one blocking thread for an ASGI app (only its "
+     "WSGI interface uses them); a def endpoint runs in anyio's threadpool: set threadpool_tokens"),
+    ({"BENCH_SERVER": "granian", "BENCH_GRANIAN_RUNTIME_THREADS": "0"},
+     "BENCH_GRANIAN_RUNTIME_THREADS='0': expected a whole number from 1 to 1024"),
     ({"BENCH_WORKERS": "0"}, "BENCH_WORKERS='0': expected a whole number from 1 to 1024"),
     ({"BENCH_WORKERS": "1025"}, "BENCH_WORKERS='1025': expected a whole number from 1 to 1024"),
     ({"BENCH_PORT": "0"}, "BENCH_PORT='0': expected a whole number from 1 to 65535"),
@@ -152,7 +204,8 @@ def test_a_bad_setting_is_named_whole(env: dict[str, str], message: str) -> None
 
 
 @pytest.mark.parametrize("env", [{"BENCH_WORKERS": "1024"}, {"BENCH_PORT": "1"}, {"BENCH_PORT": "65535"},
-                                 {"THREADPOOL_TOKENS": "1"}, {"THREADPOOL_TOKENS": "100000"}])
+                                 {"THREADPOOL_TOKENS": "1"}, {"THREADPOOL_TOKENS": "100000"},
+                                 {"BENCH_SERVER": "granian", "BENCH_GRANIAN_RUNTIME_THREADS": "1024"}])
 def test_the_bounds_themselves_are_allowed(env: dict[str, str]) -> None:
     assert command(env)
 
@@ -160,7 +213,10 @@ def test_the_bounds_themselves_are_allowed(env: dict[str, str]) -> None:
 def test_serve_main_execs_the_command_with_the_defaults_it_reports(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, list[str], dict[str, str]]] = []
     monkeypatch.setattr(serve.os, "execve", lambda path, argv, env: calls.append((path, argv, env)))
-    monkeypatch.setattr(serve.os, "environ", {"BENCH_PORT": "9003", "THREADPOOL_TOKENS": "7"})
+    # a server's own variables would configure it behind the command line's back: dropped
+    monkeypatch.setattr(serve.os, "environ", {"BENCH_PORT": "9003", "THREADPOOL_TOKENS": "7",
+                                              "GRANIAN_BACKPRESSURE": "1", "UVICORN_LIMIT_CONCURRENCY": "2",
+                                              "GUNICORN_CMD_ARGS": "--threads 8"})
     serve.main()
     [(path, argv, env)] = calls
     assert path == sys.executable and argv == command({"BENCH_PORT": "9003"})

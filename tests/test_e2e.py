@@ -187,7 +187,7 @@ def test_a_starved_locust_is_flagged_by_its_event_loop_lag(tmp_path: Path) -> No
     assert f"{row.cell_id}: Locust had 1 CPU(s)" in proc.stderr and "its event loop woke" in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn", "granian", "hypercorn"])
 def test_worker_pinning_core_puts_each_worker_on_its_own_cpu(tmp_path: Path, server: str) -> None:
     """Two workers on CPUs 0-1: `set` lets both float over the two, `core` pins worker i to CPU i,
     from inside the worker; /info reports every worker and the runner checks them all."""

@@ -66,8 +66,14 @@ def give_dir(path: Path) -> None:
 
 def target_pids_limit(cfg: ServerConfig) -> int:
     # a bound on runaway processes that no legitimate cell reaches: every worker may start a thread
-    # per threadpool token, plus its loop, sampler and interpreter threads
-    return max(PIDS_FLOOR, cfg.workers * (cfg.threadpool_tokens + 32))
+    # per threadpool token, plus its loop, sampler and interpreter threads, and under Granian its
+    # runtime threads
+    return max(PIDS_FLOOR, cfg.workers * (cfg.threadpool_tokens + cfg.granian_runtime_threads + 32))
+
+
+def compose_env(cfg: ServerConfig) -> dict[str, str]:
+    """The target's settings as compose.yaml's variables: BENCH_X there is ${X}."""
+    return {key.removeprefix("BENCH_"): value for key, value in cfg.env().items()}
 
 
 def build_failed(proc: subprocess.CompletedProcess[str]) -> str:
@@ -224,12 +230,8 @@ class DockerBackend:
         self._build()
         url = procs.free_url(cfg.bind, cfg.port)
         give_dir(stats_dir)
-        env = {"TARGET_PIDS_LIMIT": str(target_pids_limit(cfg)), "SERVER": cfg.server,
-               "WORKERS": str(cfg.workers), "THREADPOOL_TOKENS": str(cfg.threadpool_tokens),
-               "TARGET_CPUSET": cfg.target_cpuset, "WORKER_PINNING": cfg.worker_pinning,
-               "PORT": str(cfg.port), "BIND": cfg.bind, "LOOP": cfg.loop, "HTTP": cfg.http,
-               "DB_POOL_SIZE": str(cfg.db_pool_size), "DB_POOL_TIMEOUT_S": f"{cfg.db_pool_timeout_s:g}",
-               "HTTP_POOL_SIZE": str(cfg.http_pool_size),
+        env = {**compose_env(cfg), "TARGET_PIDS_LIMIT": str(target_pids_limit(cfg)),
+               "TARGET_CPUSET": cfg.target_cpuset,
                "DB_DSN": self.endpoints.db_dsn, "UPSTREAM_URL": self.endpoints.upstream_url,
                "STATS_DIR": str(stats_dir.resolve())}  # compose reads a bare relative path as a volume name
         up = self.compose.run(["up", "-d", "--force-recreate", "--no-deps", "target"], env, timeout=120)

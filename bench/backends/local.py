@@ -72,13 +72,6 @@ class LocalLoad:
             procs.kill_tree(proc, grace=2.0)
 
 
-def pool_env(cfg: ServerConfig) -> dict[str, str]:
-    """The I/O pools' sizes per worker (0: none), for app/db.py and app/upstream.py."""
-    return {"BENCH_DB_POOL_SIZE": str(cfg.db_pool_size),
-            "BENCH_DB_POOL_TIMEOUT_S": f"{cfg.db_pool_timeout_s:g}",
-            "BENCH_HTTP_POOL_SIZE": str(cfg.http_pool_size)}
-
-
 class LocalBackend:
     name = "local"
 
@@ -95,11 +88,7 @@ class LocalBackend:
     def start_target(self, cfg: ServerConfig, stats_dir: Path) -> LocalTarget:
         url = procs.free_url(cfg.bind, cfg.port)
         stats_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "BENCH_SERVER": cfg.server, "BENCH_WORKERS": str(cfg.workers),
-               "BENCH_PORT": str(cfg.port), "BENCH_BIND": cfg.bind, "BENCH_LOOP": cfg.loop,
-               "BENCH_HTTP": cfg.http, "THREADPOOL_TOKENS": str(cfg.threadpool_tokens),
-               "BENCH_WORKER_PINNING": cfg.worker_pinning, **pool_env(cfg), **self.endpoints.target_env(),
-               "BENCH_STATS_DIR": str(stats_dir)}
+        env = {**os.environ, **cfg.env(), **self.endpoints.target_env(), "BENCH_STATS_DIR": str(stats_dir)}
         log = stats_dir.parent / "target.log"
         proc = procs.spawn(procs.pinned([self.python, "-m", "app.serve"], cfg.target_cpuset), log, env, ROOT)
         target = LocalTarget(url, proc, log, on_stop=self._forget)
