@@ -168,6 +168,12 @@ def reads(values: Any, key: str) -> bool:
     return getattr(values, on) in readers
 
 
+def differs(cells: list[Any], key: str) -> bool:
+    """Whether the cells differ in this key, among those that read it: Granian's knobs at their
+    defaults differ from the other servers' neutral 0 and name no difference a label should show."""
+    return len({getattr(c, key) for c in cells if reads(c, key)}) > 1
+
+
 def coerce(key: str, value: Any) -> Any:
     """One value of one key, typed and checked; TOML values and --set strings alike."""
     spec = KEYS.get(key)

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+from bench.keys import differs, reads
 from bench.stats import PARAMS, CellStats
 
 STYLE_COLORS = {"def": "tab:blue", "async": "tab:orange"}
@@ -32,11 +33,12 @@ def style_color(style: str, styles: list[str]) -> str:
 
 def varying(stats: list[CellStats], exclude: tuple[str, ...]) -> list[str]:
     """Parameters that differ between cells (so they must appear in labels), in PARAMS order."""
-    return [p for p in PARAMS if p not in exclude and len({getattr(s, p) for s in stats}) > 1]
+    return [p for p in PARAMS if p not in exclude and differs(stats, p)]
 
 
 def label(s: CellStats, params: list[str]) -> str:
-    return " ".join(f"{SHORT.get(p, p + '=')}{getattr(s, p)}" for p in params)
+    # a knob this cell does not read (at its neutral value) names nothing about it
+    return " ".join(f"{SHORT.get(p, p + '=')}{getattr(s, p)}" for p in params if reads(s, p))
 
 
 def _unique(values: Iterable[Any]) -> list[Any]:

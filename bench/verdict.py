@@ -14,7 +14,7 @@ from typing import Any
 
 from bench import cpuset
 from bench.cells import Cell
-from bench.keys import CLOSED_ONLY, OPEN_ONLY, SCOPED, reads
+from bench.keys import CLOSED_ONLY, OPEN_ONLY, SCOPED, differs, reads
 from bench.results import SummaryRow
 from bench.stats import PARAMS, CellStats
 
@@ -144,8 +144,7 @@ def lines(stats: list[CellStats], rows: list[SummaryRow],
     if capacity:
         return [_capacity_line(group, steps or [], by_cell) for group in _capacity_pairs(capacity)]
     ok = [s for s in stats if s.n > 0]
-    varying = [p for p in PARAMS if p not in (*NOT_PAIRED, "workload", "backend")
-               and len({getattr(s, p) for s in ok}) > 1]
+    varying = [p for p in PARAMS if p not in (*NOT_PAIRED, "workload", "backend") and differs(ok, p)]
     groups: dict[tuple[object, ...], list[CellStats]] = {}
     for s in ok:
         groups.setdefault(tuple(getattr(s, p) for p in PARAMS if p not in NOT_PAIRED), []).append(s)

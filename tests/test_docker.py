@@ -89,6 +89,23 @@ def test_distributed_locust_two_workers_against_gunicorn(tmp_path: Path) -> None
     assert sorted(w["cpus"] for w in info["worker_affinity"]) == [[0], [1]]
 
 
+def test_granian_and_hypercorn_in_the_target_image_each_worker_pinned(tmp_path: Path) -> None:
+    # both on the read-only root with two workers (Hypercorn's spawned workers and Granian's Rust
+    # runtime alike), each worker on its own CPU from inside the container, named in /info
+    proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=18606", "duration=2", "warmup=1",
+                          "workload=noop", "style=def", "server=granian,hypercorn", "workers=2",
+                          "worker_pinning=core", "target_cpuset=0-1", "loadgen_cpuset=0-1")
+    assert proc.returncode == 0, proc.stderr
+    rows = RunDir(run_dir).rows()
+    assert sorted(r.server for r in rows) == ["granian", "hypercorn"]
+    for row in rows:
+        assert row.status == "ok" and row.requests > 0 and row.failures == 0 and row.target_affinity == "0/1", row
+        assert row.threadpool_busy_max >= 1 and row.target_cpu_pct > 0, "sampled inside, measured outside"
+        info = json.loads((run_dir / "cells" / row.cell_id / "r1" / "target_info.json").read_text())
+        assert info["server"] == row.server and info["server_version"] and info["loop"] == "uvloop.Loop", info
+        assert sorted(w["cpus"] for w in info["worker_affinity"]) == [[0], [1]]
+
+
 def test_broken_target_fails_its_cell_with_the_container_log_and_the_run_goes_on(tmp_path: Path) -> None:
     # port 81 needs a privilege the unprivileged, capability-less container lacks
     proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=81,18603", "duration=2", "warmup=0",

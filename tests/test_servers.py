@@ -90,3 +90,19 @@ def test_compose_gives_the_container_every_setting_the_local_backend_gives() -> 
         assert bench_key in cell.server_config.env() and cell.server_config.env()[bench_key] == value
         assert re.fullmatch(rf"\$\{{{key}:-[^}}]*\}}", str(environment[bench_key])), (bench_key, environment)
     assert set(cell.server_config.env()) <= set(environment)
+
+
+def test_plot_labels_name_granian_knobs_only_where_they_differ_among_granian_cells() -> None:
+    from bench import plots
+    from bench.stats import summarize
+    from tests.rows import make_row
+
+    rows = [make_row(cell_id=f"{server}{rt}", server=server, granian_runtime_threads=rt,
+                     granian_blocking_threads=1 if rt else 0)
+            for server, rt in (("uvicorn", 0), ("granian", 1))]
+    assert "granian_runtime_threads" not in plots.varying(summarize(rows), ("server",))
+    rows.append(make_row(cell_id="granian2", server="granian", granian_runtime_threads=2, granian_blocking_threads=1))
+    stats = summarize(rows)
+    extra = plots.varying(stats, ("server",))
+    assert extra == ["granian_runtime_threads"]
+    assert [plots.label(s, extra) for s in stats] == ["", "granian_runtime_threads=1", "granian_runtime_threads=2"]

@@ -282,3 +282,17 @@ def test_a_cell_where_nothing_completed_says_what_the_target_was_doing() -> None
     assert stuck(dep, idle) == "", "an idle target: nothing to say"
     assert stuck(dep, {**idle, "db_pool_busy_max": 2}).startswith("inside the target: 0 threads busy")
     assert stuck(dep, {**idle, "threadpool_busy_max": 1}).startswith("inside the target: 1 threads busy")
+
+
+def test_granian_knobs_name_a_line_only_when_they_differ_among_granian_cells() -> None:
+    rows = [row(style=s, cell_id=f"{s}{server}{rt}", server=server, granian_runtime_threads=rt,
+                granian_blocking_threads=1 if rt else 0)
+            for s in ("def", "async") for server, rt in (("uvicorn", 0), ("granian", 1))]
+    texts = lines(summarize(rows), rows)
+    assert [t.split(":")[0] for t in texts] == ["sleep, server uvicorn", "sleep, server granian"]
+    more = rows + [row(style=s, cell_id=f"{s}granian2", server="granian", granian_runtime_threads=2,
+                       granian_blocking_threads=1) for s in ("def", "async")]
+    texts = lines(summarize(more), more)
+    assert [t.split(":")[0] for t in texts] == ["sleep, server uvicorn", "sleep, server granian, "
+                                                "granian_runtime_threads 1", "sleep, server granian, "
+                                                "granian_runtime_threads 2"]
