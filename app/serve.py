@@ -49,7 +49,7 @@ class BadSetting(ValueError):
     pass
 
 
-def unsupported(server: str, http: str, blocking_threads: int = 1) -> str | None:
+def unsupported(server: str, http: str, blocking_threads: int) -> str | None:
     """Why `server` cannot run these settings, or None. bench/scenario.py asks the same before
     anything starts, so the runner and the launcher never disagree."""
     if server in OWN_HTTP and http != "auto":
@@ -68,7 +68,7 @@ class Settings:
     bind: str
     loop: str  # asyncio | uvloop for granian and hypercorn ("auto" resolved); as given for uvicorn
     http: str
-    runtime_threads: int
+    runtime_threads: int  # granian only (0 for the others)
     blocking_threads: int
 
 
@@ -113,8 +113,8 @@ def settings(env: Mapping[str, str]) -> Settings:
     loop = _choice(env, "BENCH_LOOP", "auto", LOOPS)
     http = _choice(env, "BENCH_HTTP", "auto", HTTPS)
     granian = server == "granian"  # the others never read the Granian knobs (the runner sends 0)
-    runtime = _int(env, "BENCH_GRANIAN_RUNTIME_THREADS", 1, 1, 1024) if granian else 1
-    blocking = _int(env, "BENCH_GRANIAN_BLOCKING_THREADS", 1, 1, 1024) if granian else 1
+    runtime = _int(env, "BENCH_GRANIAN_RUNTIME_THREADS", 1, 1, 1024) if granian else 0
+    blocking = _int(env, "BENCH_GRANIAN_BLOCKING_THREADS", 1, 1, 1024) if granian else 0
     why = unsupported(server, http, blocking)
     if why:
         raise BadSetting(why)

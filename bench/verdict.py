@@ -14,7 +14,7 @@ from typing import Any
 
 from bench import cpuset
 from bench.cells import Cell
-from bench.keys import CLOSED_ONLY, OPEN_ONLY, SCOPED, differs, reads
+from bench.keys import CLOSED_ONLY, OPEN_ONLY, SCOPED, differs
 from bench.results import SummaryRow
 from bench.stats import PARAMS, CellStats
 
@@ -128,8 +128,8 @@ def _reads(s: CellStats, param: str) -> bool:
         return s.load_model == "open"
     if param in CLOSED_ONLY:
         return s.load_model == "closed"
-    if param in SCOPED:
-        return reads(s, param) and getattr(s, param) not in ("", 0)
+    if param in SCOPED:  # a knob its cell does not read is neutral there (scenario._scoped_values)
+        return getattr(s, param) not in ("", 0)
     return True
 
 

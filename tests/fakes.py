@@ -97,7 +97,7 @@ class FakeTarget:
                  tokens: int | None = None, broken_path: str | None = None, busy: bool = False,
                  on_stop: Callable[[FakeTarget], None] = lambda target: None, workers_shown: int | None = None,
                  late_workers_s: float = 0.0, misplace: str = "", worker_list: bool = True,
-                 pool_off_by: int = 0) -> None:
+                 pool_off_by: int = 0, runs_server: str = "") -> None:
         self.on_stop = on_stop
         self.stats_dir = stats_dir
         self.proc = subprocess.Popen([sys.executable, "-c", BURNER if busy else SLEEPER])
@@ -113,7 +113,7 @@ class FakeTarget:
             placed = [list(affinity)] * cfg.workers
         listed = [{"pid": 1000 + i, "slot": i, "cpus": c} for i, c in enumerate(placed)]
         shown = len(listed) if workers_shown is None else workers_shown
-        info = {"cpu_affinity": placed[0], "server": cfg.server, "workers": cfg.workers,
+        info = {"cpu_affinity": placed[0], "server": runs_server or cfg.server, "workers": cfg.workers,
                 "threadpool_tokens": cfg.threadpool_tokens if tokens is None else tokens,
                 "db_pool_size": cfg.db_pool_size + pool_off_by, "http_pool_size": cfg.http_pool_size}
         all_by = time.time() + late_workers_s  # until then only the first worker has said where it runs
@@ -254,6 +254,7 @@ class FakeBackend:
     fail_server: str | None = None  # start_target fails for this server name
     wrong_affinity: bool = False
     wrong_tokens: bool = False  # /info reports one token more than asked for
+    runs_server: str = ""  # /info names this server, whichever was asked for
     workers_shown: int | None = None  # /info lists this many workers (None: all of them)
     late_workers_s: float = 0.0  # /info lists only the first worker for this long after the start
     misplace: str = ""  # the target places its workers as this pinning says, not as the cell asks
@@ -306,7 +307,7 @@ class FakeBackend:
         target = FakeTarget(cfg, affinity, stats_dir, tokens, self.broken_path, busy=self.run_s > 0,
                             on_stop=self.live.remove, workers_shown=self.workers_shown,
                             late_workers_s=self.late_workers_s, misplace=self.misplace,
-                            pool_off_by=self.pool_off_by)
+                            pool_off_by=self.pool_off_by, runs_server=self.runs_server)
         self.live.append(target)
         self.made.append(target)
         return target

@@ -66,7 +66,8 @@ def test_hypercorn_command_whole() -> None:
 @pytest.mark.parametrize("installed", [True, False])
 def test_auto_loop_means_uvloop_when_installed_for_every_server(monkeypatch: pytest.MonkeyPatch,
                                                                 installed: bool) -> None:
-    monkeypatch.setattr(serve.importlib.util, "find_spec", lambda name: object() if installed else None)
+    monkeypatch.setattr(serve.importlib.util, "find_spec",
+                        lambda name: object() if installed and name == "uvloop" else None)
     want = "uvloop" if installed else "asyncio"
     assert serve.auto_loop() == want
     granian = command({"BENCH_SERVER": "granian"})
@@ -75,6 +76,12 @@ def test_auto_loop_means_uvloop_when_installed_for_every_server(monkeypatch: pyt
     assert hypercorn[hypercorn.index("-k") + 1] == want  # not Hypercorn's default, asyncio
     uvicorn = command({})
     assert uvicorn[uvicorn.index("--loop") + 1] == "auto"  # uvicorn's auto is this same rule
+
+
+def test_the_settings_whole_with_their_defaults() -> None:
+    assert serve.settings({}) == serve.Settings("uvicorn", 1, 8000, "127.0.0.1", "auto", "auto", 0, 0)
+    assert serve.settings({"BENCH_SERVER": "granian", "BENCH_LOOP": "asyncio"}) == serve.Settings(
+        "granian", 1, 8000, "127.0.0.1", "asyncio", "auto", 1, 1)
 
 
 def test_the_granian_knobs_have_granians_defaults_and_only_granian_reads_them() -> None:
@@ -187,6 +194,8 @@ def test_locust_processes_and_distributed_commands() -> None:
      "WSGI interface uses them); a def endpoint runs in anyio's threadpool: set threadpool_tokens"),
     ({"BENCH_SERVER": "granian", "BENCH_GRANIAN_RUNTIME_THREADS": "0"},
      "BENCH_GRANIAN_RUNTIME_THREADS='0': expected a whole number from 1 to 1024"),
+    ({"BENCH_SERVER": "granian", "BENCH_GRANIAN_BLOCKING_THREADS": "1025"},
+     "BENCH_GRANIAN_BLOCKING_THREADS='1025': expected a whole number from 1 to 1024"),
     ({"BENCH_WORKERS": "0"}, "BENCH_WORKERS='0': expected a whole number from 1 to 1024"),
     ({"BENCH_WORKERS": "1025"}, "BENCH_WORKERS='1025': expected a whole number from 1 to 1024"),
     ({"BENCH_PORT": "0"}, "BENCH_PORT='0': expected a whole number from 1 to 65535"),

@@ -96,6 +96,7 @@ def test_a_lost_histogram_is_a_warning_in_the_row(tmp_path, fake, capsys) -> Non
     ({"no_csv": True}, f"Locust wrote no measure_stats.csv: {LOG_TAIL}"),
     ({"locust_code": 3}, f"Locust exited with code 3: {LOG_TAIL}"),
     ({"wrong_tokens": True}, "target threadpool has 41 tokens, not the requested 40"),
+    ({"runs_server": "hypercorn"}, "target runs hypercorn, not the requested uvicorn (/info)"),
     ({"broken_path": "/def/sleep"}, "GET /def/sleep?ms=100 failed before the load: HTTP Error 500"),
 ])
 def test_each_failure_fails_its_cell_with_its_reason(tmp_path, fake, setting, reason) -> None:

@@ -144,6 +144,21 @@ def test_matrix_is_the_product_and_ids_are_unique() -> None:
     assert len(cells) == 24
     assert len({c.cell_id for c in cells}) == 24
     assert "sleep_ms10" in cells[0].cell_id  # extra axes name the cell
+    # the axes the id names anyway (users as u1, a rate as r100) are not appended again
+    assert cells[0].cell_id == "def-noop-u1-uvicorn-w1-tp40-sleep_ms10"
+    opened = scenario.from_dict({"defaults": {"load_model": "open"}, "matrix": {"rate": [100, 200]}}, {}).cells()
+    assert [c.cell_id for c in opened] == ["async-noop-r100-uvicorn-w1-tp40", "async-noop-r200-uvicorn-w1-tp40"]
+    ids = [c.cell_id for c in scenario.from_dict({"matrix": {
+        "server": ["uvicorn", "granian"], "workers": [1, 2], "threadpool_tokens": [4]}}, {}).cells()]
+    assert ids == ["async-noop-u10-uvicorn-w1-tp4", "async-noop-u10-uvicorn-w2-tp4", "async-noop-u10-granian-w1-tp4",
+                   "async-noop-u10-granian-w2-tp4"]
+    [model] = scenario.from_dict({"defaults": {"rate": 50}, "matrix": {"load_model": ["open"]}}, {}).cells()
+    assert model.cell_id == "async-noop-r50-uvicorn-w1-tp40"
+    deps = scenario.from_dict({"defaults": {"workload": "db"}, "matrix": {"db_dependency": [False, True]}}, {})
+    assert [c.cell_id for c in deps.cells()] == ["async-db-u10-uvicorn-w1-tp40", "async-db_dep-u10-uvicorn-w1-tp40"]
+    # what a file name cannot hold becomes "_" (":" of an IPv6 address)
+    binds = scenario.from_dict({"matrix": {"bind": ["127.0.0.1", "::1"]}}, {}).cells()
+    assert binds[1].cell_id == "async-noop-u10-uvicorn-w1-tp40-bind_1"
 
 
 def test_workers_cores_resolves_to_the_target_cpuset_and_duplicates_collapse() -> None:

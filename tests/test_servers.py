@@ -79,6 +79,18 @@ def test_a_cells_settings_reach_its_servers_command_line(server: str) -> None:
         assert "--runtime-threads 2 --blocking-threads 1" in text
 
 
+def test_a_configs_settings_for_the_launcher_whole() -> None:
+    [db, http] = cells({"defaults": {"db_pool_size": 12, "http_pool_size": 7, "db_pool_timeout_s": 2.5},
+                        "matrix": [{"workload": ["db"]}, {"workload": ["http"]}]})
+    assert db.server_config.env() == {
+        "BENCH_SERVER": "uvicorn", "BENCH_WORKERS": "1", "THREADPOOL_TOKENS": "40", "BENCH_WORKER_PINNING": "set",
+        "BENCH_PORT": "8000", "BENCH_BIND": "127.0.0.1", "BENCH_LOOP": "auto", "BENCH_HTTP": "auto",
+        "BENCH_GRANIAN_RUNTIME_THREADS": "0", "BENCH_GRANIAN_BLOCKING_THREADS": "0", "BENCH_DB_POOL_SIZE": "12",
+        "BENCH_DB_POOL_TIMEOUT_S": "2.5", "BENCH_HTTP_POOL_SIZE": "0"}
+    assert (http.server_config.env()["BENCH_HTTP_POOL_SIZE"], http.server_config.env()["BENCH_DB_POOL_SIZE"]) == (
+        "7", "0")
+
+
 def test_compose_gives_the_container_every_setting_the_local_backend_gives() -> None:
     """compose.yaml maps BENCH_X: ${X:-default}; each of a cell's settings must arrive, under the
     name the launcher reads, with no default standing in for it."""

@@ -76,6 +76,8 @@ def test_each_io_cell_loads_its_own_route_and_query() -> None:
         "/def/db?query=pk", "/def/db_dep?query=pk", "/def/db?query=sleep&ms=50", "/def/db_dep?query=sleep&ms=50",
         "/async/db?query=pk", "/async/db_dep?query=pk", "/async/db?query=sleep&ms=50",
         "/async/db_dep?query=sleep&ms=50", "/async/db_blocking?query=sleep&ms=50", "/def/http?ms=7"]
+    # a dependency cell is named by the route it loads
+    assert [c.cell_id.split("-")[1] for c in out[:4]] == ["db", "db_dep", "db", "db_dep"]
     # pk takes no sleep: the column says 0, not a time the query never spends
     assert [c.db_sleep_ms for c in out if c.db_query == "pk"] == [0] * 4
     # the pools are sized at the target's start: they are part of its config
