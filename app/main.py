@@ -204,6 +204,9 @@ PACKAGES = {"fastapi": "fastapi", "starlette": "starlette", "anyio": "anyio", "u
             "psycopg": "psycopg", "psycopg_pool": "psycopg-pool", "httpx": "httpx"}
 
 
+OWN_PARSER = {"granian": "hyper", "hypercorn": "h11"}  # the servers that parse HTTP themselves
+
+
 def _qualified(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"  # uvloop's class is plain "Loop"
 
@@ -233,7 +236,8 @@ async def info() -> dict[str, Any]:
         # the size in force in this worker's loop, not the one requested
         "threadpool_tokens": current_default_thread_limiter().total_tokens,
         "loop": _qualified(type(asyncio.get_running_loop())),
-        "http": os.environ.get("BENCH_HTTP", "auto"),
+        # the HTTP parser: the setting under uvicorn and gunicorn, the server's own under the others
+        "http": OWN_PARSER.get(server or "", os.environ.get("BENCH_HTTP", "auto")),
         # the pools in force in this worker (0: none opened), and the database they reach
         "db_pool_size": db.POOLS.sync.max_size if db.POOLS.sync else 0,
         "db_pool_timeout_s": db.POOLS.sync.timeout if db.POOLS.sync else 0,

@@ -6,9 +6,9 @@ again when there are more workers than CPUs). Pinning changes the answer: a def 
 hand-offs between threads cost more when the threads may run on other cores (38 ms of CPU per
 1,000,000-step request pinned, 54 ms floating over 8 cores, measured on a 16-vCPU Xeon).
 
-Neither Uvicorn nor Gunicorn tells a worker its index, so a worker claims the lowest free slot in
-BENCH_PIN_DIR under a lock: slot-<i> holds its owner's pid, and a slot whose owner is gone (a
-worker Gunicorn or Uvicorn replaced) is free again. Each worker then writes affinity-<pid>.json
+No server tells a worker its index, so a worker claims the lowest free slot in BENCH_PIN_DIR under
+a lock: slot-<i> holds its owner's pid, and a slot whose owner is gone (a worker its server
+replaced) is free again. Each worker then writes affinity-<pid>.json
 with the CPUs its threads run on, which /info reports for every live worker and the runner checks.
 
 Stdlib only: the runner imports `expected` and `describe` without FastAPI.

@@ -308,8 +308,10 @@ def test_info(app_uvicorn: tuple[Server, Path]) -> None:
     # every worker says where it runs (here one, floating over its set of one CPU)
     assert info["worker_pinning"] == "set"
     assert info["worker_affinity"] == [{"pid": info["pid"], "slot": 0, "cpus": [0]}]
-    for key in ("python", "fastapi", "starlette", "anyio", "uvicorn", "gunicorn", "uvicorn_worker"):
+    for key in ("python", "fastapi", "starlette", "anyio", "uvicorn", "gunicorn", "uvicorn_worker", "granian",
+                "hypercorn", "h11"):
         assert key in info
+    assert info["server_version"] == info["uvicorn"]
     assert info["fastapi"] and info["anyio"] and info["python"].count(".") == 2
     assert info["python_build"].startswith(f"{platform.python_implementation()} {info['python']} (")
 
@@ -464,6 +466,7 @@ def test_each_server_runs_two_workers_that_report_and_sample_themselves(tmp_path
             info = server.get("/info")[1]
         assert info["server"] == server_name and info["server_version"] == info[server_name], info
         assert info["loop"].startswith("asyncio.") and info["threadpool_tokens"] == 5, info
+        assert info["http"] == {"granian": "hyper", "hypercorn": "h11"}.get(server_name, "auto"), info
         workers = info["worker_affinity"]
         assert [w["slot"] for w in workers] == [0, 1] and server.proc.pid not in {w["pid"] for w in workers}
         assert server.get("/def/sleep?ms=5") == (200, {"slept_ms": 5})

@@ -93,6 +93,18 @@ def test_the_granian_knobs_have_granians_defaults_and_only_granian_reads_them() 
     assert command({"BENCH_SERVER": "hypercorn", **zero}) == command({"BENCH_SERVER": "hypercorn"})
 
 
+@pytest.mark.parametrize(("loaded", "server"), [
+    ({"uvicorn"}, "uvicorn"), ({"gunicorn", "uvicorn", "uvicorn_worker"}, "gunicorn"), ({"granian"}, "granian"),
+    ({"hypercorn", "h11"}, "hypercorn"), (set(), None)])
+def test_info_names_the_server_from_the_modules_that_loaded_the_worker(monkeypatch: pytest.MonkeyPatch,
+                                                                        loaded: set[str], server: str | None) -> None:
+    import app.main
+
+    modules = {k: v for k, v in sys.modules.items() if k not in ("uvicorn", "gunicorn", "granian", "hypercorn")}
+    monkeypatch.setattr(app.main.sys, "modules", {**modules, **{name: sys for name in loaded}})
+    assert app.main.running_server() == server
+
+
 def test_every_route_has_no_response_model() -> None:
     """response_model=None everywhere: with a model FastAPI would validate a def endpoint's result
     in the threadpool too, a second thread hop per request that async endpoints do not pay."""

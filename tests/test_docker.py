@@ -92,7 +92,7 @@ def test_distributed_locust_two_workers_against_gunicorn(tmp_path: Path) -> None
 def test_granian_and_hypercorn_in_the_target_image_each_worker_pinned(tmp_path: Path) -> None:
     # both on the read-only root with two workers (Hypercorn's spawned workers and Granian's Rust
     # runtime alike), each worker on its own CPU from inside the container, named in /info
-    proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=18606", "duration=2", "warmup=1",
+    proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=18606", "duration=3", "warmup=1",
                           "workload=noop", "style=def", "server=granian,hypercorn", "workers=2",
                           "worker_pinning=core", "target_cpuset=0-1", "loadgen_cpuset=0-1")
     assert proc.returncode == 0, proc.stderr

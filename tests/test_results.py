@@ -163,5 +163,10 @@ def test_usage_over_window_with_a_fake_clock() -> None:
     assert use.max_proc_cpu_pct == pytest.approx(50.0)
     assert (use.rss_mb, use.threads) == (60, 5)
     assert usage(samples, 100, 200).cpu_pct == 0.0
+    # a starved sampler: no sample inside [4, 8], so the two around it (t=3 and t=9) give the rate
+    starved = usage(samples, 4.0, 8.0)
+    assert starved.cpu_pct == pytest.approx(100.0 * (8.5 + 3.9) / 6.0)
+    assert (starved.rss_mb, starved.threads) == (500, 50)
+    assert usage(samples[:3], 4.0, 8.0).cpu_pct == 0.0, "nothing after the window: no rate to tell"
 
 
