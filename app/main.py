@@ -25,6 +25,7 @@ from fastapi import Depends, FastAPI, Query
 from app import db, pinning, upstream
 from app.buildinfo import python_build
 from app.sampler import sample_forever
+from app.serve import OWN_HTTP
 
 # bounded so that a typo cannot hang the server for hours
 Iterations = Annotated[int, Query(ge=0, le=50_000_000)]
@@ -204,9 +205,6 @@ PACKAGES = {"fastapi": "fastapi", "starlette": "starlette", "anyio": "anyio", "u
             "psycopg": "psycopg", "psycopg_pool": "psycopg-pool", "httpx": "httpx"}
 
 
-OWN_PARSER = {"granian": "hyper", "hypercorn": "h11"}  # the servers that parse HTTP themselves
-
-
 def _qualified(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"  # uvloop's class is plain "Loop"
 
@@ -237,7 +235,7 @@ async def info() -> dict[str, Any]:
         "threadpool_tokens": current_default_thread_limiter().total_tokens,
         "loop": _qualified(type(asyncio.get_running_loop())),
         # the HTTP parser: the setting under uvicorn and gunicorn, the server's own under the others
-        "http": OWN_PARSER.get(server or "", os.environ.get("BENCH_HTTP", "auto")),
+        "http": OWN_HTTP[server][0] if server in OWN_HTTP else os.environ.get("BENCH_HTTP", "auto"),
         # the pools in force in this worker (0: none opened), and the database they reach
         "db_pool_size": db.POOLS.sync.max_size if db.POOLS.sync else 0,
         "db_pool_timeout_s": db.POOLS.sync.timeout if db.POOLS.sync else 0,

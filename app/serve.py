@@ -35,11 +35,11 @@ GRACEFUL_S = "3"  # stopping a target between cells should take seconds, not the
 BACKLOG = "2048"
 FOREIGN_ENV = ("GRANIAN_", "UVICORN_", "GUNICORN_CMD_ARGS")
 
-# The servers with an HTTP implementation of their own: `http` picks one of Uvicorn's parsers, so
-# it applies to uvicorn and gunicorn (uvicorn-worker) alone.
+# The servers with an HTTP implementation of their own -> (its name, as /info reports it; why `http`
+# does not apply): `http` picks one of Uvicorn's parsers, so it applies to uvicorn and gunicorn alone.
 OWN_HTTP = {
-    "granian": "Granian parses HTTP itself (in Rust, with hyper)",
-    "hypercorn": "Hypercorn parses HTTP/1.1 with h11 and HTTP/2 with h2, always",
+    "granian": ("hyper", "Granian parses HTTP itself (in Rust, with hyper)"),
+    "hypercorn": ("h11", "Hypercorn parses HTTP/1.1 with h11 and HTTP/2 with h2, always"),
 }
 BLOCKING_WHY = ("Granian refuses more than one blocking thread for an ASGI app (only its WSGI "
                 "interface uses them); a def endpoint runs in anyio's threadpool: set threadpool_tokens")
@@ -54,7 +54,7 @@ def unsupported(server: str, http: str, blocking_threads: int) -> str | None:
     anything starts, so the runner and the launcher never disagree."""
     if server in OWN_HTTP and http != "auto":
         return (f"http = {http!r} is one of Uvicorn's parsers (server uvicorn or gunicorn); "
-                f"{OWN_HTTP[server]}: leave http = auto")
+                f"{OWN_HTTP[server][1]}: leave http = auto")
     if server == "granian" and blocking_threads != 1:
         return f"granian_blocking_threads = {blocking_threads}: {BLOCKING_WHY}"
     return None
@@ -66,7 +66,7 @@ class Settings:
     workers: int
     port: int
     bind: str
-    loop: str  # asyncio | uvloop for granian and hypercorn ("auto" resolved); as given for uvicorn
+    loop: str  # asyncio | uvloop for granian and hypercorn ("auto" resolved); as given for the others
     http: str
     runtime_threads: int  # granian only (0 for the others)
     blocking_threads: int
