@@ -11,7 +11,7 @@ export BASE_IMAGE
 
 SET_ARGS := $(foreach s,$(SET),--set $(s))
 
-.PHONY: help venv bench capacity smoke plan test mutation breaks lint report compare serve base-image wheelhouse images docker-up docker-down clean
+.PHONY: help venv bench gate capacity smoke plan test mutation breaks lint report compare serve base-image wheelhouse images docker-up docker-down clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -26,6 +26,14 @@ $(VENV)/.installed: requirements-dev.txt app/requirements.txt loadgen/requiremen
 
 bench: venv ## run SCENARIO (default: default) on BACKEND (auto|local|docker); SET="k=v k2=a,b"
 	$(if $(filter docker,$(BACKEND)),$(MAKE) images &&) $(BIN)/python -m bench run $(SCENARIO) --backend $(BACKEND) --out $(OUT) $(SET_ARGS)
+
+GATE_OUT ?= results/ci
+gate: venv ## the CI gate: the ci preset, judged against BASELINE (a kept run) when given; THRESHOLD, JUNIT, SET
+	$(if $(filter docker,$(BACKEND)),$(MAKE) images)
+	rm -rf $(GATE_OUT) && mkdir -p $(GATE_OUT)  # one run in it: the pipelines keep results/ci/*-ci
+	$(if $(BASELINE),$(if $(wildcard $(BASELINE)),,@echo "gate: no baseline at $(BASELINE) yet (a first run, an evicted cache): only the checks judge this run"))
+	$(BIN)/python -m bench run ci --backend $(BACKEND) --out $(GATE_OUT) --junit $(or $(JUNIT),$(GATE_OUT)/junit.xml) \
+		$(if $(wildcard $(BASELINE)),--baseline $(BASELINE)) $(if $(THRESHOLD),--threshold $(THRESHOLD)) $(SET_ARGS)
 
 capacity: venv ## per cell of SCENARIO (default: capacity), the highest rate within p99 SLO ms (default: its [capacity])
 	$(if $(filter docker,$(BACKEND)),$(MAKE) images &&) $(BIN)/python -m bench capacity $(if $(filter default,$(SCENARIO)),capacity,$(SCENARIO)) --backend $(BACKEND) --out $(OUT) $(if $(SLO),--slo-p99 $(SLO)) $(SET_ARGS)

@@ -19,6 +19,7 @@ from bench.backends.base import Backend
 from bench.capacity import Outcome, Result, Settings, Step
 from bench.cells import Cell
 from bench.errors import BadInput
+from bench.headroom import at_cpu_limit
 from bench.results import SummaryRow, to_text
 from bench.rundir import RunDir
 from bench.runner import Runner
@@ -72,7 +73,8 @@ def outcome_of(row: SummaryRow, rate: float) -> Outcome:
         return Outcome(rate, ran=False, error=row.error)
     ratio = row.failures / row.requests if row.requests else 0.0
     return Outcome(rate, ran=True, p50_ms=row.p50_ms, p99_ms=row.p99_ms, offered_rps=row.offered_rps,
-                   achieved_rps=row.achieved_rps, failure_ratio=ratio, saturated=row.loadgen_saturated)
+                   achieved_rps=row.achieved_rps, failure_ratio=ratio, saturated=row.loadgen_saturated,
+                   own_delay_ms=None if at_cpu_limit(row) else max(row.late_p99_ms, row.loadgen_lag_ms))
 
 
 def step_record(search_id: str, step: Step, cell_id: str) -> list[str]:

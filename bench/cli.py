@@ -31,14 +31,23 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"bench: error: {message} (see {self.prog} --help)\n")
 
 
-def percent(text: str) -> float:
+def _percentage(text: str, least: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite percentage >= 0")
+    if not math.isfinite(value) or value < 0 or (least == "> 0" and value == 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite percentage {least}")
     return value
+
+
+def percent(text: str) -> float:
+    return _percentage(text, ">= 0")
+
+
+def threshold(text: str) -> float:
+    """The gate's threshold: 0 % would call every wobble a regression."""
+    return _percentage(text, "> 0")
 
 
 def with_scenario(p: argparse.ArgumentParser, optional: bool = False) -> None:
@@ -62,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --resume: run failed cells again too (the failed rows are kept)")
     run.add_argument("--target-url", help="load an already-running target instead of starting one")
     run.add_argument("--no-report", action="store_true", help="skip report.html/report.md at the end")
+    run.add_argument("--baseline", type=Path, metavar="PATH",
+                     help="judge each cell against an earlier run (its directory, summary.csv or "
+                          "summary_stats.csv): exit 1 on a regression (docs/ci.md)")
+    run.add_argument("--threshold", type=threshold, metavar="PCT",
+                     help="with --baseline: the change that counts, in percent of the baseline's mean "
+                          "(default 25); it must also be significant over the repeats")
+    run.add_argument("--junit", type=Path, metavar="FILE",
+                     help="write a JUnit XML report: one test case per cell and check")
     from bench.capacity_cmd import add_parser
 
     add_parser(sub)

@@ -96,11 +96,16 @@ def cpus_to_load_fully(row: SummaryRow) -> int:
     return cpus_needed(rps, row.loadgen_cpu_ms_per_request)
 
 
+def at_cpu_limit(row: SummaryRow) -> bool:
+    """Locust used (nearly) all the CPU it had: a busy loop lags too, whatever its lag says."""
+    return 0 < row.loadgen_headroom < 100.0 / SATURATED_PCT
+
+
 def advice(row: SummaryRow) -> str:
     """The end-of-run line for a flagged row: what Locust had, what it cost, what it needed."""
     had = usable_cores(row)
     cost = f"{row.loadgen_cpu_ms_per_request:.3f} ms of Locust CPU per request"
-    at_limit = 0 < row.loadgen_headroom < 100.0 / SATURATED_PCT  # its own CPU: a busy loop lags too
+    at_limit = at_cpu_limit(row)
     if late_flags(row.late_p99_ms, row.p99_ms) and not at_limit:
         return (f"{row.cell_id}: Locust had {had} CPU(s), {cost}, and sent its requests up to "
                 f"{row.late_p99_ms:.1f} ms late (p99; the p99 latency is {row.p99_ms:.1f} ms): it could not "

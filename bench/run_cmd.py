@@ -9,15 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from bench import envinfo
+from bench import envinfo, gate
 from bench import scenario as scenario_mod
 from bench.backends.base import Backend, TargetError
+from bench.baseline import Baseline
 from bench.cells import Cell, work_order
 from bench.errors import BadInput
 from bench.progress import Progress, describe
-from bench.results import SummaryRow, latest
+from bench.results import latest
 from bench.rundir import RunDir
 from bench.runner import Runner
 from bench.services import Endpoints, Needs, ServiceError, needs
@@ -140,8 +143,30 @@ def backend_metadata(backend: Backend) -> dict[str, Any]:
         raise BadInput(str(exc)) from None
 
 
+@dataclass(frozen=True)
+class CiArgs:
+    """--baseline, --threshold and --junit, checked (and the baseline read) before the run starts."""
+
+    baseline: Baseline | None = None
+    threshold: float = gate.DEFAULT_THRESHOLD_PCT
+    junit: Path | None = None
+
+
+def ci_args(args: argparse.Namespace) -> CiArgs:
+    if args.threshold is not None and args.baseline is None:
+        raise BadInput("--threshold goes with --baseline PATH")
+    from bench import baseline, junit
+
+    base = baseline.load(args.baseline) if args.baseline is not None else None
+    if args.junit is not None:
+        junit.check_target(args.junit)
+    given = args.threshold if args.threshold is not None else gate.DEFAULT_THRESHOLD_PCT
+    return CiArgs(base, given, args.junit)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     scen, resumed = _resolve(args)
+    ci = ci_args(args)
     cells = scen.cells()
     backend = make_backend(args.backend, args.target_url)  # refused before the run directory exists
     if args.target_url is None:
@@ -156,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run = _open_run(args, scen, resumed, backend, meta)
         if endpoints.meta:  # the PostgreSQL version, its connections and CPUs
             run.write_env({**run.env(), "services": endpoints.meta})
-        return _run(args, scen, run, backend, cells)
+        return _run(args, scen, run, backend, cells, ci)
     finally:
         stop_services(backend, run)
 
@@ -180,7 +205,7 @@ def _open_run(args: argparse.Namespace, scen: scenario_mod.Scenario, resumed: Ru
 
 
 def _run(args: argparse.Namespace, scen: scenario_mod.Scenario, run: RunDir, backend: Backend,
-         cells: list[Cell]) -> int:
+         cells: list[Cell], ci: CiArgs) -> int:
     env = run.env()
     items, attempts, n_done = _todo(run, cells, args.retry_failed)
     progress = Progress(len(items), sum(c.estimated_s() for c, _ in items))
@@ -201,18 +226,24 @@ def _run(args: argparse.Namespace, scen: scenario_mod.Scenario, run: RunDir, bac
               file=sys.stderr)
         print(run.path)
         return 130
-    code = _finish(run, scen.checks, no_report=args.no_report)
+    code = _finish(run, scen.name, scen.checks, no_report=args.no_report, ci=ci)
     print(run.path)
     return code
 
 
-def _finish(run: RunDir, checks: dict[str, Any], no_report: bool) -> int:
+def _finish(run: RunDir, name: str, checks: dict[str, Any], no_report: bool, ci: CiArgs | None = None) -> int:
     from bench import checks as checks_mod
     from bench import stats
+    from bench.outcome import Outcome, publish
 
+    ci = ci or CiArgs()
     rows = run.latest_rows()
     cell_stats = stats.summarize(rows)
     run.write_stats(cell_stats)
+    env = run.env()
+    # the target's build as its /info said: a baseline kept without cells/ still tells it
+    env["target_python_build"] = run.python_build()
+    run.write_env(env)
     failed_checks = checks_mod.evaluate(rows, checks) if checks else None
     if not no_report:
         from bench.report import write_report
@@ -231,5 +262,16 @@ def _finish(run: RunDir, checks: dict[str, Any], no_report: bool) -> int:
             print(f"    {advice(row)}", file=sys.stderr)
     for message in failed_checks or []:
         print(f"  check failed: {message}", file=sys.stderr)
-    failed_cells: list[SummaryRow] = [r for r in rows if r.status != "ok"]
-    return 1 if failed_cells or failed_checks else 0
+    outcome = Outcome(run.name, name, tuple(checks_mod.verdicts(rows, checks or {})))
+    if ci.baseline is not None:
+        current = (str(env.get("cpu_model") or ""), env["target_python_build"])
+        outcome = Outcome(
+            run.name, name, outcome.verdicts,
+            tuple(gate.judge(ci.baseline, cell_stats, *current, threshold=ci.threshold)),
+            str(ci.baseline.source), ci.threshold,
+            gate.machine_differs(ci.baseline, *current) or gate.unchecked(ci.baseline))
+        for line in outcome.lines():
+            print(line, file=sys.stderr)
+    for path in publish(outcome, run, ci.junit):
+        print(f"  wrote {path}", file=sys.stderr)
+    return outcome.exit_code

@@ -140,6 +140,25 @@ def summarize(rows: list[SummaryRow]) -> list[CellStats]:
     return [_cell_stats(cell_id, group) for cell_id, group in by_cell.items()]
 
 
+_TYPES = {f.name: f.type for f in fields(CellStats)}
+
+
+def from_stats_record(record: dict[str, str]) -> CellStats:
+    """A CellStats from a summary_stats.csv line's text (a baseline kept without its summary.csv);
+    ValueError when a number does not parse or is not finite."""
+    values: dict[str, Any] = {}
+    for name, text in record.items():
+        kind = _TYPES[name]
+        if kind in ("int", "float"):
+            number = float(text) if text else 0.0
+            if not math.isfinite(number):
+                raise ValueError(f"{name} = {text!r} is not a finite number")
+            values[name] = int(number) if kind == "int" else number
+        else:
+            values[name] = text == "true" if kind == "bool" else text
+    return CellStats(**values)
+
+
 def stats_records(stats: list[CellStats]) -> list[list[str]]:
     """The CSV's rows as text, header first (pure, so tests need no file)."""
     return [list(STATS_COLUMNS)] + [[to_text(getattr(s, c)) for c in STATS_COLUMNS] for s in stats]

@@ -279,6 +279,7 @@ class FakeBackend:
     run_s: float = 0.0  # the measured run lasts this long, its window inside it; CPU burnt on both sides
     hdr_values: list[int] = field(default_factory=lambda: list(HDR_VALUES_US))
     lag_values: list[int] = field(default_factory=lambda: list(LAG_VALUES_US))  # Locust's loop lag
+    rps_per_user: float = 10.0  # closed loop: the rate each user gets
     knee_rps: float = 1e9  # open loop: the rate it serves at most; beyond it latencies are 50 times longer
     dropped: int = 0  # open loop: requests due while max_inflight were outstanding
     late_ms: float = 0.0  # open loop: how late every send left (0: on time)
@@ -335,7 +336,7 @@ class FakeBackend:
             return load
         requests = 0 if self.zero_requests else spec.users * 100
         failures = self.failures if requests else 0
-        write_locust_stats(out_dir / f"{spec.prefix}_stats.csv", requests, rps=spec.users * 10.0,
+        write_locust_stats(out_dir / f"{spec.prefix}_stats.csv", requests, rps=spec.users * self.rps_per_user,
                            failures=failures)
         if failures:
             write_locust_failures(out_dir / f"{spec.prefix}_failures.csv", failures)
@@ -366,7 +367,7 @@ class FakeBackend:
         result: dict[str, Any] = {
             "requests": requests + 7 if requests else 0, "failures": failures + 1 if failures else 0,
             # a run that lasts gives the rate of its window; an instant one a fixed, known rate
-            "rps": (requests + 7) / (t_stop - t_start) if self.run_s else spec.users * 10.0 + 0.5,
+            "rps": (requests + 7) / (t_stop - t_start) if self.run_s else spec.users * self.rps_per_user + 0.5,
             "mean_ms": 50.05, "hdr": hdr.encode(hist) if count else "",
             "count": count, "cpu_warning": self.cpu_warning, "role": "local",
             "lag_hdr": hdr.encode(lag) if self.lag_values else "", "warmup_requests": 123}

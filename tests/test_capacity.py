@@ -210,3 +210,33 @@ def test_the_requests_in_flight_at_the_windows_end_do_not_fail_a_step() -> None:
     # the window's length divides: a 20 s window leaves a tenth of the allowance
     assert in_flight_rps(settings_from({"slo_p99_ms": 150, "step_s": 20}), step) == pytest.approx(
         in_flight_rps(s, step) / 10)
+
+
+def test_a_late_locust_stops_the_search_only_when_its_delay_could_explain_the_miss() -> None:
+    s = Settings(slo_p99_ms=150.0)
+    far = Outcome(160, True, p99_ms=231.2, offered_rps=160, achieved_rps=160, saturated=True, own_delay_ms=25.0)
+    assert judge(s, far) == ("fail", "p99 231.2 ms > 150 ms (Locust's own delay, 25.0 ms, does not explain it)")
+    # the same lateness just over the objective: Locust's delay may be the whole miss
+    near = Outcome(160, True, p99_ms=170.0, offered_rps=160, achieved_rps=160, saturated=True, own_delay_ms=25.0)
+    assert judge(s, near)[0] == "stop"
+    # exactly the objective once the delay is taken off is not a miss of the target's
+    assert judge(s, Outcome(160, True, p99_ms=175.0, offered_rps=160, achieved_rps=160, saturated=True,
+                            own_delay_ms=25.0))[0] == "stop"
+    # at its CPU limit (own_delay_ms None) Locust's delay is unknown: a floor, as before
+    assert judge(s, Outcome(160, True, p99_ms=900.0, offered_rps=160, achieved_rps=160, saturated=True))[0] == "stop"
+    # not flagged at all: a plain fail, the delay is not mentioned
+    assert judge(s, Outcome(160, True, p99_ms=231.2, offered_rps=160, achieved_rps=160, own_delay_ms=25.0)) == (
+        "fail", "p99 231.2 ms > 150 ms")
+
+
+def test_a_steps_own_delay_comes_from_its_row_unless_locust_was_at_its_cpu_limit() -> None:
+    from bench.capacity_cmd import outcome_of
+    from tests.rows import make_row
+
+    late = make_row(late_p99_ms=24.0, loadgen_lag_ms=3.0, loadgen_headroom=8.0, loadgen_saturated=True)
+    assert outcome_of(late, 160).own_delay_ms == 24.0
+    lagging = make_row(late_p99_ms=2.0, loadgen_lag_ms=6.0, loadgen_headroom=8.0)
+    assert outcome_of(lagging, 160).own_delay_ms == 6.0
+    busy = make_row(late_p99_ms=24.0, loadgen_headroom=1.05, loadgen_saturated=True)
+    assert outcome_of(busy, 160).own_delay_ms is None
+    assert outcome_of(make_row(late_p99_ms=24.0, loadgen_headroom=0.0), 160).own_delay_ms == 24.0
