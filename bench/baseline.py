@@ -24,6 +24,7 @@ from bench.rundir import RunDir
 from bench.stats import STATS_COLUMNS, CellStats, from_stats_record, summarize
 
 SUMMARY, STATS = "summary.csv", "summary_stats.csv"
+LARGEST = 1e12  # no figure of a run comes near: a larger one is damage, and Welch's test would overflow on it
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,8 @@ def _finite(path: Path, stats: list[CellStats]) -> list[CellStats]:
     for s in stats:
         for f in fields(s):
             value = getattr(s, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise _fail(path, f"cell {s.cell_id}: {f.name} is {value}, not a finite number")
+            if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= LARGEST):
+                raise _fail(path, f"cell {s.cell_id}: {f.name} is {value}, not a finite number of this size")
     return stats
 
 
@@ -91,7 +92,7 @@ def read_stats(path: Path) -> list[CellStats]:
             rows = [from_record(d) for d in _dicts(path, header, lines)]
             return _finite(path, summarize(latest(rows)))
         return _finite(path, [from_stats_record(d) for d in _dicts(path, header, lines)])
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, ArithmeticError) as exc:  # inf in an int column, 1e300 squared
         raise _fail(path, f"a line is damaged ({exc})") from None
 
 
@@ -109,6 +110,13 @@ def load(path: Path) -> Baseline:
     """The baseline at `path`: a run directory (its summary.csv, else its summary_stats.csv) or
     one of those files, with the env.json beside it when there is one."""
     path = Path(path)
+    try:
+        return _load(path)
+    except OSError as exc:  # a name too long, a folder it may not enter
+        raise _fail(path, f"cannot be read ({exc.strerror})") from None
+
+
+def _load(path: Path) -> Baseline:
     if path.is_dir():
         source = next((path / name for name in (SUMMARY, STATS) if (path / name).is_file()), None)
         if source is None:
@@ -119,8 +127,4 @@ def load(path: Path) -> Baseline:
         raise _fail(path, "no such file or directory")
     stats = read_stats(source)
     env = _env(source.parent)
-    # the target's build as its /info said (cells/), else as the run recorded it when it ended,
-    # else the runner's own (the local backend runs the target with it)
-    build = RunDir(source.parent).python_build() if (source.parent / "cells").is_dir() else ""
-    build = build or str(env.get("target_python_build") or env.get("python_build") or "")
-    return Baseline(source, stats, env, build)
+    return Baseline(source, stats, env, RunDir(source.parent).python_build())

@@ -74,7 +74,15 @@ def outcome_of(row: SummaryRow, rate: float) -> Outcome:
     ratio = row.failures / row.requests if row.requests else 0.0
     return Outcome(rate, ran=True, p50_ms=row.p50_ms, p99_ms=row.p99_ms, offered_rps=row.offered_rps,
                    achieved_rps=row.achieved_rps, failure_ratio=ratio, saturated=row.loadgen_saturated,
-                   own_delay_ms=None if at_cpu_limit(row) else max(row.late_p99_ms, row.loadgen_lag_ms))
+                   own_delay_ms=own_delay(row))
+
+
+def own_delay(row: SummaryRow) -> float | None:
+    """How late Locust itself sent, when that can be told apart from a Locust at its CPU limit: not
+    when its CPU was not sampled (headroom 0) or it used nearly all of it."""
+    if row.loadgen_headroom <= 0 or at_cpu_limit(row):
+        return None
+    return max(row.late_p99_ms, row.loadgen_lag_ms)
 
 
 def step_record(search_id: str, step: Step, cell_id: str) -> list[str]:

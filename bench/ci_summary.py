@@ -34,6 +34,8 @@ def render(o: Outcome) -> str:
                   f"Baseline `{o.baseline}`. {gate.rule(o.threshold_pct)}.", ""]
         if o.note:
             lines += [f"Note: {o.note}.", ""]
+        if o.unjudged_warning:
+            lines += [f"**Warning: {o.unjudged_warning}.**", ""]
         lines += ["| cell | verdict | rps | p50 ms | p99 ms | n | why / note |",
                   "|---|---|---|---|---|---|---|"]
         for j in o.judgements:

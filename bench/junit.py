@@ -25,14 +25,21 @@ def _text(value: str) -> str:
 def check_target(path: Path) -> None:
     """Refuse before the run a place the report cannot be written to; a file left from an earlier
     run is removed, so a run that dies leaves no stale passing report behind."""
-    if path.is_dir():
+    try:
+        is_dir, parent_ok = path.is_dir(), path.parent.is_dir()
+    except OSError as exc:
+        raise BadInput(f"--junit {path}: {exc.strerror}") from None
+    if is_dir:
         raise BadInput(f"--junit {path}: is a directory")
     parent = path.parent
-    if not parent.is_dir():
+    if not parent_ok:
         raise BadInput(f"--junit {path}: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise BadInput(f"--junit {path}: {parent} is not writable")
-    path.unlink(missing_ok=True)
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise BadInput(f"--junit {path}: the earlier report cannot be removed ({exc.strerror})") from None
 
 
 def _case(suite: ET.Element, cell_id: str, name: str, scenario: str) -> ET.Element:

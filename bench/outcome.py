@@ -51,6 +51,18 @@ class Outcome:
         return [j for j in self.judgements if j.verdict == gate.REGRESSION]
 
     @property
+    def judged(self) -> int:
+        """Cells the baseline could judge (passed or regressed)."""
+        return sum(j.verdict in (gate.PASS, gate.REGRESSION) for j in self.judgements)
+
+    @property
+    def unjudged_warning(self) -> str:
+        """A baseline was given, yet no cell could be judged: the gate rests on the checks alone."""
+        if not self.baseline or self.judged:
+            return ""
+        return "no cell could be judged against the baseline: this run rests on its checks alone"
+
+    @property
     def passed(self) -> bool:
         return not self.failed_checks and not self.regressions
 
@@ -65,6 +77,8 @@ class Outcome:
         out = [f"vs baseline {self.baseline}", f"  {gate.rule(self.threshold_pct)}"]
         if self.note:
             out.append(f"  note: {self.note}")
+        if self.unjudged_warning:
+            out.append(f"  warning: {self.unjudged_warning}")
         for j in self.judgements:
             figs = "  ".join(f"{f.name} {_pct(f.change_pct)}"
                              + (f" p={f.p:.3f}" if math.isfinite(f.p) else "") for f in j.figures)

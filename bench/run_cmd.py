@@ -157,9 +157,9 @@ def ci_args(args: argparse.Namespace) -> CiArgs:
         raise BadInput("--threshold goes with --baseline PATH")
     from bench import baseline, junit
 
-    base = baseline.load(args.baseline) if args.baseline is not None else None
-    if args.junit is not None:
+    if args.junit is not None:  # first: an old report goes even when the baseline is refused
         junit.check_target(args.junit)
+    base = baseline.load(args.baseline) if args.baseline is not None else None
     given = args.threshold if args.threshold is not None else gate.DEFAULT_THRESHOLD_PCT
     return CiArgs(base, given, args.junit)
 

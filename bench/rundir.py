@@ -269,7 +269,8 @@ class RunDir:
                 n += 1
 
     def python_build(self) -> str:
-        """The interpreter build the target ran (its /info), else the runner's (env.json)."""
+        """The interpreter build the target ran (its /info, else as env.json recorded it when the run
+        ended: a baseline kept without cells/ still says), else the runner's (env.json)."""
         for info in sorted(self.path.glob("cells/*/r*/target_info.json")):
             try:
                 build = json.loads(info.read_text()).get("python_build")
@@ -278,6 +279,7 @@ class RunDir:
             if build:
                 return str(build)
         try:
-            return str(self.env().get("python_build") or "")
+            env = self.env()
+            return str(env.get("target_python_build") or env.get("python_build") or "")
         except RunDirError:
             return ""

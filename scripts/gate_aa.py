@@ -3,6 +3,7 @@ of one preset with nothing changed (A/A): the evidence behind gate.DEFAULT_THRES
 
     .venv/bin/python scripts/gate_aa.py results/aa/*            # runs made before
     .venv/bin/python scripts/gate_aa.py --runs 20 --out /tmp/aa  # make them first (ci preset)
+    .venv/bin/python scripts/gate_aa.py results/aa/* --ab RUN    # a changed run against each of them
 
 For each threshold it judges the disjoint pairs (run 1 vs 2, 3 vs 4, ...) and every ordered pair
 (each run as the baseline of each other), as `bench run --baseline` would, and counts the pairs
@@ -59,15 +60,33 @@ def slower(s: CellStats, factor: float = 2.0) -> CellStats:
                    p50_ms_mean=s.p50_ms_mean * factor, p50_ms_sd=s.p50_ms_sd * factor)
 
 
+def against(changed: baseline.Baseline, runs: list[baseline.Baseline]) -> int:
+    """A real A/B: how many of the A/A runs, each taken as the baseline, fail the changed run, and
+    which cells each time."""
+    named: dict[str, int] = {}
+    failed = 0
+    for a in runs:
+        hit = alarms(a, changed, gate.DEFAULT_THRESHOLD_PCT)["gate"]
+        failed += bool(hit)
+        for name in hit:
+            named[name] = named.get(name, 0) + 1
+    print(f"{changed.source.parent.name} against each of {len(runs)} runs at "
+          f"{gate.DEFAULT_THRESHOLD_PCT:g} %: exit 1 against {failed}; cells named: {named or 'none'}")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="*", type=Path, help="run directories of one preset, nothing changed")
     p.add_argument("--runs", dest="make", type=int, default=0, help="make this many runs first")
     p.add_argument("--out", type=Path, default=Path("results/aa"))
     p.add_argument("--scenario", default="ci")
+    p.add_argument("--ab", type=Path, metavar="RUN", help="judge this run against each of the runs instead")
     args = p.parse_args()
     dirs = make_runs(args.make, args.out, args.scenario) if args.make else args.runs
     runs = [baseline.load(d) for d in dirs]
+    if args.ab:
+        return against(baseline.load(args.ab), runs)
     if len(runs) < 2:
         p.error("need two runs or more")
     disjoint = list(zip(runs[0::2], runs[1::2], strict=False))

@@ -161,12 +161,15 @@ def test_the_summary_goes_to_github_step_summary(tmp_path, fake, monkeypatch) ->
     assert (cur / "ci-summary.md").read_text() in text
 
 
-def test_an_interrupted_run_leaves_no_stale_junit(tmp_path, fake) -> None:
+def test_an_interrupted_or_refused_run_leaves_no_stale_junit(tmp_path, fake) -> None:
     junit = tmp_path / "j.xml"
     junit.write_text("<testsuites/>")  # a passing report of an earlier run
     fake.interrupt_after = 1
     code, _run_dir = run(tmp_path, scen_file(tmp_path, TWO), "--junit", str(junit))
     assert code == 130 and not junit.exists()
+    junit.write_text("<testsuites/>")
+    code, _run_dir = run(tmp_path, scen_file(tmp_path, TWO), "--junit", str(junit), "--baseline", "/nowhere")
+    assert code == 2 and not junit.exists()
 
 
 def _damaged(tmp_path: Path, name: str, text: str) -> str:
@@ -199,10 +202,13 @@ def bad_inputs(tmp_path: Path, base: Path) -> list[tuple[list[str], str]]:
         (["--baseline", _damaged(tmp_path, "header.csv", header + "\n")], "holds no rows"),
         (["--baseline", _damaged(tmp_path, "short.csv", f"{header}\n{line[:40]}\n")], "line 2 is damaged"),
         (["--baseline", _damaged(tmp_path, "long.csv", f"{header}\n{line},x\n")], "line 2 is damaged"),
-        (["--baseline", _damaged(tmp_path, "huge.csv", f'{header}\n"{"x" * 200_000}"\n')], "not a readable CSV"),
+        (["--baseline", _damaged(tmp_path, "field.csv", f'{header}\n"{"x" * 200_000}"\n')], "not a readable CSV"),
         (["--baseline", _damaged(tmp_path, "word.csv", f"{header}\n{_field(line, 2, 'one')}\n")], "damaged"),
         (["--baseline", _damaged(tmp_path, "nan.csv", f"{stats[0]}\n{_field(stats[1], rps_mean, 'nan')}\n")],
          "not a finite number"),
+        (["--baseline", _damaged(tmp_path, "inf.csv", f"{header}\n{_field(line, 2, 'inf')}\n")], "damaged"),
+        (["--baseline", _damaged(tmp_path, "huge.csv", f"{stats[0]}\n{_field(stats[1], rps_mean, '1e200')}\n")],
+         "not a finite number of this size"),
         (["--baseline", str(base), "--threshold", "0"], "expected a finite percentage > 0"),
         (["--baseline", str(base), "--threshold", "-5"], "expected a finite percentage > 0"),
         (["--baseline", str(base), "--threshold", "nan"], "expected a finite percentage > 0"),
