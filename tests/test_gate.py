@@ -150,6 +150,17 @@ def test_a_saturated_locust_in_this_run_is_not_judged_in_the_baseline_a_note() -
     assert j.verdict == gate.REGRESSION and "Locust saturated in the baseline" in j.note
 
 
+def test_a_locust_near_its_limit_in_this_run_is_not_judged() -> None:
+    near = cell(rps=(10.0, 10.1, 9.9), loadgen_headroom=1.3)
+    j = one(base(cell()), near)
+    assert j.verdict == gate.NOT_JUDGED
+    assert j.reason == ("Locust near its limit in this run (headroom 1.30x, under 1.5x): its own scheduling "
+                        "sets part of the figures")
+    assert one(base(cell()), cell(rps=(10.0, 10.1, 9.9), loadgen_headroom=1.5)).verdict == gate.REGRESSION
+    assert one(base(cell()), cell(rps=(10.0, 10.1, 9.9), loadgen_headroom=0.0)).verdict == gate.REGRESSION
+    assert one(base(cell(loadgen_headroom=1.1)), cell(rps=(10.0, 10.1, 9.9))).verdict == gate.REGRESSION
+
+
 def test_the_threshold_must_be_positive_and_the_rule_states_it() -> None:
     with pytest.raises(ValueError, match="threshold must be > 0"):
         gate.judge(base(cell()), [cell()], CPU, BUILD, 0.0)
