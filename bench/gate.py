@@ -108,24 +108,32 @@ def _place(s: CellStats, on: tuple[str, ...]) -> tuple[object, ...]:
 
 
 def _changed(base: CellStats, cur: CellStats, on: tuple[str, ...]) -> list[str]:
-    return [f"{p} {getattr(base, p)} -> {getattr(cur, p)}" for p in PARAMS if p not in on
-            and p not in IGNORED and keys.reads(cur, p) and getattr(base, p) != getattr(cur, p)]
+    """The parameters (not axes) this run changed for the cell, among those it reads."""
+    return [p for p in PARAMS if p not in on and p not in IGNORED and keys.reads(cur, p)
+            and getattr(base, p) != getattr(cur, p)]
+
+
+def _moves(base: CellStats, cur: CellStats, params: list[str]) -> str:
+    return "; ".join(f"{p} {getattr(base, p)} -> {getattr(cur, p)}" for p in params)
 
 
 def _not_judged(cur: CellStats | None, base: CellStats | None, reason: str, note: str = "") -> Judgement:
-    return Judgement(cur.cell_id if cur else base.cell_id if base else "", base.cell_id if base else "",
-                     NOT_JUDGED, reason, note, base.n if base else 0, cur.n if cur else 0, ())
+    """A cell of this run (cur) or, with cur None, a baseline cell this run lacks."""
+    shown = cur if cur is not None else base
+    assert shown is not None
+    return Judgement(shown.cell_id, base.cell_id if base else "", NOT_JUDGED, reason, note,
+                     base.n if base else 0, cur.n if cur else 0, ())
 
 
 def judge_cell(base: CellStats, cur: CellStats, on: tuple[str, ...], threshold: float) -> Judgement:
     changed = _changed(base, cur, on)
-    setup = [c for c in changed if c.split(" ", 1)[0] in SETUP]
-    notes = ["; ".join(changed)] if changed else []
+    setup = [p for p in changed if p in SETUP]
+    notes = [_moves(base, cur, changed)] if changed else []
     if base.any_saturated:
         notes.append("Locust saturated in the baseline: its figures are floors, so this judgement is lenient")
     note = "; ".join(notes)
     if setup:
-        return _not_judged(cur, base, "another setup: " + "; ".join(setup), note)
+        return _not_judged(cur, base, "another setup: " + _moves(base, cur, setup), note)
     if cur.n == 0 or base.n == 0:
         side = "this run" if cur.n == 0 else "the baseline"
         return _not_judged(cur, base, f"no ok repeat in {side}", note)

@@ -168,3 +168,30 @@ def test_the_threshold_must_be_positive_and_the_rule_states_it() -> None:
         gate.judge(base(cell()), [cell()], CPU, BUILD, float("nan"))
     assert gate.rule(12.5) == ("regression: rps falls or p50 rises by more than 12.5 % of the baseline's mean, "
                                "and Welch's t-test on the repeats gives p < 0.05 (p99 shown, not gated)")
+
+
+def test_a_change_from_a_zero_mean_is_undefined_not_a_regression() -> None:
+    j = one(base(cell(p50=(0.0, 0.0, 0.0))), cell(p50=(5.0, 5.1, 4.9)))
+    p50 = j.figures[1]
+    assert p50.change_pct is None and p50.p < 0.05 and not p50.regressed and j.verdict == gate.PASS
+    exactly = cell(p50=(62.5, 63.125, 61.875))  # +25.0 %: the threshold itself is not beyond it
+    assert one(base(cell()), exactly).figures[1].change_pct == pytest.approx(25.0)
+    assert one(base(cell()), exactly).verdict == gate.PASS
+
+
+def test_notes_and_reasons_are_whole() -> None:
+    both = gate.machine_differs(base(cell(), env={"cpu_model": "A"}, build="B"), "C", "D")
+    assert both == "another CPU (baseline: A; this run: C); another interpreter build (baseline: B; this run: D)"
+    j = one(base(cell(saturated=True)), cell(threadpool_tokens=5, cpu_iterations=7))
+    assert j.note == ("cpu_iterations 1000 -> 7; threadpool_tokens 40 -> 5; Locust saturated in the baseline: its "
+                      "figures are floors, so this judgement is lenient")
+    assert one(base(cell(saturated=True)), cell()).note.startswith("Locust saturated in the baseline")
+    setup = one(base(cell()), cell(server="hypercorn", threadpool_tokens=5))
+    assert setup.reason == "another setup: server uvicorn -> hypercorn"
+    assert setup.note == "server uvicorn -> hypercorn; threadpool_tokens 40 -> 5"
+    # a knob the cell does not read names no change, whatever its value
+    assert one(base(cell(workload="noop", db_pool_size=10)), cell(workload="noop", db_pool_size=0)).note == ""
+    lacking = gate.judge(base(cell(cell_id="gone", users=50), cell(users=10)), [cell(users=10)], CPU, BUILD)[1]
+    assert (lacking.cell_id, lacking.baseline_id, lacking.note, lacking.n_current) == ("gone", "gone", "", 0)
+    new = gate.judge(base(cell(users=10)), [cell(cell_id="new", users=20), cell(users=10)], CPU, BUILD)[0]
+    assert (new.note, new.n_baseline, new.n_current, new.figures) == ("", 0, 3, ())
