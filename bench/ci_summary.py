@@ -17,14 +17,14 @@ def _cell(text: str) -> str:
 def _change(f: gate.Figure) -> str:
     if f.change_pct is None:
         return "n/a"
-    p = f" (p {f.p:.3f})" if math.isfinite(f.p) else ""
+    p = f", p {f.p:.3f}" if math.isfinite(f.p) else ""
     return f"{f.current:.1f} ({f.change_pct:+.1f} %{p})" + (" **worse**" if f.regressed else "")
 
 
 def render(o: Outcome) -> str:
     lines = [f"## bench {o.scenario}: {'passed' if o.passed else 'FAILED'}", "",
              f"Run `{o.run_id}`: {len({v.cell_id for v in o.verdicts})} cells, "
-             f"{len(o.failed_checks)} failed checks, {len(o.regressions)} regressions.", ""]
+             f"failed checks: {len(o.failed_checks)}, regressions: {len(o.regressions)}.", ""]
     if o.failed_checks:
         lines += ["### Failed checks", ""]
         lines += [f"- `{v.cell_id}` **{v.check}**: {_cell(v.message)}" for v in o.failed_checks]

@@ -54,3 +54,23 @@ def test_an_unreadable_env_json_is_refused(tmp_path: Path) -> None:
     run.env_path.write_text("{not json")
     with pytest.raises(BadInput, match=r"env\.json is unreadable"):
         baseline.load(run.path)
+
+
+@pytest.mark.parametrize("path, why", [
+    ("/proc/self/mem", "cannot be read (Input/output error)"),  # a file whose read fails, even for root
+    ("/tmp/" + "a" * 300, "cannot be read (File name too long)"),
+])
+def test_a_path_that_cannot_be_read_is_one_line(path: str, why: str) -> None:
+    with pytest.raises(BadInput) as exc:
+        baseline.load(Path(path))
+    assert str(exc.value) == f"--baseline {path}: {why}"
+
+
+def test_odd_bytes_a_figure_at_the_bound_and_an_env_that_is_no_object_still_load(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", [make_row(cell_id="c", repeat=1, rps=1e12, error="caf\xe9"),
+                                      make_row(cell_id="c", repeat=2, rps=1e12)])
+    data = run.summary_path.read_bytes().replace("caf\xe9".encode(), b"caf\xff")  # not UTF-8
+    run.summary_path.write_bytes(data)
+    run.env_path.write_text("[1, 2]")
+    b = baseline.load(run.path)
+    assert b.stats[0].rps_mean == 1e12 and b.env == {} and b.cpu_model == ""

@@ -198,8 +198,8 @@ def bad_inputs(tmp_path: Path, base: Path) -> list[tuple[list[str], str]]:
         (["--baseline", str(tmp_path / "nowhere")], "no such file or directory"),
         (["--baseline", str(tmp_path / "empty_dir")], "without summary.csv or summary_stats.csv"),
         (["--baseline", _damaged(tmp_path, "other.csv", "a,b\n1,2\n")], "columns are neither"),
-        (["--baseline", _damaged(tmp_path, "empty.csv", "")], "is empty"),
-        (["--baseline", _damaged(tmp_path, "header.csv", header + "\n")], "holds no rows"),
+        (["--baseline", _damaged(tmp_path, "empty.csv", "")], "empty.csv: is empty: no header, no rows"),
+        (["--baseline", _damaged(tmp_path, "header.csv", header + "\n")], "header.csv: holds no rows (a run"),
         (["--baseline", _damaged(tmp_path, "short.csv", f"{header}\n{line[:40]}\n")], "line 2 is damaged"),
         (["--baseline", _damaged(tmp_path, "long.csv", f"{header}\n{line},x\n")], "line 2 is damaged"),
         (["--baseline", _damaged(tmp_path, "field.csv", f'{header}\n"{"x" * 200_000}"\n')], "not a readable CSV"),
@@ -239,6 +239,8 @@ def test_bad_input_is_one_line_and_exit_2_before_anything_starts(tmp_path, fake,
         assert main(["run", scen, "--out", str(out), *args]) == 2, args
         err = capsys.readouterr().err
         assert expected in err and err.count("\n") == 1, (args, err)
+        if args[0] == "--baseline" and "--threshold" not in args:  # the line names the file it refuses
+            assert err.startswith(f"bench: error: --baseline {args[1]}: "), err
         assert not out.exists() and len(fake.starts) == starts, args  # no run directory, no target
 
 

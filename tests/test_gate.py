@@ -126,6 +126,7 @@ def test_another_machine_judges_no_cell() -> None:
     slower = cell(rps=(10.0, 10.1, 9.9))
     j = one(base(cell(), env={"cpu_model": "Other CPU"}), slower)
     assert j.verdict == gate.NOT_JUDGED and j.reason.startswith("another CPU (baseline: Other CPU; this run: Test")
+    assert (j.cell_id, j.baseline_id, j.n_baseline, j.n_current, j.note) == ("def-sleep", "def-sleep", 3, 3, "")
     j = one(base(cell(), build="CPython 3.11.2"), slower)
     assert j.verdict == gate.NOT_JUDGED and "another interpreter build (baseline: CPython 3.11.2;" in j.reason
     assert gate.machine_differs(base(cell(), env={}, build=""), CPU, BUILD) == ""  # unknown is not other
@@ -166,6 +167,8 @@ def test_the_threshold_must_be_positive_and_the_rule_states_it() -> None:
         gate.judge(base(cell()), [cell()], CPU, BUILD, 0.0)
     with pytest.raises(ValueError):
         gate.judge(base(cell()), [cell()], CPU, BUILD, float("nan"))
+    tight = cell(rps=(200.0, 200.1, 199.9))
+    assert one(base(tight), cell(rps=(199.0, 199.1, 198.9)), threshold=0.4).verdict == gate.REGRESSION
     assert gate.rule(12.5) == ("regression: rps falls or p50 rises by more than 12.5 % of the baseline's mean, "
                                "and Welch's t-test on the repeats gives p < 0.05 (p99 shown, not gated)")
 
@@ -195,3 +198,28 @@ def test_notes_and_reasons_are_whole() -> None:
     assert (lacking.cell_id, lacking.baseline_id, lacking.note, lacking.n_current) == ("gone", "gone", "", 0)
     new = gate.judge(base(cell(users=10)), [cell(cell_id="new", users=20), cell(users=10)], CPU, BUILD)[0]
     assert (new.note, new.n_baseline, new.n_current, new.figures) == ("", 0, 3, ())
+
+
+def test_each_unjudged_cell_keeps_both_ids_its_counts_and_the_change() -> None:
+    def whole(j: gate.Judgement) -> tuple[object, ...]:
+        return j.cell_id, j.baseline_id, j.verdict, j.note, j.n_baseline, j.n_current, j.figures
+
+    changed = {"cell_id": "now", "threadpool_tokens": 5}
+    expected = ("now", "def-sleep", gate.NOT_JUDGED, "threadpool_tokens 40 -> 5", 3)
+    cases = {
+        "another setup: server uvicorn -> granian": cell(server="granian", **changed),
+        "Locust saturated in this run: its figures are Locust's, not the target's": cell(saturated=True, **changed),
+        "Locust near its limit in this run (headroom 0.90x, under 1.5x): its own scheduling sets part of the "
+        "figures": cell(loadgen_headroom=0.9, **changed),
+    }
+    for reason, cur in cases.items():
+        j = one(base(cell()), cur)
+        if reason.startswith("another setup"):
+            assert j.note == "server uvicorn -> granian; threadpool_tokens 40 -> 5"
+            j = gate.Judgement(j.cell_id, j.baseline_id, j.verdict, j.reason, expected[3], j.n_baseline, j.n_current,
+                               j.figures)
+        assert (j.reason, *whole(j)) == (reason, *expected, 3, ()), reason
+    few = one(base(cell()), cell(rps=(1.0,), p50=(1.0,), p99=(1.0,), **changed))
+    assert whole(few) == (*expected, 1, ())
+    failed = summarize([make_row(cell_id="now", threadpool_tokens=5, status="failed", error="boom")])[0]
+    assert whole(one(base(cell()), failed)) == (*expected, 0, ())
