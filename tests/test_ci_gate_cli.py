@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench import cli
+from bench.results import COLUMNS
 from bench.rundir import RunDir
 from bench.stats import STATS_COLUMNS
 from tests.fakes import HDR_VALUES_US, FakeBackend
@@ -195,7 +196,10 @@ def bad_inputs(tmp_path: Path, base: Path) -> list[tuple[list[str], str]]:
     (tmp_path / "empty_dir").mkdir()
     (tmp_path / "a_file").write_text("x")
     return [
-        (["--baseline", str(tmp_path / "nowhere")], "no such file or directory"),
+        (["--baseline", str(tmp_path / "nowhere")], "nowhere: no such file or directory"),
+        (["--baseline", _damaged(tmp_path, "nan_rows.csv", f"{header}\n{_field(line, COLUMNS.index('rps'), 'nan')}\n")],
+         "nan_rows.csv: cell "),
+        (["--baseline", _damaged(tmp_path, "stats_header.csv", f"{stats[0]}\n")], "stats_header.csv: holds no rows"),
         (["--baseline", str(tmp_path / "empty_dir")], "without summary.csv or summary_stats.csv"),
         (["--baseline", _damaged(tmp_path, "other.csv", "a,b\n1,2\n")], "columns are neither"),
         (["--baseline", _damaged(tmp_path, "empty.csv", "")], "empty.csv: is empty: no header, no rows"),

@@ -46,6 +46,10 @@ def test_half_the_rps_with_tight_repeats_is_a_regression_named_with_its_figures(
     rps = j.figures[0]
     assert rps.regressed and rps.change_pct == pytest.approx(-50.0) and rps.p < 0.001
     assert j.reason.startswith("rps 200.0 -> 100.0 (-50.0 %, p = 0.000")
+    both = one(base(cell()), cell(rps=(100.0, 101.0, 99.0), p50=(100.0, 101.0, 99.0)))
+    assert both.reason == ("rps 200.0 -> 100.0 (-50.0 %, p = 0.000); p50_ms 50.0 -> 100.0 (+100.0 %, p = 0.000)")
+    pair = one(base(cell()), cell(rps=(100.0, 101.0), p50=(50.0, 50.5), p99=(90.0, 92.0)))
+    assert (pair.verdict, pair.n_baseline, pair.n_current) == (gate.REGRESSION, 3, 2)
 
 
 def test_beyond_the_threshold_but_within_the_noise_passes() -> None:
