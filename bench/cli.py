@@ -31,23 +31,24 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"bench: error: {message} (see {self.prog} --help)\n")
 
 
-def _percentage(text: str, least: str) -> float:
+def _percentage(text: str, positive: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0 or (least == "> 0" and value == 0):
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        least = "> 0" if positive else ">= 0"
         raise argparse.ArgumentTypeError(f"{text!r}: expected a finite percentage {least}")
     return value
 
 
 def percent(text: str) -> float:
-    return _percentage(text, ">= 0")
+    return _percentage(text, positive=False)
 
 
 def threshold(text: str) -> float:
     """The gate's threshold: 0 % would call every wobble a regression."""
-    return _percentage(text, "> 0")
+    return _percentage(text, positive=True)
 
 
 def with_scenario(p: argparse.ArgumentParser, optional: bool = False) -> None:

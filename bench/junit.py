@@ -25,13 +25,13 @@ def _text(value: str) -> str:
 def check_target(path: Path) -> None:
     """Refuse before the run a place the report cannot be written to; a file left from an earlier
     run is removed, so a run that dies leaves no stale passing report behind."""
+    parent = path.parent
     try:
-        is_dir, parent_ok = path.is_dir(), path.parent.is_dir()
+        is_dir, parent_ok = path.is_dir(), parent.is_dir()
     except OSError as exc:
         raise BadInput(f"--junit {path}: {exc.strerror}") from None
     if is_dir:
         raise BadInput(f"--junit {path}: is a directory")
-    parent = path.parent
     if not parent_ok:
         raise BadInput(f"--junit {path}: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):

@@ -136,8 +136,9 @@ def to_text(value: Any) -> str:
     return str(value).replace("\r", " ").replace("\n", " ")
 
 
-def _from_csv(name: str, text: str) -> Any:
-    kind = _TYPES[name]
+def from_text(kind: str, text: str) -> Any:
+    """One CSV field back to its type ("int", "float", "bool" or "str": a dataclass field's type
+    as written); ValueError when a number does not parse."""
     if kind == "int":
         return int(float(text)) if text else 0
     if kind == "float":
@@ -153,7 +154,7 @@ def to_record(row: SummaryRow) -> list[str]:
 
 def from_record(record: dict[str, str]) -> SummaryRow:
     """A row from its CSV text; ValueError when a number does not parse."""
-    return SummaryRow(**{k: _from_csv(k, v) for k, v in record.items()})
+    return SummaryRow(**{k: from_text(_TYPES[k], v) for k, v in record.items()})
 
 
 def latest(rows: Iterable[SummaryRow]) -> list[SummaryRow]:

@@ -262,16 +262,17 @@ def _finish(run: RunDir, name: str, checks: dict[str, Any], no_report: bool, ci:
             print(f"    {advice(row)}", file=sys.stderr)
     for message in failed_checks or []:
         print(f"  check failed: {message}", file=sys.stderr)
-    outcome = Outcome(run.name, name, tuple(checks_mod.verdicts(rows, checks or {})))
-    if ci.baseline is not None:
+    verdicts = tuple(checks_mod.verdicts(rows, checks or {}))
+    if ci.baseline is None:
+        outcome = Outcome(run.name, name, verdicts)
+    else:
         current = (str(env.get("cpu_model") or ""), env["target_python_build"])
-        outcome = Outcome(
-            run.name, name, outcome.verdicts,
-            tuple(gate.judge(ci.baseline, cell_stats, *current, threshold=ci.threshold)),
-            str(ci.baseline.source), ci.threshold,
-            gate.machine_differs(ci.baseline, *current) or gate.unchecked(ci.baseline))
-        for line in outcome.lines():
-            print(line, file=sys.stderr)
+        outcome = Outcome(run.name, name, verdicts,
+                          tuple(gate.judge(ci.baseline, cell_stats, *current, threshold=ci.threshold)),
+                          str(ci.baseline.source), ci.threshold,
+                          gate.machine_differs(ci.baseline, *current) or gate.unchecked(ci.baseline))
+    for line in outcome.lines():  # nothing without a baseline
+        print(line, file=sys.stderr)
     for path in publish(outcome, run, ci.junit):
         print(f"  wrote {path}", file=sys.stderr)
     return outcome.exit_code

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from bench.cells import PARAM_COLUMNS
-from bench.results import SummaryRow, to_text
+from bench.results import SummaryRow, from_text, to_text
 
 # The cell's parameters, copied from its rows (they are the same for every repeat of a cell):
 # the backend, then every Cell parameter (one source: a new scenario key becomes a column here too).
@@ -145,18 +145,8 @@ _TYPES = {f.name: f.type for f in fields(CellStats)}
 
 def from_stats_record(record: dict[str, str]) -> CellStats:
     """A CellStats from a summary_stats.csv line's text (a baseline kept without its summary.csv);
-    ValueError when a number does not parse or is not finite."""
-    values: dict[str, Any] = {}
-    for name, text in record.items():
-        kind = _TYPES[name]
-        if kind in ("int", "float"):
-            number = float(text) if text else 0.0
-            if not math.isfinite(number):
-                raise ValueError(f"{name} = {text!r} is not a finite number")
-            values[name] = int(number) if kind == "int" else number
-        else:
-            values[name] = text == "true" if kind == "bool" else text
-    return CellStats(**values)
+    ValueError when a number does not parse."""
+    return CellStats(**{k: from_text(_TYPES[k], v) for k, v in record.items()})
 
 
 def stats_records(stats: list[CellStats]) -> list[list[str]]:
