@@ -10,6 +10,9 @@ BASE_IMAGE ?= python:3.12-slim
 export BASE_IMAGE
 
 SET_ARGS := $(foreach s,$(SET),--set $(s))
+# a command `make test` runs between the unit and the end-to-end tests (CI: wait for the images
+# it builds in the background meanwhile)
+BEFORE_E2E ?=
 
 .PHONY: help venv bench gate capacity smoke plan test mutation breaks lint report compare serve base-image wheelhouse images docker-up docker-down clean
 
@@ -57,7 +60,9 @@ compare: venv ## compare A=results/<a> B=results/<b> [THRESHOLD=5]
 test: venv ## lint + the whole test suite with branch coverage of bench/ (Docker tests required when CI is set)
 	$(BIN)/ruff check bench app loadgen upstream tests scripts
 	$(BIN)/coverage erase
-	$(BIN)/coverage run -m pytest -q
+	$(BIN)/coverage run -m pytest -q tests/unit
+	$(BEFORE_E2E)
+	$(BIN)/coverage run -a -m pytest -q tests/e2e
 	$(BIN)/coverage report
 
 mutation: venv ## mutation testing of the modules that carry figures with the fast suite (tens of minutes; not in CI)

@@ -55,7 +55,7 @@ def describe(per_worker: list[list[int]]) -> str:
 
 def format_cpus(cpus: Iterable[int]) -> str:
     """Canonical text of a CPU set as Linux writes it: sorted, ranges collapsed ("0-3,6"), so
-    "1,0" and "0-1" compare equal as strings (bench.cpuset.format is this one)."""
+    "1,0" and "0-1" compare equal as strings (bench.scenario.cpuset.format is this one)."""
     nums = sorted(set(cpus))
     out: list[str] = []
     i = 0

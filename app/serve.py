@@ -50,7 +50,7 @@ class BadSetting(ValueError):
 
 
 def unsupported(server: str, http: str, blocking_threads: int) -> str | None:
-    """Why `server` cannot run these settings, or None. bench/scenario.py asks the same before
+    """Why `server` cannot run these settings, or None. bench/scenario/matrix.py asks the same before
     anything starts, so the runner and the launcher never disagree."""
     if server in OWN_HTTP and http != "auto":
         return (f"http = {http!r} is one of Uvicorn's parsers (server uvicorn or gunicorn); "

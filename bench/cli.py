@@ -11,15 +11,11 @@ import argparse
 import math
 import signal
 import sys
-import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from bench import cpuset
-from bench import scenario as scenario_mod
-from bench.cells import Cell
+from bench import ROOT
 from bench.errors import BadInput
-from bench.progress import hms
 
 
 def _signal_to_interrupt(signum: int, frame: object) -> NoReturn:
@@ -66,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the matrix and write results/<run_id>/")
     with_scenario(run, optional=True)
     run.add_argument("--backend", choices=("auto", "local", "docker"), default="auto")
-    run.add_argument("--out", type=Path, default=scenario_mod.ROOT / "results")
+    run.add_argument("--out", type=Path, default=ROOT / "results")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="run only the cells RUN_DIR lacks")
     run.add_argument("--retry-failed", action="store_true",
                      help="with --resume: run failed cells again too (the failed rows are kept)")
@@ -80,9 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default 25); it must also be significant over the repeats")
     run.add_argument("--junit", type=Path, metavar="FILE",
                      help="write a JUnit XML report: one test case per cell and check")
-    from bench.capacity_cmd import add_parser
-
-    add_parser(sub)
+    _capacity_parser(sub)
     serve = sub.add_parser("serve", help="run the target alone in the foreground (Ctrl-C stops it)")
     with_scenario(serve, optional=True)
     rep = sub.add_parser("report", help="(re)write report.html, report.md and plots of a run")
@@ -109,128 +103,38 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "plan":
+        from bench.commands.plan import cmd_plan
+
         return cmd_plan(args)
     if args.command == "run":
-        from bench.run_cmd import cmd_run
+        from bench.commands.run import cmd_run
 
         return cmd_run(args)
     if args.command == "serve":
+        from bench.commands.serve import cmd_serve
+
         return cmd_serve(args)
     if args.command == "capacity":
-        from bench.capacity_cmd import cmd_capacity
+        from bench.commands.capacity import cmd_capacity
 
         return cmd_capacity(args)
     if args.command == "report":
-        from bench.report import report_run
-        from bench.rundir import RunDir
+        from bench.commands.report import cmd_report
 
-        run = RunDir.open(args.run_dir)
-        if run.torn_warning():
-            print(run.torn_warning(), file=sys.stderr)
-        for path in report_run(run):
-            print(path)
-        return 0
-    from bench.compare import run_compare
+        return cmd_report(args)
+    from bench.judge.compare import run_compare
 
     return run_compare(args.run_a, args.run_b, args.threshold)
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
-    scen = scenario_mod.load(args.scenario, args.set)
-    from bench.cells import work_order
-    from bench.run_cmd import warn_exposed
-    from bench.services import needs
-
-    items = work_order(scen.cells())
-    warn_exposed(scen.cells())
-    print(f"scenario {scen.name}: {len(scen.cells())} cells, {len(items)} runs with repeats")
-    print(split_reason(sorted(cpuset.host_cpus())))
-    configs = []
-    for i, (cell, repeat) in enumerate(items, 1):
-        if not configs or configs[-1] != cell.server_config:
-            configs.append(cell.server_config)
-            cfg = cell.server_config
-            print(f"  target: {cfg.server} x{cfg.workers} workers, {cfg.threadpool_tokens} tokens, "
-                  f"CPUs {cfg.target_cpuset} (worker_pinning {cfg.worker_pinning}), port {cfg.port}")
-        load = (f"rate={cell.rate:g}/s {cell.arrivals} max_inflight={cell.max_inflight}" if cell.is_open
-                else f"users={cell.users}")
-        print(f"  {i:3d}. {cell.cell_id} r{repeat}  GET {cell.path}  {load}  "
-              f"Locust CPUs {cell.loadgen_cpuset} x{_generators(cell)}  ~{cell.estimated_s():.0f} s")
-    for cell in {c.server_config: c for c, _ in items}.values():
-        if cpuset.parse(cell.target_cpuset) & cpuset.parse(cell.loadgen_cpuset):
-            print(f"  warning: target CPUs {cell.target_cpuset} overlap Locust's {cell.loadgen_cpuset}: "
-                  "they compete for the same cores")
-    want = needs(scen.cells())
-    if want.any:
-        names = (("PostgreSQL", want.db), ("the upstream stub", want.upstream))
-        started = " and ".join(name for name, on in names if on)
-        print(f"  services: {started} once for the run, on CPUs {want.cpus}"
-              + (f" (max_connections {want.max_connections})" if want.db else ""))
-    total = sum(c.estimated_s() for c, _ in items) + 3.0 * len(configs)
-    print(f"estimated wall time: {hms(total)} ({len(configs)} target starts)")
-    if scen.capacity:
-        from bench.capacity_cmd import search_scenario
-
-        searched, settings, _ = search_scenario(args.scenario, args.set, None)
-        n = len(searched.cells())
-        print(f"bench capacity: {n} searches within p99 {settings.slo_p99_ms:g} ms, at most "
-              f"{settings.worst_steps()} steps of {settings.step_cost_s():g} s each (bounded at "
-              f"{settings.max_search_s:g} s per search): worst case {hms(n * settings.worst_s())}")
-    return 0
-
-
-def split_reason(cpus: list[int]) -> str:
-    """What `auto` CPU sets mean on this host, and why (bench plan's first line)."""
-    target, loadgen = cpuset.split(cpus)
-    if target == loadgen:
-        return (f"host CPUs {cpuset.format(cpus)}: one CPU, so 'auto' puts the target and Locust on it "
-                "together (their figures cannot be told apart)")
-    return (f"host CPUs {cpuset.format(cpus)}: 'auto' gives the target {target} and Locust {loadgen} "
-            "(a third for the target, at least one: Locust needs about two cores per target core to "
-            "keep up with a no-op endpoint; README, On a cloud VM)")
-
-
-def _generators(cell: Cell) -> str:
-    if cell.loadgen_workers:
-        return f"{cell.loadgen_workers} workers"
-    return f"{cell.loadgen_processes} process{'es' if cell.loadgen_processes > 1 else ''}"
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from bench import procs
-    from bench.backends.base import TargetError
-    from bench.backends.local import LocalBackend
-    from bench.run_cmd import start_services, warn_exposed
-
-    scen = scenario_mod.load(args.scenario or "default", args.set)
-    cfg = scen.cells()[0].server_config
-    warn_exposed(scen.cells()[:1])
-    try:
-        procs.free_url(cfg.bind, cfg.port)
-    except TargetError as exc:
-        raise BadInput(str(exc)) from None
-    backend = LocalBackend()
-    run_dir = scenario_mod.ROOT / "results" / "serve"
-    endpoints = start_services(backend, scen.cells()[:1], remote=False)  # the first cell's db, upstream
-    try:
-        target = backend.start_target(cfg, run_dir / "stats")
-        print(f"serving {cfg.server} x{cfg.workers} on {target.url} (CPUs {cfg.target_cpuset}); "
-              f"log {run_dir / 'target.log'}; Ctrl-C stops", flush=True)
-        for what, where in (("PostgreSQL", endpoints.db_dsn), ("upstream", endpoints.upstream_url)):
-            if where:
-                print(f"  {what}: {where}", flush=True)
-        while target.alive():
-            time.sleep(0.5)
-        print(f"bench: target exited: {target.log_tail(5)}", file=sys.stderr)
-        return 1
-    except TargetError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        backend.close()
-        backend.services.stop(run_dir / "services")
+def _capacity_parser(sub: Any) -> None:
+    cap = sub.add_parser("capacity", help="per cell, the highest open-loop rate whose p99 meets an objective")
+    with_scenario(cap)
+    cap.add_argument("--slo-p99", type=float, metavar="MS", help="the p99 objective in milliseconds "
+                     "(else [capacity] slo_p99_ms)")
+    cap.add_argument("--backend", choices=("auto", "local", "docker"), default="auto")
+    cap.add_argument("--out", type=Path, default=ROOT / "results")
+    cap.add_argument("--no-report", action="store_true", help="skip report.html/report.md at the end")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Bad input is reported as one line and exit code 2, before anything starts."""
+"""The runner's own exceptions, under every layer: bad input (one line, exit 2, before anything
+starts) and a target that could not start (recorded as the failing cell's reason)."""
 
 from __future__ import annotations
 
@@ -10,3 +11,7 @@ class BadInput(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
+
+
+class TargetError(RuntimeError):
+    """The target could not start or died; the message is the reason recorded in summary.csv."""

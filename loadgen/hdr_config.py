@@ -1,4 +1,4 @@
-"""The HDR histogram settings, in one place for the locustfile (which records) and bench/hdr.py
+"""The HDR histogram settings, in one place for the locustfile (which records) and bench/run/hdr.py
 (which reads and merges): stdlib only, so it loads in the Locust image and in the runner alike.
 
 Values are integer microseconds, 1 µs .. 1 h, 3 significant digits: below 2.048 ms every

@@ -62,7 +62,7 @@ OPEN_KEY = "bench_open"
 
 
 def new_histogram() -> HdrHistogram:
-    # the settings bench/hdr.py reads with (loadgen/hdr_config.py, beside this file: Locust puts
+    # the settings bench/run/hdr.py reads with (loadgen/hdr_config.py, beside this file: Locust puts
     # this file's folder on sys.path while it loads it)
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
 

@@ -16,32 +16,32 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = ["-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not e2e and not docker"]
+FAST = ["-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/unit"]
 
 # (what, file, text, replacement): each text must occur in the file exactly once
 BREAKS: list[tuple[str, str, str, str]] = [
-    ("no request verifies the endpoint before the load", "bench/runner.py",
+    ("no request verifies the endpoint before the load", "bench/run/runner.py",
      "        self._verify_endpoint(target, cell)\n", ""),
-    ("the threadpool-token check is gone", "bench/runner.py",
+    ("the threadpool-token check is gone", "bench/run/runner.py",
      "            if info.get(\"threadpool_tokens\") != cell.threadpool_tokens:",
      "            if False:"),
-    ("a cell with zero requests is accepted", "bench/runner.py",
+    ("a cell with zero requests is accepted", "bench/run/runner.py",
      "        if agg.requests == 0:\n", "        if False:\n"),
-    ("saturated is hard-coded to False", "bench/runner.py",
+    ("saturated is hard-coded to False", "bench/run/runner.py",
      "loadgen_saturated=bool(meta.get(\"cpu_warning\")) or is_saturated(",
      "loadgen_saturated=False and is_saturated("),
-    ("the drain does nothing", "bench/runner.py",
+    ("the drain does nothing", "bench/run/runner.py",
      "        if not target.managed or self._stats_dir is None or not self._stats_dir.is_dir():\n",
      "        if True:\n"),
-    ("the HDR branch is gone (Locust's rounded percentiles are reported)", "bench/runner.py",
+    ("the HDR branch is gone (Locust's rounded percentiles are reported)", "bench/run/runner.py",
      "        if hist is not None and hist.get_total_count() > 0:\n", "        if False:\n"),
-    ("p99 is read from Locust's 100% column", "bench/locust_csv.py",
+    ("p99 is read from Locust's 100% column", "bench/run/locust_csv.py",
      'p99_ms=_num(rec, "99%")', 'p99_ms=_num(rec, "100%")'),
-    ("the Failure Count header is misspelt", "bench/locust_csv.py",
+    ("the Failure Count header is misspelt", "bench/run/locust_csv.py",
      'failures=int(_num(rec, "Failure Count"))', 'failures=int(_num(rec, "Failure count"))'),
     ("gunicorn's --timeout and --keep-alive change", "app/serve.py",
      '"--timeout", "120", "--keep-alive", "5"', '"--timeout", "30", "--keep-alive", "2"'),
-    ("the [checks] exit gate is gone", "bench/run_cmd.py",
+    ("the [checks] exit gate is gone", "bench/commands/run.py",
      "return 1 if failed_cells or failed_checks else 0", "return 1 if failed_cells else 0"),
 ]
 

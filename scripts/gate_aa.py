@@ -25,9 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import baseline, gate
-from bench.compare import ALPHA
-from bench.stats import CellStats
+from bench.judge import gate
+from bench.judge.compare import ALPHA
+from bench.results import baseline
+from bench.results.stats import CellStats
 
 THRESHOLDS = (10.0, 15.0, 20.0, 25.0, 30.0)
 

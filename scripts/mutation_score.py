@@ -27,7 +27,7 @@ def results() -> dict[str, str]:
 
 
 def module_of(name: str) -> str:
-    # bench.runner.x_is_saturated__mutmut_3 / bench.runner.xǁRunnerǁ_drain__mutmut_1 -> bench.runner
+    # bench.run.runner.x_is_saturated__mutmut_3, bench.run.runner.xǁRunnerǁ_drain__mutmut_1: bench.run.runner
     return name.split(".x")[0] if ".x" in name else name.rsplit(".", 1)[0]
 
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bench import hdr
-from bench.cells import Cell, ServerConfig
-from bench.loadspec import LoadSpec
-from bench.services import Endpoints, Needs
+from bench.run import hdr
+from bench.run.loadspec import LoadSpec
+from bench.run.services import Endpoints, Needs
+from bench.scenario.cells import Cell, ServerConfig
 
 LOCUST_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "Median Response Time",
                   "Average Response Time", "Min Response Time", "Max Response Time",
@@ -297,8 +297,8 @@ class FakeBackend:
         return self.services.start(want)
 
     def start_target(self, cfg: ServerConfig, stats_dir: Path) -> FakeTarget:
-        from bench.backends.base import TargetError
-        from bench.cpuset import parse
+        from bench.errors import TargetError
+        from bench.scenario.cpuset import parse
 
         self.starts.append(cfg)
         if cfg.server == self.fail_server:

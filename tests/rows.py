@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.results import SCHEMA_VERSION, SummaryRow
-from bench.rundir import RunDir
-from bench.runner import identity_row
-from bench.scenario import from_dict
+from bench.results.row import SCHEMA_VERSION, SummaryRow
+from bench.results.rundir import RunDir
+from bench.run.runner import identity_row
+from bench.scenario.matrix import from_dict
 
 _CELL = from_dict({"defaults": {"target_cpuset": "0", "loadgen_cpuset": "1", "spawn_rate": 10,
                                 "duration": 5, "warmup": 1, "cpu_iterations": 1000}}, {}).cells()[0]

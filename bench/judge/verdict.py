@@ -1,0 +1,182 @@
+""""What this run says": the report's opening lines, generated from the rows (never written by hand).
+
+Per group of cells that differ only in style, def against async as ratios (requests/s, CPU per
+request) with their intervals; the capacity within the objective where a search measured it; and
+for every cell the limit that bound it, named from the evidence the run recorded, with the
+suggestion that follows from it. Cells whose requests/s are floors (Locust saturated) say so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bench.results.row import SummaryRow
+from bench.results.stats import PARAMS, CellStats
+from bench.scenario import cpuset
+from bench.scenario.keys import CLOSED_ONLY, OPEN_ONLY, SCOPED, differs
+
+CPU_FULL = 0.9  # of the cores the target's workers can use
+LOOP_LAG_MS = 10.0  # p99 lateness of the target's 10 ms timer: the loop is late
+BUSY_LOOP = 0.5  # a late loop with at least this share of its cores busy is overloaded, not blocked
+NOT_PAIRED = ("style", "port")
+
+
+@dataclass(frozen=True)
+class Limit:
+    name: str  # what bound the cell
+    evidence: str
+    suggestion: str = ""
+
+    def text(self) -> str:
+        return f"{self.name} ({self.evidence})" + (f": {self.suggestion}" if self.suggestion else "")
+
+
+def limit_of(rows: list[SummaryRow]) -> Limit:
+    """What bound one cell, from its ok repeats (the worst of each signal)."""
+    r = max(rows, key=lambda row: row.rps)  # its parameters; the signals below take every repeat
+    if any(row.loadgen_saturated for row in rows):
+        return Limit("the load generator", "Locust was saturated: requests/s is a floor",
+                     "give Locust more CPUs (loadgen_cpuset, loadgen_processes) or a second VM")
+    cores = min(r.workers, len(cpuset.parse(r.target_cpuset)))
+    cpu = max(row.target_cpu_pct for row in rows)
+    if cpu >= CPU_FULL * 100 * cores:
+        more = ("add workers (workers = \"cores\")" if r.workers < len(cpuset.parse(r.target_cpuset))
+                else "give the target more cores (target_cpuset) and workers")
+        return Limit("the target's CPU", f"{cpu:.0f} % of {cores} core(s)", more)
+    lag = max(row.loop_lag_p99_ms for row in rows)
+    blocked = Limit("the event loop", f"its timers fired up to {lag:.0f} ms late (p99) with the CPU at "
+                    f"{cpu:.0f} %: a call blocks it",
+                    "move blocking calls out of async def (a def endpoint, or run_in_threadpool)")
+    if r.style == "async" and lag >= LOOP_LAG_MS and cpu < BUSY_LOOP * 100 * cores:
+        return blocked  # in async def a blocked loop holds up all else, a full pool included
+    busy = max(row.threadpool_busy_max for row in rows)
+    waiting = max(row.threadpool_waiting_max for row in rows)
+    in_use = max(row.db_pool_busy_max for row in rows)
+    queued = max(row.db_pool_waiting_max for row in rows)
+    if r.db_pool_size and in_use >= r.db_pool_size and queued > 0:
+        # before the threadpool: threads that wait for a connection are busy threads too
+        evidence = f"{in_use} of {r.db_pool_size} connections in use, up to {queued} requests waiting for one"
+        if r.db_dependency and r.style == "def" and busy >= r.threadpool_tokens and waiting > 0:
+            return Limit("the threadpool and the connection pool waiting on each other",
+                         f"{evidence}, all {busy} threads busy and {waiting} requests waiting for one",
+                         "a def dependency that holds a connection needs db_pool_size >= threadpool_tokens "
+                         "(or an async dependency)")
+        return Limit("the connection pool", evidence,
+                     "raise db_pool_size (within the database's max_connections)")
+    if r.style == "def" and busy >= r.threadpool_tokens and waiting > 0:
+        return Limit("the threadpool", f"{busy} of {r.threadpool_tokens} tokens busy, up to {waiting} "
+                     "requests waiting for one", "raise threadpool_tokens, or make the endpoint async def "
+                     "if it waits on I/O")
+    if lag >= LOOP_LAG_MS and cpu >= BUSY_LOOP * 100 * cores:
+        return Limit("the event loop", f"busy: its timers fired up to {lag:.0f} ms late (p99) at "
+                     f"{cpu:.0f} % of {cores} core(s)", "add workers: one event loop each")
+    if lag >= LOOP_LAG_MS:
+        return blocked
+    if r.load_model == "open":
+        return Limit("the offered rate", f"{r.achieved_rps:.0f} of {r.offered_rps:.0f} req/s served, "
+                     "nothing saturated", "a higher rate (or bench capacity) finds the limit")
+    little = r.users / (r.mean_ms / 1000) if r.mean_ms > 0 else 0.0
+    return Limit("the load itself", f"{r.users} users / {r.mean_ms:.1f} ms mean latency = {little:.0f} req/s "
+                 "(Little's law); nothing in the target saturated", "more users find the server's limit")
+
+
+def ratio(a: float, a_half: float, b: float, b_half: float) -> tuple[float, float, float]:
+    """a / b and its 95 % interval from the two means' half-widths (first order, independent
+    errors: the relative half-widths add in quadrature)."""
+    if a <= 0 or b <= 0:
+        return 0.0, 0.0, 0.0
+    r = a / b
+    rel = math.hypot(a_half / a, b_half / b)
+    return r, r * (1 - rel), r * (1 + rel)
+
+
+def _ratio_text(name: str, a: float, a_half: float, b: float, b_half: float, n: int) -> str:
+    r, lo, hi = ratio(a, a_half, b, b_half)
+    if not r:
+        return ""
+    return f"{name} {r:.2f}x" + (f" ({lo:.2f}-{hi:.2f})" if n > 1 else " (one repeat: no interval)")
+
+
+def _label(s: CellStats, varying: list[str]) -> str:
+    extra = ", ".join(f"{p} {getattr(s, p)}" for p in varying if _reads(s, p))
+    return f"{s.workload}" + (f", {extra}" if extra else "")
+
+
+def _reads(s: CellStats, param: str) -> bool:
+    """Whether this cell's load model and workload use the parameter (another cell's knob, at its
+    neutral value here, would only lengthen the line)."""
+    if param in OPEN_ONLY:
+        return s.load_model == "open"
+    if param in CLOSED_ONLY:
+        return s.load_model == "closed"
+    if param in SCOPED:  # a knob its cell does not read is neutral there (scenario._scoped_values)
+        return getattr(s, param) not in ("", 0)
+    return True
+
+
+def lines(stats: list[CellStats], rows: list[SummaryRow],
+          capacity: list[dict[str, str]] | None = None,
+          steps: list[dict[str, str]] | None = None) -> list[str]:
+    """The section's lines: one per def/async comparison (or per searched endpoint), in run order."""
+    by_cell: dict[str, list[SummaryRow]] = {}
+    for row in rows:
+        if row.status == "ok":
+            by_cell.setdefault(row.cell_id, []).append(row)
+    if capacity:
+        return [_capacity_line(group, steps or [], by_cell) for group in _capacity_pairs(capacity)]
+    ok = [s for s in stats if s.n > 0]
+    varying = [p for p in PARAMS if p not in (*NOT_PAIRED, "workload", "backend") and differs(ok, p)]
+    groups: dict[tuple[object, ...], list[CellStats]] = {}
+    for s in ok:
+        groups.setdefault(tuple(getattr(s, p) for p in PARAMS if p not in NOT_PAIRED), []).append(s)
+    out = []
+    for group in groups.values():
+        styles = {s.style: s for s in group}
+        text = _label(group[0], varying) + ": "
+        if "def" in styles and "async" in styles:
+            d, a = styles["def"], styles["async"]
+            n = min(d.n, a.n)
+            parts = [_ratio_text("requests/s", a.rps_mean, a.rps_ci95, d.rps_mean, d.rps_ci95, n),
+                     _ratio_text("CPU per request", a.cpu_ms_per_request_mean, a.cpu_ms_per_request_ci95,
+                                 d.cpu_ms_per_request_mean, d.cpu_ms_per_request_ci95, n)]
+            floor = " (floors: Locust saturated)" if a.any_saturated or d.any_saturated else ""
+            text += f"async / def {'; '.join(p for p in parts if p)}{floor}. "
+        text += " ".join(f"{s.style} {s.rps_mean:.1f} req/s, p99 {s.p99_ms_mean:.1f} ms, bound by "
+                         f"{limit_of(by_cell[s.cell_id]).text()}." for s in group)
+        out.append(text)
+    return out
+
+
+def _capacity_pairs(records: list[dict[str, str]]) -> list[list[dict[str, str]]]:
+    groups: dict[str, list[dict[str, str]]] = {}
+    for r in records:
+        groups.setdefault(r["search_id"].split("-", 1)[-1], []).append(r)
+    return list(groups.values())
+
+
+def _capacity_line(group: list[dict[str, str]], steps: list[dict[str, str]],
+                   by_cell: dict[str, list[SummaryRow]]) -> str:
+    r0 = group[0]
+    by_style = {r["style"]: float(r["capacity_rps"]) for r in group}
+    text = f"{r0['workload']}, capacity within p99 {float(r0['slo_p99_ms']):g} ms: "
+    if by_style.get("def") and by_style.get("async"):
+        text += f"async / def {by_style['async'] / by_style['def']:.2f}x. "
+    for r in group:
+        cap = float(r["capacity_rps"])
+        text += f"{r['style']} {cap:.0f} req/s"
+        if r["stopped_by"] == "max_rps":
+            text += f" (max_rps reached with p99 {float(r['p99_ms']):.1f} ms: a floor, raise max_rps). "
+            continue
+        at = next((s for s in steps if s["search_id"] == r["search_id"] and s["verdict"] == "pass"
+                   and float(s["rate"]) == cap), None)
+        if at is not None and at["saturated"] == "true":
+            text += " (Locust was saturated at that rate: a floor)"
+        fail = next((s for s in steps if s["search_id"] == r["search_id"] and s["verdict"] != "pass"), None)
+        rows = by_cell.get(fail["cell_id"], []) if fail else []
+        if fail and rows:
+            text += (f"; at {float(fail['rate']):g} req/s {fail['reason']}, bound by "
+                     f"{limit_of(rows).text()}. ")
+        else:
+            text += f" (stopped: {r['stopped_by']}). "
+    return text.strip()
