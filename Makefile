@@ -14,7 +14,7 @@ SET_ARGS := $(foreach s,$(SET),--set $(s))
 # it builds in the background meanwhile)
 BEFORE_E2E ?=
 
-.PHONY: help venv bench gate capacity smoke plan test mutation breaks lint report compare serve base-image wheelhouse images docker-up docker-down clean
+.PHONY: help venv bench gate capacity smoke plan test mutation breaks knobs lint report compare serve base-image wheelhouse images docker-up docker-down clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -59,6 +59,7 @@ compare: venv ## compare A=results/<a> B=results/<b> [THRESHOLD=5]
 
 test: venv ## lint + the whole test suite with branch coverage of bench/ (Docker tests required when CI is set)
 	$(BIN)/ruff check bench app loadgen upstream tests scripts
+	$(BIN)/python scripts/knobs.py --check
 	$(BIN)/coverage erase
 	$(BIN)/coverage run -m pytest -q tests/unit
 	$(BEFORE_E2E)
@@ -73,6 +74,9 @@ mutation: venv ## mutation testing of the modules that carry figures with the fa
 
 breaks: venv ## the ten one-line breaks of issue 14, each of which the fast suite must catch
 	$(BIN)/python scripts/breaks.py
+
+knobs: venv ## rewrite README's knob table, .env.example's and compose.yaml's target settings from bench/scenario/keys.py
+	$(BIN)/python scripts/knobs.py
 
 lint: venv
 	$(BIN)/ruff check bench app loadgen upstream tests scripts

@@ -24,9 +24,10 @@ from psycopg import AsyncConnection, Connection
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 DSN = os.environ.get("BENCH_DB_DSN", "")
-POOL_SIZE = int(os.environ.get("BENCH_DB_POOL_SIZE", "0") or 0)
-# how long a request waits for a connection before PoolTimeout (a 500): psycopg_pool's default 30 s
-POOL_TIMEOUT_S = float(os.environ.get("BENCH_DB_POOL_TIMEOUT_S", "30") or 30)
+# 0 or unset: no pools (a workload without a database); the launcher (app/serve.py) requires both
+POOL_SIZE = int(os.environ.get("BENCH_DB_POOL_SIZE") or 0)
+# how long a request waits for a connection before PoolTimeout (a 500)
+POOL_TIMEOUT_S = float(os.environ.get("BENCH_DB_POOL_TIMEOUT_S") or 0)
 TABLE = "bench_items"
 TABLE_ROWS = 1000  # bench/run/services.py creates and fills it; `pk` reads one row at random
 OPEN_TIMEOUT_S = 30.0

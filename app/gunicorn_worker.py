@@ -15,5 +15,5 @@ from uvicorn_worker import UvicornWorker
 
 
 class Worker(UvicornWorker):
-    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": os.environ.get("BENCH_LOOP", "auto"),
-                                     "http": os.environ.get("BENCH_HTTP", "auto")}
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": os.environ["BENCH_LOOP"],
+                                     "http": os.environ["BENCH_HTTP"]}

@@ -3,7 +3,7 @@ and /info.
 
 A `def` handler runs in anyio's worker threads (Starlette's run_in_threadpool ->
 anyio.to_thread.run_sync, limited by the default thread limiter: 40 tokens per process unless
-THREADPOOL_TOKENS says otherwise); an `async def` handler runs on the event loop itself.
+BENCH_THREADPOOL_TOKENS says otherwise); an `async def` handler runs on the event loop itself.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # set by app/serve.py before the server starts (each start a fresh folder); unset, nothing is pinned
 PIN_DIR = Path(os.environ["BENCH_PIN_DIR"]) if os.environ.get("BENCH_PIN_DIR") else None
-WORKER_PINNING = os.environ.get("BENCH_WORKER_PINNING", "set")
+WORKER_PINNING = os.environ.get("BENCH_WORKER_PINNING", "")  # the launcher requires it (with PIN_DIR)
 
 
 @contextlib.asynccontextmanager
@@ -45,7 +45,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if PIN_DIR:
         pinning.apply(WORKER_PINNING, PIN_DIR)
     # the limiter is per event loop (an anyio RunVar), so it is sized here, inside the worker's loop
-    tokens = os.environ.get("THREADPOOL_TOKENS")
+    tokens = os.environ.get("BENCH_THREADPOOL_TOKENS")
     if tokens:
         current_default_thread_limiter().total_tokens = int(tokens)
     await db.open_pools()
@@ -225,7 +225,7 @@ async def info() -> dict[str, Any]:
         **{key: _version(dist) for key, dist in PACKAGES.items()},
         "server": (server := running_server()),
         "server_version": _version(server) if server else None,
-        "workers": int(os.environ.get("BENCH_WORKERS", "1")),
+        "workers": int(os.environ["BENCH_WORKERS"]),
         "pid": os.getpid(),
         "cpu_affinity": sorted(os.sched_getaffinity(0)),  # this worker's
         "worker_pinning": WORKER_PINNING,
@@ -235,7 +235,7 @@ async def info() -> dict[str, Any]:
         "threadpool_tokens": current_default_thread_limiter().total_tokens,
         "loop": _qualified(type(asyncio.get_running_loop())),
         # the HTTP parser: the setting under uvicorn and gunicorn, the server's own under the others
-        "http": OWN_HTTP[server][0] if server in OWN_HTTP else os.environ.get("BENCH_HTTP", "auto"),
+        "http": OWN_HTTP[server][0] if server in OWN_HTTP else os.environ["BENCH_HTTP"],
         # the pools in force in this worker (0: none opened), and the database they reach
         "db_pool_size": db.POOLS.sync.max_size if db.POOLS.sync else 0,
         "db_pool_timeout_s": db.POOLS.sync.timeout if db.POOLS.sync else 0,

@@ -1,14 +1,16 @@
 """Launcher: `python -m app.serve` builds the server command from the environment and execs it,
 so the pid is the server's own master and signals reach it directly.
 
-BENCH_SERVER uvicorn|gunicorn|granian|hypercorn (uvicorn), BENCH_WORKERS (1), BENCH_PORT (8000),
-BENCH_BIND (an IPv4 or IPv6 address literal such as 0.0.0.0 or ::1, without brackets; 127.0.0.1: any
-other address must be asked for), BENCH_LOOP auto|asyncio|uvloop (auto: uvloop when it is installed,
-for every server), BENCH_HTTP auto|h11|httptools (Uvicorn's parsers: uvicorn and gunicorn only),
-BENCH_GRANIAN_RUNTIME_THREADS and BENCH_GRANIAN_BLOCKING_THREADS (granian only: 1 and 1, Granian's
-own defaults for ASGI); BENCH_WORKER_PINNING set|core (see app/pinning.py); THREADPOOL_TOKENS and
-BENCH_STATS_DIR pass through to the app. Each start gets a fresh BENCH_PIN_DIR (inside
-BENCH_STATS_DIR when given) where the workers claim their slots.
+Every setting is BENCH_<KEY> for a key of the runner's table (bench/scenario/keys.py, target="env"),
+which holds each one's default and range and checks them before anything starts: the runner passes
+every one, and so does .env.example (made from that table) for a start by hand. Here each is only
+required and typed, so a start without one fails in one line instead of running a default of its
+own: BENCH_SERVER uvicorn|gunicorn|granian|hypercorn, BENCH_WORKERS, BENCH_PORT, BENCH_BIND (an
+IP address literal, without brackets), BENCH_LOOP auto|asyncio|uvloop (auto: uvloop when it is
+installed, for every server), BENCH_HTTP auto|h11|httptools (Uvicorn's parsers), the Granian knobs
+(granian only), BENCH_WORKER_PINNING set|core (app/pinning.py), BENCH_THREADPOOL_TOKENS and the
+pool sizes (read by the app). BENCH_STATS_DIR passes through to the app. Each start gets a fresh
+BENCH_PIN_DIR (inside BENCH_STATS_DIR when given) where the workers claim their slots.
 
 The command line is the server's whole configuration: the variables through which a server would
 take settings of its own (GRANIAN_*, UVICORN_*, GUNICORN_CMD_ARGS) are dropped before it starts.
@@ -34,6 +36,8 @@ GRACEFUL_S = "3"  # stopping a target between cells should take seconds, not the
 # Hypercorn's 100, which refuses connections when a few hundred Locust users connect at once)
 BACKLOG = "2048"
 FOREIGN_ENV = ("GRANIAN_", "UVICORN_", "GUNICORN_CMD_ARGS")
+# the app's own whole-number settings (app/main.py, app/db.py, app/upstream.py)
+APP_INTS = ("BENCH_THREADPOOL_TOKENS", "BENCH_DB_POOL_SIZE", "BENCH_HTTP_POOL_SIZE")
 
 # The servers with an HTTP implementation of their own -> (its name, as /info reports it; why `http`
 # does not apply): `http` picks one of Uvicorn's parsers, so it applies to uvicorn and gunicorn alone.
@@ -72,25 +76,32 @@ class Settings:
     blocking_threads: int
 
 
-def _choice(env: Mapping[str, str], key: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = env.get(key, default)
+def _need(env: Mapping[str, str], key: str) -> str:
+    if key not in env:
+        raise BadSetting(f"{key} is not set (the runner sets every BENCH_ setting; by hand, start from "
+                         ".env.example)")
+    return env[key]
+
+
+def _choice(env: Mapping[str, str], key: str, allowed: tuple[str, ...]) -> str:
+    value = _need(env, key)
     if value not in allowed:
         raise BadSetting(f"{key}={value!r}: expected one of {', '.join(allowed)}")
     return value
 
 
-def _int(env: Mapping[str, str], key: str, default: int, lo: int, hi: int) -> int:
-    text = env.get(key, str(default))
-    if not text.isdigit() or not lo <= int(text) <= hi:
-        raise BadSetting(f"{key}={text!r}: expected a whole number from {lo} to {hi}")
+def _int(env: Mapping[str, str], key: str) -> int:
+    text = _need(env, key)
+    if not text.isdigit():  # its range is the runner's (keys.py), checked there before the start
+        raise BadSetting(f"{key}={text!r}: expected a whole number")
     return int(text)
 
 
-def _address(env: Mapping[str, str], key: str, default: str) -> str:
+def _address(env: Mapping[str, str], key: str) -> str:
     # an IP literal only: a hostname would resolve differently in the servers (gunicorn binds
     # every address it resolves to, uvicorn the first) and in the runner that connects to it.
     # The text passes on as given (the servers take any form ip_address() takes, bar a scope).
-    text = env.get(key, default)
+    text = _need(env, key)
     try:
         if "%" in text:  # ip_address() takes an IPv6 scope ("fe80::1%eth0"); the servers do not
             raise ValueError(text)
@@ -109,20 +120,21 @@ def auto_loop() -> str:
 
 def settings(env: Mapping[str, str]) -> Settings:
     """The settings in `env`, each checked; BadSetting names the first one wrong."""
-    server = _choice(env, "BENCH_SERVER", "uvicorn", SERVERS)
-    loop = _choice(env, "BENCH_LOOP", "auto", LOOPS)
-    http = _choice(env, "BENCH_HTTP", "auto", HTTPS)
+    server = _choice(env, "BENCH_SERVER", SERVERS)
+    loop = _choice(env, "BENCH_LOOP", LOOPS)
+    http = _choice(env, "BENCH_HTTP", HTTPS)
     granian = server == "granian"  # the others never read the Granian knobs (the runner sends 0)
-    runtime = _int(env, "BENCH_GRANIAN_RUNTIME_THREADS", 1, 1, 1024) if granian else 0
-    blocking = _int(env, "BENCH_GRANIAN_BLOCKING_THREADS", 1, 1, 1024) if granian else 0
+    runtime = _int(env, "BENCH_GRANIAN_RUNTIME_THREADS") if granian else 0
+    blocking = _int(env, "BENCH_GRANIAN_BLOCKING_THREADS") if granian else 0
     why = unsupported(server, http, blocking)
     if why:
         raise BadSetting(why)
-    _choice(env, "BENCH_WORKER_PINNING", "set", PINNINGS)  # read by the app; checked before start
-    if "THREADPOOL_TOKENS" in env:  # read by the app; checked here so a typo fails before start
-        _int(env, "THREADPOOL_TOKENS", 40, 1, 100_000)
-    return Settings(server, _int(env, "BENCH_WORKERS", 1, 1, 1024), _int(env, "BENCH_PORT", 8000, 1, 65535),
-                    _address(env, "BENCH_BIND", "127.0.0.1"),
+    # read by the app; checked here so a missing one or a typo fails before the start
+    _choice(env, "BENCH_WORKER_PINNING", PINNINGS)
+    for key in APP_INTS:
+        _int(env, key)
+    _need(env, "BENCH_DB_POOL_TIMEOUT_S")
+    return Settings(server, _int(env, "BENCH_WORKERS"), _int(env, "BENCH_PORT"), _address(env, "BENCH_BIND"),
                     auto_loop() if loop == "auto" and server in ("granian", "hypercorn") else loop, http,
                     runtime, blocking)
 
@@ -189,10 +201,6 @@ def main() -> None:
     except BadSetting as exc:
         print(f"app.serve: {exc}", file=sys.stderr)
         sys.exit(2)
-    # /info reports these; command() has checked them, so the defaults are what runs
-    env.setdefault("BENCH_SERVER", "uvicorn")
-    env.setdefault("BENCH_WORKERS", "1")
-    env.setdefault("BENCH_WORKER_PINNING", "set")
     # fresh per start: a slot or affinity file of an earlier server must not count for this one
     stats_dir = env.get("BENCH_STATS_DIR")
     if stats_dir:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 URL = os.environ.get("BENCH_UPSTREAM_URL", "").rstrip("/")
-POOL_SIZE = int(os.environ.get("BENCH_HTTP_POOL_SIZE", "0") or 0)
+POOL_SIZE = int(os.environ.get("BENCH_HTTP_POOL_SIZE") or 0)  # 0 or unset: no clients
 # httpx's default of 5 s would fail a slow upstream that is the point of a cell: above the longest
 # upstream_delay_ms (60 s)
 TIMEOUT_S = 90.0

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import ROOT
+from bench.scenario.keys import by_hand_env
 
 READY_S = 30.0  # a cold start on a busy 2-core box takes a few seconds; this is only a deadline
 
@@ -79,7 +80,8 @@ class Server:
 def start_server(env: dict[str, str], log: Path, preexec: Callable[[], None] | None = None,
                  host: str = "127.0.0.1") -> Server:
     port = free_port(host)
-    full = {**os.environ, "BENCH_PORT": str(port), "BENCH_BIND": host, **env}
+    # every setting as .env.example has it (the launcher has no defaults), then the test's own
+    full = {**os.environ, **by_hand_env(), "BENCH_PORT": str(port), "BENCH_BIND": host, **env}
     with log.open("wb") as fh:
         # own session: the whole tree (uvicorn/gunicorn master + workers) is one group to kill
         proc = subprocess.Popen([sys.executable, "-m", "app.serve"], cwd=ROOT, env=full, stdout=fh,

@@ -1,18 +1,18 @@
 """The one result type: a summary row per cell x repeat x attempt, and its columns as text.
 
 The CSV header is derived from the dataclass fields, so columns cannot drift from the code that
-fills them; a cell's parameter columns are those of `Cell` (cells.PARAM_COLUMNS), and this module
-refuses to import if the two ever disagree, so a new scenario key cannot be left out of the rows.
+fills them; a cell's parameter columns are the key table's (cells.PARAM_COLUMNS), the dataclass
+made from them, so a new scenario key is a column with nothing else to change.
 The file itself (appending, torn lines, reading) belongs to bench.results.rundir.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import field, fields, make_dataclass
 from typing import Any
 
-from bench.scenario.cells import PARAM_COLUMNS
+from bench.scenario.cells import PARAM_COLUMNS, PARAM_TYPES  # noqa: F401  (PARAM_COLUMNS: row.X)
 
 # History of the on-disk format (env.json "schema_version", summary.csv columns):
 #   1 - first version.
@@ -31,99 +31,70 @@ from bench.scenario.cells import PARAM_COLUMNS
 SCHEMA_VERSION = 6
 
 
-@dataclass(frozen=True)
-class SummaryRow:
-    # identity: the spec travels with its results
-    run_id: str
-    cell_id: str
-    repeat: int
-    attempt: int
-    backend: str
-    # the cell's parameters: exactly cells.PARAM_COLUMNS, in that order (checked below)
-    server: str
-    workers: int
-    style: str
-    workload: str
-    users: int
-    load_model: str
-    rate: float
-    arrivals: str
-    max_inflight: int
-    spawn_rate: float
-    duration_s: float
-    warmup_s: float
-    sleep_ms: int
-    cpu_iterations: int
-    db_query: str
-    db_sleep_ms: int
-    db_pool_size: int
-    db_pool_timeout_s: float
-    db_dependency: bool
-    upstream_delay_ms: int
-    http_pool_size: int
-    threadpool_tokens: int
-    target_cpuset: str
-    worker_pinning: str
-    loadgen_cpuset: str
-    db_cpuset: str
-    loadgen_processes: int
-    loadgen_workers: int
-    port: int
-    bind: str
-    loop: str
-    http: str
-    granian_runtime_threads: int
-    granian_blocking_threads: int
-    target_affinity: str  # as /info reported: the set, or each worker's CPUs ("0/1/2") when they differ
+# identity: the spec travels with its results
+IDENTITY_FIELDS: tuple[tuple[str, str], ...] = (
+    ("run_id", "str"), ("cell_id", "str"), ("repeat", "int"), ("attempt", "int"), ("backend", "str"))
+# after the cell's parameters (cells.PARAM_COLUMNS: the key table's, in its order): (name, type[, default])
+OUTCOME_FIELDS: tuple[tuple[Any, ...], ...] = (
+    # as /info reported: the set, or each worker's CPUs ("0/1/2") when they differ
+    ("target_affinity", "str"),
     # outcome
-    status: str  # ok | failed
-    error: str
+    ("status", "str"),  # ok | failed
+    ("error", "str"),
     # Locust's aggregated figures (rps, failures) and precise HDR percentiles
-    requests: int = 0
-    failures: int = 0
-    rps: float = 0.0
-    mean_ms: float = 0.0
-    p50_ms: float = 0.0
-    p90_ms: float = 0.0
-    p95_ms: float = 0.0
-    p99_ms: float = 0.0
-    p999_ms: float = 0.0
-    max_ms: float = 0.0
-    latency_source: str = ""  # hdr (microsecond resolution) | locust (rounded)
-    latency_from: str = ""  # sent (closed loop) | intended (open loop: from each request's due time)
+    ("requests", "int", 0),
+    ("failures", "int", 0),
+    ("rps", "float", 0.0),
+    ("mean_ms", "float", 0.0),
+    ("p50_ms", "float", 0.0),
+    ("p90_ms", "float", 0.0),
+    ("p95_ms", "float", 0.0),
+    ("p99_ms", "float", 0.0),
+    ("p999_ms", "float", 0.0),
+    ("max_ms", "float", 0.0),
+    ("latency_source", "str", ""),  # hdr (microsecond resolution) | locust (rounded)
+    ("latency_from", "str", ""),  # sent (closed loop) | intended (open loop: from each request's due time)
     # the open loop's accounting over the window (loadgen/openloop.py); closed rows: achieved only
-    offered_rps: float = 0.0  # requests due per second, sent or dropped
-    achieved_rps: float = 0.0  # responses per second (= rps)
-    late_sends: int = 0  # sent more than 1 ms after their due time
-    late_p99_ms: float = 0.0  # p99 of every send's lateness
-    dropped: int = 0  # due while max_inflight requests were outstanding: not sent
+    ("offered_rps", "float", 0.0),  # requests due per second, sent or dropped
+    ("achieved_rps", "float", 0.0),  # responses per second (= rps)
+    ("late_sends", "int", 0),  # sent more than 1 ms after their due time
+    ("late_p99_ms", "float", 0.0),  # p99 of every send's lateness
+    ("dropped", "int", 0),  # due while max_inflight requests were outstanding: not sent
     # resources over the measured window; Locust's capacity (bench/run/headroom.py)
-    loadgen_cpu_pct: float = 0.0
-    loadgen_cpu_ms_per_request: float = 0.0
-    loadgen_headroom: float = 0.0  # requests/s its cores allow at that cost / requests/s achieved
-    loadgen_lag_ms: float = 0.0  # how late Locust's own event loop woke, mean (loadgen/lag.py)
-    loadgen_saturated: bool = False
-    target_cpu_pct: float = 0.0
-    target_rss_mb: float = 0.0
-    target_threads: int = 0
-    cpu_ms_per_request: float = 0.0
-    services_cpu_pct: float = 0.0  # PostgreSQL's and the upstream stub's processes (on db_cpuset)
+    ("loadgen_cpu_pct", "float", 0.0),
+    ("loadgen_cpu_ms_per_request", "float", 0.0),
+    ("loadgen_headroom", "float", 0.0),  # requests/s its cores allow at that cost / requests/s achieved
+    ("loadgen_lag_ms", "float", 0.0),  # how late Locust's own event loop woke, mean (loadgen/lag.py)
+    ("loadgen_saturated", "bool", False),
+    ("target_cpu_pct", "float", 0.0),
+    ("target_rss_mb", "float", 0.0),
+    ("target_threads", "int", 0),
+    ("cpu_ms_per_request", "float", 0.0),
+    ("services_cpu_pct", "float", 0.0),  # PostgreSQL's and the upstream stub's processes (on db_cpuset)
     # sampled inside the target's workers
-    threadpool_busy_max: int = 0
-    threadpool_waiting_max: int = 0
-    db_pool_busy_max: int = 0  # connections in use, most at once in one worker (app/db.py)
-    db_pool_waiting_max: int = 0  # requests waiting for a connection, most at once in one worker
-    loop_lag_p99_ms: float = 0.0
-    started_at: str = ""
-    ended_at: str = ""
+    ("threadpool_busy_max", "int", 0),
+    ("threadpool_waiting_max", "int", 0),
+    ("db_pool_busy_max", "int", 0),  # connections in use, most at once in one worker (app/db.py)
+    ("db_pool_waiting_max", "int", 0),  # requests waiting for a connection, most at once in one worker
+    ("loop_lag_p99_ms", "float", 0.0),
+    ("started_at", "str", ""),
+    ("ended_at", "str", ""),
+)
+
+
+def _field(spec: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (spec[0], spec[1], field(default=spec[2])) if len(spec) == 3 else spec
+
+
+# The one result type, its fields from the three lists above: one row per cell x repeat x attempt.
+SummaryRow = make_dataclass(
+    "SummaryRow", [*IDENTITY_FIELDS, *PARAM_TYPES.items(), *map(_field, OUTCOME_FIELDS)], frozen=True)
+SummaryRow.__module__ = __name__
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SummaryRow))
-IDENTITY: tuple[str, ...] = ("run_id", "cell_id", "repeat", "attempt", "backend")
+IDENTITY: tuple[str, ...] = tuple(name for name, _ in IDENTITY_FIELDS)
 _TYPES = {f.name: f.type for f in fields(SummaryRow)}
-
-if COLUMNS[len(IDENTITY):len(IDENTITY) + len(PARAM_COLUMNS)] != PARAM_COLUMNS:
-    raise ImportError(f"SummaryRow's parameter fields must be cells.PARAM_COLUMNS in order: {PARAM_COLUMNS}")
 
 
 def to_text(value: Any) -> str:

@@ -11,11 +11,11 @@ n = 0 (every repeat failed) keeps the cell with all figures 0, so it still shows
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import fields, make_dataclass
 from typing import Any
 
 from bench.results.row import SummaryRow, from_text, to_text
-from bench.scenario.cells import PARAM_COLUMNS
+from bench.scenario.cells import PARAM_COLUMNS, PARAM_TYPES
 
 # The cell's parameters, copied from its rows (they are the same for every repeat of a cell):
 # the backend, then every Cell parameter (one source: a new scenario key becomes a column here too).
@@ -23,71 +23,42 @@ PARAMS: tuple[str, ...] = ("backend", *PARAM_COLUMNS)
 METRICS: tuple[str, ...] = ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request")
 
 
-@dataclass(frozen=True)
-class CellStats:
-    cell_id: str
-    backend: str
-    server: str
-    workers: int
-    style: str
-    workload: str
-    users: int
-    load_model: str
-    rate: float
-    arrivals: str
-    max_inflight: int
-    spawn_rate: float
-    duration_s: float
-    warmup_s: float
-    sleep_ms: int
-    cpu_iterations: int
-    db_query: str
-    db_sleep_ms: int
-    db_pool_size: int
-    db_pool_timeout_s: float
-    db_dependency: bool
-    upstream_delay_ms: int
-    http_pool_size: int
-    threadpool_tokens: int
-    target_cpuset: str
-    worker_pinning: str
-    loadgen_cpuset: str
-    db_cpuset: str
-    loadgen_processes: int
-    loadgen_workers: int
-    port: int
-    bind: str
-    loop: str
-    http: str
-    granian_runtime_threads: int
-    granian_blocking_threads: int
-    n: int  # ok repeats: the figures below rest on these
-    n_failed: int
-    rps_mean: float
-    rps_sd: float
-    rps_ci95: float  # half-width: the interval is mean ± ci95
-    p50_ms_mean: float
-    p50_ms_sd: float
-    p50_ms_ci95: float
-    p99_ms_mean: float
-    p99_ms_sd: float
-    p99_ms_ci95: float
-    cpu_ms_per_request_mean: float
-    cpu_ms_per_request_sd: float
-    cpu_ms_per_request_ci95: float
-    loadgen_headroom_min: float  # the tightest ok repeat: under 1.1, Locust set the pace
-    requests: int  # summed over ok repeats, with failures: the failure ratio's two terms
-    failures: int
-    any_saturated: bool  # some ok repeat had its load generator saturated: rps is a floor
+# after the cell's id and parameters (PARAMS): the figures over its repeats
+FIGURE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("n", "int"),  # ok repeats: the figures below rest on these
+    ("n_failed", "int"),
+    ("rps_mean", "float"),
+    ("rps_sd", "float"),
+    ("rps_ci95", "float"),  # half-width: the interval is mean ± ci95
+    ("p50_ms_mean", "float"),
+    ("p50_ms_sd", "float"),
+    ("p50_ms_ci95", "float"),
+    ("p99_ms_mean", "float"),
+    ("p99_ms_sd", "float"),
+    ("p99_ms_ci95", "float"),
+    ("cpu_ms_per_request_mean", "float"),
+    ("cpu_ms_per_request_sd", "float"),
+    ("cpu_ms_per_request_ci95", "float"),
+    ("loadgen_headroom_min", "float"),  # the tightest ok repeat: under 1.1, Locust set the pace
+    ("requests", "int"),  # summed over ok repeats, with failures: the failure ratio's two terms
+    ("failures", "int"),
+    ("any_saturated", "bool"),  # some ok repeat had its load generator saturated: rps is a floor
+)
 
+
+class _CellStats:
     def interval(self, metric: str) -> tuple[float, float]:
         mean, half = getattr(self, f"{metric}_mean"), getattr(self, f"{metric}_ci95")
         return mean - half, mean + half
 
 
+CellStats = make_dataclass(
+    "CellStats", [("cell_id", "str"), ("backend", "str"), *PARAM_TYPES.items(), *FIGURE_FIELDS],
+    bases=(_CellStats,), frozen=True)
+CellStats.__module__ = __name__
+
+
 STATS_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CellStats))
-if STATS_COLUMNS[1:1 + len(PARAMS)] != PARAMS:
-    raise ImportError(f"CellStats' parameter fields must be stats.PARAMS in order: {PARAMS}")
 
 
 def t975(df: int) -> float:

@@ -11,100 +11,51 @@ import itertools
 import math
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, field, make_dataclass
 from typing import Any
 
+from bench.scenario.keys import (
+    DB_WORKLOADS,
+    KEYS,
+    NEUTRAL,
+    SCOPED,
+    SERVER_KEYS,
+    TARGET_ENV,
+    UPSTREAM_WORKLOADS,
+    env_name,
+    env_text,
+)
+
 MASTER_PORT_OFFSET = 557  # master's port = target port + offset, away from Locust's 5557 default
+_TYPE_NAMES = {str: "str", int: "int", float: "float", bool: "bool"}
 
 
-@dataclass(frozen=True)
-class ServerConfig:
-    """Everything that needs a target restart when it changes."""
-
-    server: str  # uvicorn | gunicorn | granian | hypercorn (app/serve.py)
-    workers: int
-    threadpool_tokens: int
-    target_cpuset: str
-    worker_pinning: str  # set | core (app/pinning.py)
-    port: int
-    bind: str
-    loop: str  # auto | asyncio | uvloop
-    http: str  # auto | h11 | httptools
-    granian_runtime_threads: int = 0  # granian only (0 for the other servers)
-    granian_blocking_threads: int = 0
-    db_pool_size: int = 0  # per pool per worker; 0: no database pools (app/db.py)
-    db_pool_timeout_s: float = 0.0  # a request's wait for a pooled connection before it fails
-    http_pool_size: int = 0  # per client per worker; 0: no upstream clients (app/upstream.py)
+class _ServerConfig:
+    """Everything that needs a target restart when it changes: the keys with a `target` (keys.py)."""
 
     def env(self) -> dict[str, str]:
-        """The launcher's settings (app/serve.py, app/db.py, app/upstream.py) for this config, as
-        both backends give them: the local one as they are, Compose without the BENCH_ prefix
-        (compose.yaml maps each back)."""
-        return {"BENCH_SERVER": self.server, "BENCH_WORKERS": str(self.workers),
-                "THREADPOOL_TOKENS": str(self.threadpool_tokens), "BENCH_WORKER_PINNING": self.worker_pinning,
-                "BENCH_PORT": str(self.port), "BENCH_BIND": self.bind, "BENCH_LOOP": self.loop,
-                "BENCH_HTTP": self.http, "BENCH_GRANIAN_RUNTIME_THREADS": str(self.granian_runtime_threads),
-                "BENCH_GRANIAN_BLOCKING_THREADS": str(self.granian_blocking_threads),
-                "BENCH_DB_POOL_SIZE": str(self.db_pool_size),
-                "BENCH_DB_POOL_TIMEOUT_S": f"{self.db_pool_timeout_s:g}",
-                "BENCH_HTTP_POOL_SIZE": str(self.http_pool_size)}
+        """The target's settings (app/serve.py, app/db.py, app/upstream.py), BENCH_<KEY> each, as
+        both backends give them (Docker through the target's env file)."""
+        return {env_name(key): env_text(getattr(self, key)) for key in TARGET_ENV}
 
 
-# the workloads that need PostgreSQL and those that need the upstream stub (bench/run/services.py)
-DB_WORKLOADS = ("db", "db_blocking")
-UPSTREAM_WORKLOADS = ("http",)
+# Fields in KEYS order; the knobs only some cells read default to their neutral value, so a config
+# made by hand (a test, `bench serve`) names only what it sets.
+ServerConfig = make_dataclass(
+    "ServerConfig",
+    [(key, _TYPE_NAMES[KEYS[key].kind], field(default=NEUTRAL[KEYS[key].kind])) if key in SCOPED
+     else (key, _TYPE_NAMES[KEYS[key].kind]) for key in SERVER_KEYS],
+    bases=(_ServerConfig,), frozen=True, kw_only=True)
+ServerConfig.__module__ = __name__
 
 
-@dataclass(frozen=True)
-class Cell:
-    # Field order is summary.csv's column order for a cell's parameters (PARAM_COLUMNS below):
-    # a key added here becomes a column of summary.csv and summary_stats.csv and a plot label.
-    server: str
-    workers: int
-    style: str
-    workload: str
-    users: int  # closed: concurrent users; open: Locust users, one per process, each sending its share
-    load_model: str  # closed | open
-    rate: float  # open: requests/s offered in all (0 for closed)
-    arrivals: str  # open: constant | poisson ("" for closed)
-    max_inflight: int  # most requests outstanding at once (closed: users)
-    spawn_rate: float
-    duration: float
-    warmup: float
-    sleep_ms: int
-    cpu_iterations: int
-    # the I/O workloads' knobs (neutral, "" or 0, for a workload that does not read them)
-    db_query: str  # pk | sleep
-    db_sleep_ms: int
-    db_pool_size: int
-    db_pool_timeout_s: float
-    db_dependency: bool
-    upstream_delay_ms: int
-    http_pool_size: int
-    threadpool_tokens: int
-    target_cpuset: str
-    worker_pinning: str
-    loadgen_cpuset: str
-    db_cpuset: str  # PostgreSQL's and the upstream's CPUs (one per run); "" without I/O
-    loadgen_processes: int
-    loadgen_workers: int
-    port: int
-    bind: str
-    loop: str
-    http: str
-    granian_runtime_threads: int  # granian only (0 for the other servers)
-    granian_blocking_threads: int
-    repeats: int
-    # matrix axes this cell was expanded along, in scenario order: they name it
-    axes: tuple[str, ...] = ()
+class _Cell:
+    """One cell: every key of the table as a field (in KEYS order, summary.csv's column order for
+    a cell's parameters), and the matrix axes it was expanded along, which name it."""
 
     @property
-    def server_config(self) -> ServerConfig:
-        return ServerConfig(
-            self.server, self.workers, self.threadpool_tokens, self.target_cpuset, self.worker_pinning,
-            self.port, self.bind, self.loop, self.http, self.granian_runtime_threads,
-            self.granian_blocking_threads, self.db_pool_size, self.db_pool_timeout_s, self.http_pool_size,
-        )
+    def server_config(self) -> Any:
+        return ServerConfig(**{key: getattr(self, key) for key in SERVER_KEYS})
 
     @property
     def needs_db(self) -> bool:
@@ -171,7 +122,7 @@ class Cell:
         return start + max(self.ramp_s, self.warmup) + self.duration
 
     def params(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = asdict(self)  # type: ignore[call-overload]  (a dataclass: Cell below)
         out.pop("axes")
         return out
 
@@ -180,15 +131,19 @@ class Cell:
         return {column: getattr(self, name) for name, column in _PARAM_FIELDS}
 
 
-# Cell field -> summary column: a unit in the name where the bare word would be ambiguous.
-_RENAMED = {"duration": "duration_s", "warmup": "warmup_s"}
-# Not a parameter of one measurement: how many there are, and how the cell was named.
-_NOT_COLUMNS = ("repeats", "axes")
+Cell = make_dataclass(
+    "Cell", [*((key, _TYPE_NAMES[k.kind]) for key, k in KEYS.items()),
+             ("axes", "tuple[str, ...]", field(default=()))],
+    bases=(_Cell,), frozen=True)
+Cell.__module__ = __name__
+
+# Cell field -> summary column, for the keys that are one (keys.py: `column`)
 _PARAM_FIELDS: tuple[tuple[str, str], ...] = tuple(
-    (f.name, _RENAMED.get(f.name, f.name)) for f in fields(Cell) if f.name not in _NOT_COLUMNS
-)
+    (key, key if k.column is None else k.column) for key, k in KEYS.items() if k.column != "")
 # The one list of a cell's parameter columns: summary.csv, summary_stats.csv and plot labels use it.
 PARAM_COLUMNS: tuple[str, ...] = tuple(column for _, column in _PARAM_FIELDS)
+# each column's type, as summary.csv's reader parses it
+PARAM_TYPES: dict[str, str] = {column: _TYPE_NAMES[KEYS[key].kind] for key, column in _PARAM_FIELDS}
 
 
 def expand(defaults: dict[str, Any], matrix: dict[str, list[Any]],

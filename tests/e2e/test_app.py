@@ -30,7 +30,7 @@ def app_uvicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serv
     """uvicorn, 1 worker, pinned to CPU 0, 7 thread tokens, sampler on."""
     tmp = tmp_path_factory.mktemp("app_uvicorn")
     stats = tmp / "stats" / "nested"  # the sampler creates it
-    server = start_server({"THREADPOOL_TOKENS": "7", "BENCH_STATS_DIR": str(stats)}, tmp / "server.log",
+    server = start_server({"BENCH_THREADPOOL_TOKENS": "7", "BENCH_STATS_DIR": str(stats)}, tmp / "server.log",
                           preexec=lambda: os.sched_setaffinity(0, {0}))
     try:
         yield server, stats
@@ -173,7 +173,7 @@ def test_sampler_sees_busy_threads(app_uvicorn: tuple[Server, Path]) -> None:
 
 @pytest.mark.e2e
 def test_gunicorn_two_workers(tmp_path: Path) -> None:
-    server = start_server({"BENCH_SERVER": "gunicorn", "BENCH_WORKERS": "2", "THREADPOOL_TOKENS": "5"},
+    server = start_server({"BENCH_SERVER": "gunicorn", "BENCH_WORKERS": "2", "BENCH_THREADPOOL_TOKENS": "5"},
                           tmp_path / "server.log")
     try:
         status, info = server.get("/info")
@@ -198,7 +198,7 @@ def test_each_server_runs_two_workers_that_report_and_sample_themselves(tmp_path
     """What the runner reads from every server: /info names the server that loaded the worker and
     its version, the loop in force, each worker's slot and CPUs; the sampler writes per worker."""
     stats = tmp_path / "stats"
-    server = start_server({"BENCH_SERVER": server_name, "BENCH_WORKERS": "2", "THREADPOOL_TOKENS": "5",
+    server = start_server({"BENCH_SERVER": server_name, "BENCH_WORKERS": "2", "BENCH_THREADPOOL_TOKENS": "5",
                            "BENCH_LOOP": "asyncio", "BENCH_STATS_DIR": str(stats)}, tmp_path / "server.log")
     try:
         info = server.get("/info")[1]

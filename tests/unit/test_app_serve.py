@@ -11,11 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from app import serve
 from app.sampler import aggregate, idle_after, percentile, read_dir
-from app.serve import BadSetting, command
+from app.serve import BadSetting
+from bench.scenario.keys import by_hand_env
 from tests.servers import (
     ROOT,
 )
+
+
+def command(env: dict[str, str]) -> list[str]:
+    """The launcher's command over every setting as .env.example has it (it takes no default)."""
+    return serve.command({**by_hand_env(), **env})
+
 
 # ---------------------------------------------------------------- command()
 
@@ -76,8 +84,8 @@ def test_command_rejects_bind(server: str, bind: str) -> None:
 
 
 @pytest.mark.parametrize("env", [
-    {"BENCH_SERVER": "daphne"}, {"BENCH_WORKERS": "0"}, {"BENCH_WORKERS": "two"}, {"BENCH_PORT": "70000"},
-    {"BENCH_LOOP": "trio"}, {"BENCH_HTTP": "h2"}, {"THREADPOOL_TOKENS": "0"}, {"THREADPOOL_TOKENS": "-3"},
+    {"BENCH_SERVER": "daphne"}, {"BENCH_WORKERS": "1.5"}, {"BENCH_WORKERS": "two"}, {"BENCH_PORT": ""},
+    {"BENCH_LOOP": "trio"}, {"BENCH_HTTP": "h2"}, {"BENCH_THREADPOOL_TOKENS": "x"}, {"BENCH_THREADPOOL_TOKENS": "-3"},
     {"BENCH_BIND": ""},
 ])
 def test_command_rejects(env: dict[str, str]) -> None:

@@ -26,7 +26,8 @@ def test_build_failed_reads_the_output_since_compose_exits_0_on_a_failed_solve()
 
 
 def cfg(workers: int, tokens: int) -> ServerConfig:
-    return ServerConfig("uvicorn", workers, tokens, "0", "set", 8000, "127.0.0.1", "auto", "auto")
+    return ServerConfig(server="uvicorn", workers=workers, threadpool_tokens=tokens, target_cpuset="0",
+                        worker_pinning="set", port=8000, bind="127.0.0.1", loop="auto", http="auto")
 
 
 def test_pids_limit_bounds_runaways_but_never_a_legitimate_cell() -> None:

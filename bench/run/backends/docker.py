@@ -36,11 +36,6 @@ def target_pids_limit(cfg: ServerConfig) -> int:
     return max(PIDS_FLOOR, cfg.workers * (cfg.threadpool_tokens + cfg.granian_runtime_threads + 32))
 
 
-def compose_env(cfg: ServerConfig) -> dict[str, str]:
-    """The target's settings as compose.yaml's variables: BENCH_X there is ${X}."""
-    return {key.removeprefix("BENCH_"): value for key, value in cfg.env().items()}
-
-
 @dataclass
 class DockerTarget:
     url: str
@@ -144,7 +139,7 @@ class DockerBackend:
         self._build()
         url = procs.free_url(cfg.bind, cfg.port)
         give_dir(stats_dir)
-        env = {**compose_env(cfg), "TARGET_PIDS_LIMIT": str(target_pids_limit(cfg)),
+        env = {**cfg.env(), "TARGET_PIDS_LIMIT": str(target_pids_limit(cfg)),
                "TARGET_CPUSET": cfg.target_cpuset,
                "DB_DSN": self.endpoints.db_dsn, "UPSTREAM_URL": self.endpoints.upstream_url,
                "STATS_DIR": str(stats_dir.resolve())}  # compose reads a bare relative path as a volume name

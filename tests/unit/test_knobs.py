@@ -1,0 +1,70 @@
+"""The key table is the one declaration of a knob: what is derived from it cannot drift from it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import fields
+
+from bench import ROOT
+from bench.results.row import COLUMNS, IDENTITY
+from bench.results.stats import STATS_COLUMNS
+from bench.scenario.cells import PARAM_COLUMNS, Cell, ServerConfig
+from bench.scenario.keys import KEYS, SERVER_KEYS, TARGET_ENV, by_hand_env, env_name
+
+
+def test_readme_env_example_and_compose_are_what_make_knobs_writes() -> None:
+    proc = subprocess.run([sys.executable, "scripts/knobs.py", "--check"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_check_fails_on_a_table_edited_by_hand(tmp_path, monkeypatch) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("knobs", ROOT / "scripts" / "knobs.py")
+    assert spec and spec.loader
+    knobs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(knobs)
+    readme = (ROOT / "README.md").read_text()
+    edited = readme.replace("| `threadpool_tokens` | `40` |", "| `threadpool_tokens` | `41` |")
+    assert edited != readme
+    assert knobs.splice(edited, knobs.README_BEGIN, knobs.README_END, knobs.readme_table(), "README.md") == readme
+
+
+def test_every_key_is_a_cell_field_and_a_column_in_the_tables_order() -> None:
+    assert [f.name for f in fields(Cell)] == [*KEYS, "axes"]
+    expected = [k.column if k.column is not None else name for name, k in KEYS.items() if k.column != ""]
+    assert list(PARAM_COLUMNS) == expected
+    assert list(COLUMNS[len(IDENTITY):len(IDENTITY) + len(PARAM_COLUMNS)]) == expected
+    assert list(STATS_COLUMNS[2:2 + len(PARAM_COLUMNS)]) == expected
+
+
+def test_the_columns_are_the_files_columns_unchanged() -> None:
+    # summary.csv's header (schema 6) as it was before the columns came from the table: the
+    # file format holds, whatever order the table is written in
+    assert COLUMNS[:42] == (
+        "run_id", "cell_id", "repeat", "attempt", "backend", "server", "workers", "style", "workload", "users",
+        "load_model", "rate", "arrivals", "max_inflight", "spawn_rate", "duration_s", "warmup_s", "sleep_ms",
+        "cpu_iterations", "db_query", "db_sleep_ms", "db_pool_size", "db_pool_timeout_s", "db_dependency",
+        "upstream_delay_ms", "http_pool_size", "threadpool_tokens", "target_cpuset", "worker_pinning",
+        "loadgen_cpuset", "db_cpuset", "loadgen_processes", "loadgen_workers", "port", "bind", "loop", "http",
+        "granian_runtime_threads", "granian_blocking_threads", "target_affinity", "status", "error")
+
+
+def test_the_target_gets_every_knob_it_reads_as_bench_and_its_name() -> None:
+    assert [f.name for f in fields(ServerConfig)] == list(SERVER_KEYS)
+    assert set(TARGET_ENV) < set(SERVER_KEYS) and set(SERVER_KEYS) - set(TARGET_ENV) == {"target_cpuset"}
+    assert env_name("threadpool_tokens") == "BENCH_THREADPOOL_TOKENS"
+    assert set(by_hand_env()) == {env_name(k) for k in TARGET_ENV}
+
+
+def test_no_target_default_outside_the_table() -> None:
+    """compose.yaml names each target knob with no `:-default`, and the launcher takes none."""
+    compose = (ROOT / "compose.yaml").read_text()
+    for key in TARGET_ENV:
+        assert f"{env_name(key)}: ${{{env_name(key)}}}\n" in compose, key
+    serve = (ROOT / "app" / "serve.py").read_text()
+    assert "setdefault" not in serve
+    for key in TARGET_ENV:
+        assert f'env.get("{env_name(key)}"' not in serve, key
