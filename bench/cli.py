@@ -2,7 +2,9 @@
 
 Exit codes live here alone: 2 for bad input (a BadInput, raised before anything starts: one line
 on stderr, no run directory); 0 every cell ok and every check passed; 1 some cell or check failed;
-130 interrupted. A failing cell is not bad input: the runner records it and goes on.
+3 the run directory could not be written (no space, read-only: one line naming the file, the rows
+kept and how to finish the run); 130 interrupted. A failing cell is not bad input: the runner
+records it and goes on.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bench import ROOT
-from bench.errors import BadInput
+from bench.errors import BadInput, RunDirWriteError
 
 
 def _signal_to_interrupt(signum: int, frame: object) -> NoReturn:
@@ -97,8 +99,25 @@ def main(argv: list[str] | None = None) -> int:
     except BadInput as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 2
+    except RunDirWriteError as exc:
+        print(f"bench: error: {exc}{_kept(exc)}", file=sys.stderr)
+        return 3
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _kept(exc: RunDirWriteError) -> str:
+    """What a failed write leaves: the rows kept, and the command that finishes the run."""
+    if exc.run is None:
+        return ""
+    from bench.results.rundir import RunDir
+
+    try:
+        rows = len(RunDir(exc.run).rows())
+    except (OSError, BadInput):
+        return f"; the run is in {exc.run}"
+    then = f"; when there is room again: bench run --resume {exc.run}" if exc.resumable else ""
+    return f"; {rows} rows kept in {exc.run / 'summary.csv'}{then}"
 
 
 def _dispatch(args: argparse.Namespace) -> int:

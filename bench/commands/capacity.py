@@ -16,7 +16,7 @@ from typing import Any
 from bench.judge import capacity
 from bench.judge.capacity import Result, SearchSettings, Step, StepFigures
 from bench.results.row import SummaryRow, to_text
-from bench.results.rundir import RunDir
+from bench.results.rundir import RunDir, kept
 from bench.run import envinfo
 from bench.run.backends.base import Backend
 from bench.run.headroom import at_cpu_limit
@@ -91,7 +91,8 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         stop_services(backend, None)
         raise
     try:
-        return _search(run, scen, settings, notes, cells, backend, meta, endpoints.meta, args.no_report)
+        with kept(run.path, resumable=False):
+            return _search(run, scen, settings, notes, cells, backend, meta, endpoints.meta, args.no_report)
     finally:
         stop_services(backend, run)
 
@@ -110,34 +111,30 @@ def _search(run: RunDir, scen: scenario_mod.Scenario, settings: SearchSettings, 
           file=sys.stderr)
     runner = Runner(backend, run)
     results: list[list[str]] = []
-    interrupted = False
-    try:
-        for i, cell in enumerate(cells, 1):
-            search_id = cell.named("cap")
+    with run.ending(env):
+        try:
+            for i, cell in enumerate(cells, 1):
+                search_id = cell.named("cap")
 
-            def measure(rate: float, cell: Cell = cell) -> StepFigures:
-                row = runner.run_cell(replace(cell, rate=rate), 1, 1)
-                run.append_row(row)
-                return outcome_of(row, rate)
+                def measure(rate: float, cell: Cell = cell) -> StepFigures:
+                    row = runner.run_cell(replace(cell, rate=rate), 1, 1)
+                    run.append_row(row)
+                    return outcome_of(row, rate)
 
-            def on_step(step: Step, cell: Cell = cell, search_id: str = search_id, i: int = i) -> None:
-                o = step.outcome
-                run.append_record(run.steps_path, STEP_COLUMNS,
-                                  step_record(search_id, step, replace(cell, rate=o.rate).cell_id))
-                print(f"[{i}/{len(cells)}] {search_id} step {step.step} ({step.phase}): {o.rate:g} req/s "
-                      f"offered, {o.achieved_rps:.1f} achieved, p99 {o.p99_ms:.1f} ms: {step.verdict} "
-                      f"({step.reason})", file=sys.stderr)
+                def on_step(step: Step, cell: Cell = cell, search_id: str = search_id, i: int = i) -> None:
+                    o = step.outcome
+                    run.append_record(run.steps_path, STEP_COLUMNS,
+                                      step_record(search_id, step, replace(cell, rate=o.rate).cell_id))
+                    print(f"[{i}/{len(cells)}] {search_id} step {step.step} ({step.phase}): {o.rate:g} req/s "
+                          f"offered, {o.achieved_rps:.1f} achieved, p99 {o.p99_ms:.1f} ms: {step.verdict} "
+                          f"({step.reason})", file=sys.stderr)
 
-            result = capacity.search(settings, measure, time.monotonic, on_step)
-            results.append(result_record(search_id, cell, settings, result))
-            run.write_capacity(RESULT_COLUMNS, results)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        runner.close()
-        env.update(ended_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), interrupted=interrupted)
-        run.write_env(env)
-    if interrupted:
+                result = capacity.search(settings, measure, time.monotonic, on_step)
+                results.append(result_record(search_id, cell, settings, result))
+                run.write_capacity(RESULT_COLUMNS, results)
+        finally:
+            runner.close()
+    if env["interrupted"]:
         print(f"bench: interrupted; {len(results)} searches kept in {run.capacity_path}", file=sys.stderr)
         print(run.path)
         return 130

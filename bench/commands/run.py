@@ -17,7 +17,7 @@ from bench.errors import BadInput, TargetError
 from bench.judge import gate
 from bench.results.baseline import Baseline
 from bench.results.row import latest
-from bench.results.rundir import RunDir
+from bench.results.rundir import RunDir, kept
 from bench.run import envinfo
 from bench.run.backends.base import Backend
 from bench.run.progress import Progress, describe
@@ -181,9 +181,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     run: RunDir | None = None
     try:
         run = _open_run(args, scen, resumed, backend, meta)
-        if endpoints.meta:  # the PostgreSQL version, its connections and CPUs
-            run.write_env({**run.env(), "services": endpoints.meta})
-        return _run(args, scen, run, backend, cells, ci)
+        with kept(run.path, resumable=True):
+            if endpoints.meta:  # the PostgreSQL version, its connections and CPUs
+                run.write_env({**run.env(), "services": endpoints.meta})
+            return _run(args, scen, run, backend, cells, ci)
     finally:
         stop_services(backend, run)
 
@@ -214,16 +215,12 @@ def _run(args: argparse.Namespace, scen: scenario_mod.Scenario, run: RunDir, bac
     runner = Runner(backend, run, on_row=progress.row)
     print(f"bench: {len(items)} runs of {len(cells)} cells ({n_done} already done) on the "
           f"{backend.name} backend -> {run.path}", file=sys.stderr)
-    interrupted = False
-    try:
-        runner.run_all(items, attempts)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        progress.close()
-        env.update(ended_at=_utc(), interrupted=interrupted)
-        run.write_env(env)
-    if interrupted:
+    with run.ending(env):
+        try:
+            runner.run_all(items, attempts)
+        finally:
+            progress.close()
+    if env["interrupted"]:
         print(f"bench: interrupted; {len(run.rows())} rows kept. Resume: bench run --resume {run.path}",
               file=sys.stderr)
         print(run.path)

@@ -4,9 +4,12 @@
 mean" at the 5 % level: p < 0.05. With n = 1 on either side there is no variance to test, so a
 change is never called significant; the note column says so instead of showing a misleading "no".
 
-"regression" is the gate for CI: mean rps dropped or mean p99 rose by more than the threshold
-(percent), regardless of significance - the threshold is the user's statement of what matters.
-A cell that has ok repeats in A and none in B is a regression too.
+"regression" is compare's quick look, not the CI rule: mean rps dropped or mean p99 rose by more
+than the threshold (percent), regardless of significance - the threshold is the user's statement
+of what matters. A cell that has ok repeats in A and none in B is a regression too. The CI gate
+(bench/judge/gate.py: `bench run --baseline`) is the stricter rule a pipeline fails on: beyond the
+threshold AND significant over the repeats, on rps and p50, cells paired by their parameters. The
+column keeps its name so compare.csv's format holds.
 
 Two runs whose targets ran different interpreter builds (python_build in /info: PGO/LTO, version)
 differ by the build as well as by the change under test; compare says so in its output and in

@@ -21,7 +21,7 @@ from bench.judge import checks as checks_mod
 from bench.judge import verdict
 from bench.report.plots import FIGURES, capacity_figure
 from bench.results.row import SummaryRow
-from bench.results.rundir import RunDir
+from bench.results.rundir import RunDir, atomic_write, writing
 from bench.results.stats import CellStats, summarize, tightest_headroom
 
 Table = tuple[list[str], list[list[str]]]  # header, rows
@@ -286,7 +286,8 @@ def write_report(run: RunDir, rows: list[SummaryRow], stats: list[CellStats],
     env = run.env()
     written: list[Path] = []
     plot_dir = run.path / "report"
-    plot_dir.mkdir(exist_ok=True)
+    with writing(plot_dir):
+        plot_dir.mkdir(exist_ok=True)
     images: dict[str, bytes] = {}
     plots: list[tuple[str, str]] = []
     steps, capacity = run.read_records(run.steps_path), run.read_records(run.capacity_path)
@@ -305,7 +306,7 @@ def write_report(run: RunDir, rows: list[SummaryRow], stats: list[CellStats],
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100)
         images[name] = buf.getvalue()
-        png.write_bytes(images[name])
+        atomic_write(png, images[name])
         written.append(png)
         plots.append((name, caption))
 
@@ -319,6 +320,6 @@ def write_report(run: RunDir, rows: list[SummaryRow], stats: list[CellStats],
                  says=verdict.lines(stats, rows, capacity, steps), capacity=capacity_table(capacity))
     for path, text in ((run.path / "report.md", render_markdown(rep)),
                        (run.path / "report.html", render_html(rep, images))):
-        path.write_text(text, encoding="utf-8")
+        atomic_write(path, text.encode("utf-8"))
         written.append(path)
     return written

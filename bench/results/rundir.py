@@ -18,17 +18,19 @@ so a new row is never glued onto a torn one. env.json is replaced atomically.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BadInput
+from bench.errors import BadInput, RunDirWriteError
 from bench.results.row import COLUMNS, SCHEMA_VERSION, SummaryRow, from_record, latest, to_record
 from bench.results.stats import CellStats, stats_records
 
@@ -54,14 +56,41 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """An OSError while writing `path` becomes the one RunDirWriteError that names it."""
+    try:
+        yield
+    except OSError as exc:
+        raise RunDirWriteError(path, exc) from None
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write beside, fsync, rename: a reader sees the old file or the new one, never half."""
+    """Write beside, fsync, rename: a reader sees the old file or the new one, never half, and a
+    write that fails (no space) leaves no .tmp behind."""
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    with writing(path):
+        try:
+            with tmp.open("wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
+
+
+@contextlib.contextmanager
+def kept(run: Path, resumable: bool) -> Iterator[None]:
+    """Around a command's work on its run: a failed write names the run, so the one line the CLI
+    prints can say how many rows it kept and how to finish it (`--resume` where that exists)."""
+    try:
+        yield
+    except RunDirWriteError as exc:
+        exc.run, exc.resumable = exc.run or run, resumable
+        raise
 
 
 @dataclass(frozen=True)
@@ -133,6 +162,24 @@ class RunDir:
     def write_env(self, env: dict[str, Any]) -> None:
         atomic_write(self.env_path, json.dumps(env, indent=2).encode())
 
+    @contextlib.contextmanager
+    def ending(self, env: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The run's work, then its last env.json however the work ended: `interrupted` true after
+        Ctrl-C (which ends here: the caller reads env["interrupted"]), and after a write that failed
+        (no space) env.json is left as it was rather than a second error raised over the first."""
+        env["interrupted"] = False
+        try:
+            yield env
+        except KeyboardInterrupt:
+            env["interrupted"] = True
+        except RunDirWriteError:
+            env["ended_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            with contextlib.suppress(RunDirWriteError):
+                self.write_env(env)
+            raise
+        env["ended_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.write_env(env)
+
     def write_scenario(self, text: str) -> None:
         atomic_write(self.path / "scenario.toml", text.encode())
 
@@ -192,11 +239,11 @@ class RunDir:
         """Move a torn last line to summary.csv.torn and cut it from summary.csv (before appending)."""
         lines, torn = self._split()
         if torn:
-            with (self.path / "summary.csv.torn").open("ab") as fh:
+            with writing(self.path / "summary.csv.torn"), (self.path / "summary.csv.torn").open("ab") as fh:
                 fh.write(torn + b"\n")
                 fh.flush()
                 os.fsync(fh.fileno())
-            with self.summary_path.open("r+b") as fh:
+            with writing(self.summary_path), self.summary_path.open("r+b") as fh:
                 fh.truncate(sum(len(line) + 1 for line in lines))
                 os.fsync(fh.fileno())
         return torn
@@ -209,14 +256,15 @@ class RunDir:
     def append_record(path: Path, header: tuple[str, ...], fields: list[str]) -> None:
         """One CSV line appended and fsynced, the header first into an empty file."""
         data = _line(fields)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            if os.fstat(fd).st_size == 0:
-                data = _line(list(header)) + data
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with writing(path):
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if os.fstat(fd).st_size == 0:
+                    data = _line(list(header)) + data
+                _write_all(fd, data)  # a short write (no space) leaves a torn line: --resume sets it aside
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     # --- bench capacity's files ---------------------------------------------------------------
     @property
@@ -254,7 +302,8 @@ class RunDir:
 
     def cell_dir(self, cell_id: str, repeat: int, attempt: int) -> Path:
         path = self.path / self.cell_rel(cell_id, repeat, attempt)
-        path.mkdir(parents=True, exist_ok=True)
+        with writing(path):
+            path.mkdir(parents=True, exist_ok=True)
         return path
 
     def new_target_dir(self) -> Path:
@@ -267,6 +316,8 @@ class RunDir:
                 return path
             except FileExistsError:
                 n += 1
+            except OSError as exc:
+                raise RunDirWriteError(path, exc) from None
 
     def python_build(self) -> str:
         """The interpreter build the target ran (its /info, else as env.json recorded it when the run

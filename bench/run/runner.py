@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from typing import Any
 
 from app import pinning  # stdlib-only, like app.sampler: shared with the target's workers
 from app.sampler import idle_after, read_dir
-from bench.errors import TargetError
+from bench.errors import RunDirWriteError, TargetError
 from bench.results.row import SummaryRow
 from bench.results.rundir import RunDir
 from bench.run import hdr, procs
@@ -76,6 +77,8 @@ class Runner:
             row = SummaryRow(**{**base, "error": "", **figures, "status": "ok",
                                 "target_affinity": self._affinity_seen, "started_at": started,
                                 "ended_at": _iso(self.clock())})
+        except RunDirWriteError:
+            raise  # the run directory, not this cell: every later row would fail the same way
         except Exception as exc:
             known = isinstance(exc, CellFailed | TargetError)
             reason = str(exc) if known else f"{type(exc).__name__}: {exc}"
@@ -86,7 +89,8 @@ class Runner:
             try:
                 self._target.save_log(cell_dir / "target.log")
             except Exception as exc:  # a log we could not copy must not cost the row it belongs to
-                (cell_dir / "target.log").write_text(f"bench: could not save the target's log: {exc}\n")
+                with contextlib.suppress(OSError):  # a full disk: the row's own write says so next
+                    (cell_dir / "target.log").write_text(f"bench: could not save the target's log: {exc}\n")
         return row
 
     def _measure(self, cell: Cell, cell_dir: Path) -> dict[str, Any]:

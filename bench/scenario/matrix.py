@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,12 @@ class Scenario:
     capacity: dict[str, Any] = field(default_factory=dict)  # [capacity]: bench capacity's search
 
     def cells(self) -> list[Cell]:
+        """The cells, expanded and checked once per scenario (the plan, the run, the services and
+        the report all ask)."""
+        return list(self._cells)
+
+    @cached_property
+    def _cells(self) -> tuple[Cell, ...]:
         unique: dict[tuple[Any, ...], Cell] = {}
         for block in self.matrix:
             for cell in expand(self.defaults, block, resolve_cell):
@@ -47,7 +54,7 @@ class Scenario:
         if len(sets) > 1:
             raise BadInput(f"db_cpuset is {' and '.join(sets)} for different cells (one set per run: "
                            "PostgreSQL and the upstream start once); give one db_cpuset for the whole run")
-        return cells
+        return tuple(cells)
 
     def as_dict(self) -> dict[str, Any]:
         out = {"name": self.name, "description": self.description, "defaults": self.defaults,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from app.serve import SERVERS
 from bench.results.rundir import RunDir
 from bench.run.procs import port_in_use
 from bench.scenario.cpuset import host_cpus, parse, split
@@ -57,21 +58,6 @@ def test_tiny_matrix_all_ok_with_precise_latencies_and_report(tmp_path: Path) ->
     assert all(r.p50_ms >= 20 for r in sleep_rows)
     assert (run_dir / "report.html").exists() and (run_dir / "summary_stats.csv").exists()
     assert not port_in_use("127.0.0.1", port), "the target is stopped at the end"
-
-
-def test_def_queues_behind_the_threadpool_and_async_does_not(tmp_path: Path) -> None:
-    # users = 2 x tokens: half the def requests wait a whole sleep for a thread -> p50 ~ 2 x sleep
-    body = ('duration = 5\nwarmup = 1\nusers = 8\nthreadpool_tokens = 4\nsleep_ms = 200\nworkload = "sleep"\n'
-            '[matrix]\nstyle = ["def", "async"]\n')
-    proc = bench("run", scenario(tmp_path, body, free_port()), "--backend", "local", "--out", str(tmp_path / "r"),
-                 "--no-report")
-    assert proc.returncode == 0, proc.stderr
-    rows = {r.style: r for r in RunDir(run_dir_of(proc)).rows()}
-    assert rows["def"].p50_ms >= 1.6 * 200, rows["def"]
-    assert rows["async"].p50_ms < 1.3 * 200, rows["async"]
-    # seen from inside the target: every token busy and requests waiting for one
-    assert rows["def"].threadpool_busy_max == 4 and rows["def"].threadpool_waiting_max >= 2
-    assert rows["async"].threadpool_waiting_max == 0
 
 
 def test_interrupt_keeps_rows_and_resume_finishes(tmp_path: Path) -> None:
@@ -173,21 +159,21 @@ def test_a_starved_locust_is_flagged_by_its_event_loop_lag(tmp_path: Path) -> No
     assert f"{row.cell_id}: Locust had 1 CPU(s)" in proc.stderr and "its event loop woke" in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("server", ["uvicorn", "gunicorn", "granian", "hypercorn"])
-def test_worker_pinning_core_puts_each_worker_on_its_own_cpu(tmp_path: Path, server: str) -> None:
+def test_worker_pinning_core_puts_each_worker_on_its_own_cpu_under_every_server(tmp_path: Path) -> None:
     """Two workers on CPUs 0-1: `set` lets both float over the two, `core` pins worker i to CPU i,
     from inside the worker; /info reports every worker and the runner checks them all."""
     body = ('duration = 1\nwarmup = 0\nusers = 2\nworkers = 2\nworkload = "sleep"\nsleep_ms = 10\n'
-            f'server = "{server}"\ntarget_cpuset = "0-1"\nloadgen_cpuset = "0-1"\n'
-            '[matrix]\nworker_pinning = ["set", "core"]\n')
+            'target_cpuset = "0-1"\nloadgen_cpuset = "0-1"\n'
+            f'[matrix]\nserver = {json.dumps(list(SERVERS))}\nworker_pinning = ["set", "core"]\n')
     proc = bench("run", scenario(tmp_path, body, free_port()), "--backend", "local", "--out", str(tmp_path / "r"),
                  "--no-report")
     assert proc.returncode == 0, proc.stderr
     run_dir = run_dir_of(proc)
-    rows = {r.worker_pinning: r for r in RunDir(run_dir).rows()}
-    assert rows["set"].target_affinity == "0-1" and rows["core"].target_affinity == "0/1"
-    for mode, want in (("set", [[0, 1], [0, 1]]), ("core", [[0], [1]])):
-        info = json.loads((run_dir / "cells" / rows[mode].cell_id / "r1" / "target_info.json").read_text())
+    rows = {(r.server, r.worker_pinning): r for r in RunDir(run_dir).rows()}
+    assert sorted(rows) == sorted((s, m) for s in SERVERS for m in ("set", "core"))
+    for (server, mode), row in rows.items():
+        assert row.target_affinity == {"set": "0-1", "core": "0/1"}[mode], (server, row)
+        info = json.loads((run_dir / "cells" / row.cell_id / "r1" / "target_info.json").read_text())
         workers = info["worker_affinity"]
-        assert info["worker_pinning"] == mode and len({w["pid"] for w in workers}) == 2
-        assert sorted(w["cpus"] for w in workers) == want, workers
+        assert info["server"] == server and info["worker_pinning"] == mode and len({w["pid"] for w in workers}) == 2
+        assert sorted(w["cpus"] for w in workers) == {"set": [[0, 1], [0, 1]], "core": [[0], [1]]}[mode], workers
