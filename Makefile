@@ -61,9 +61,9 @@ test: venv ## lint + the whole test suite with branch coverage of bench/ (Docker
 	$(BIN)/ruff check bench app loadgen upstream tests scripts
 	$(BIN)/python scripts/knobs.py --check
 	$(BIN)/coverage erase
-	$(BIN)/coverage run -m pytest -q tests/unit
+	$(BIN)/coverage run -m pytest -q --durations=15 tests/unit
 	$(BEFORE_E2E)
-	$(BIN)/coverage run -a -m pytest -q tests/e2e
+	$(BIN)/coverage run -a -m pytest -q --durations=40 tests/e2e
 	$(BIN)/coverage report
 
 mutation: venv ## mutation testing of the modules that carry figures with the fast suite (tens of minutes; not in CI)

@@ -13,7 +13,7 @@ silently. A send more than LATE_S after its due time is counted as late (the loa
 could not keep the schedule), and every send's lateness goes into a histogram.
 
 Stdlib and gevent only, with the clock, sleep and spawn injected, so the schedule and the
-accounting are tested with a fake clock (tests/test_openloop.py).
+accounting are tested with a fake clock (tests/unit/test_openloop.py).
 """
 
 from __future__ import annotations

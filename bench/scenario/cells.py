@@ -39,12 +39,12 @@ class _ServerConfig:
         return {env_name(key): env_text(getattr(self, key)) for key in TARGET_ENV}
 
 
-# Fields in KEYS order; the knobs only some cells read default to their neutral value, so a config
-# made by hand (a test, `bench serve`) names only what it sets.
+# Fields in KEYS order, each with a default, so a config made by hand (a test, a by-hand start)
+# names only what it sets: the knobs only some cells read are neutral, the others at their default.
 ServerConfig = make_dataclass(
     "ServerConfig",
-    [(key, _TYPE_NAMES[KEYS[key].kind], field(default=NEUTRAL[KEYS[key].kind])) if key in SCOPED
-     else (key, _TYPE_NAMES[KEYS[key].kind]) for key in SERVER_KEYS],
+    [(key, _TYPE_NAMES[KEYS[key].kind],
+      field(default=NEUTRAL[KEYS[key].kind] if key in SCOPED else KEYS[key].default)) for key in SERVER_KEYS],
     bases=(_ServerConfig,), frozen=True, kw_only=True)
 ServerConfig.__module__ = __name__
 

@@ -159,10 +159,12 @@ def test_run_folders_are_the_container_users_not_world_writable(tmp_path: Path) 
 def test_compose_up_by_hand_from_a_fresh_folder(tmp_path: Path) -> None:
     # the README's command, with nothing made beforehand: Docker creates the missing bind folders
     # as root, which the unprivileged Locust could not write into before the `volumes` service
-    # gave them to it. compose.yaml alone in a fresh folder: ./results/compose is relative to it.
+    # gave them to it. compose.yaml and .env.example (as .env, the target's settings: the README's
+    # `cp .env.example .env`) alone in a fresh folder: ./results/compose is relative to it.
     shutil.copy(ROOT / "compose.yaml", tmp_path / "compose.yaml")
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env")
     env = {k: v for k, v in os.environ.items() if k not in ("BENCH_UID", "BENCH_GID", "OUT_DIR", "STATS_DIR")}
-    env.update(PORT=str(free_port()), RUN_TIME="3s", USERS="5", TARGET_CPUSET="0", LOADGEN_CPUSET="1")
+    env.update(BENCH_PORT=str(free_port()), RUN_TIME="3s", USERS="5", TARGET_CPUSET="0", LOADGEN_CPUSET="1")
     compose = ["docker", "compose", "-f", str(tmp_path / "compose.yaml"), "-p", "fastapi-bench-byhand"]
     try:
         proc = subprocess.run([*compose, "up", "--exit-code-from", "loadgen"], cwd=tmp_path, env=env,

@@ -46,7 +46,7 @@ BAD = [
     ('[capacity]\nslo_p99_ms = 0\n', "[capacity] slo_p99_ms: 0 is out of range"),
     ('[capacity]\nslo_p99_ms = 10\nstart_rps = 500\nmax_rps = 100\n', "start_rps 500 is above max_rps 100"),
     ('capacity = 5\n', "[capacity] must be a table"),
-    # a server asked for what it cannot run (tests/test_servers.py has each reason whole)
+    # a server asked for what it cannot run (tests/unit/test_server_cells.py has each reason whole)
     ('[matrix]\nserver = ["uvicorn", "granian"]\nhttp = ["httptools"]\n', "server = granian: http = 'httptools'"),
     ('[defaults]\nserver = "granian"\ngranian_blocking_threads = 2\n', "Granian refuses more than one blocking"),
     ('[defaults]\ngranian_runtime_threads = 4\n', "granian_runtime_threads is for server granian"),

@@ -1,6 +1,6 @@
 """The four servers without starting one: which settings each takes, what the runner refuses before
 anything starts, and the path from a cell to the server's command line on both backends.
-Real servers: tests/test_app.py (each one's /info, stop) and tests/test_e2e_servers.py (runs)."""
+Real servers: tests/e2e/test_app.py (each one's /info, stop) and tests/e2e/test_servers.py (runs)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import yaml
 from app.serve import SERVERS, command
 from bench.errors import BadInput
 from bench.scenario import matrix as scenario
+from bench.scenario.keys import by_hand_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,11 +82,11 @@ def test_a_cells_settings_reach_its_servers_command_line(server: str) -> None:
 def test_a_configs_settings_for_the_launcher_whole() -> None:
     [db, http] = cells({"defaults": {"db_pool_size": 12, "http_pool_size": 7, "db_pool_timeout_s": 2.5},
                         "matrix": [{"workload": ["db"]}, {"workload": ["http"]}]})
+    # every knob at its default (as a start by hand has them), the pools as given, Granian's neutral
     assert db.server_config.env() == {
-        "BENCH_SERVER": "uvicorn", "BENCH_WORKERS": "1", "BENCH_THREADPOOL_TOKENS": "40", "BENCH_WORKER_PINNING": "set",
-        "BENCH_PORT": "8000", "BENCH_BIND": "127.0.0.1", "BENCH_LOOP": "auto", "BENCH_HTTP": "auto",
-        "BENCH_GRANIAN_RUNTIME_THREADS": "0", "BENCH_GRANIAN_BLOCKING_THREADS": "0", "BENCH_DB_POOL_SIZE": "12",
-        "BENCH_DB_POOL_TIMEOUT_S": "2.5", "BENCH_HTTP_POOL_SIZE": "0"}
+        **by_hand_env(), "BENCH_GRANIAN_RUNTIME_THREADS": "0", "BENCH_GRANIAN_BLOCKING_THREADS": "0",
+        "BENCH_DB_POOL_SIZE": "12", "BENCH_DB_POOL_TIMEOUT_S": "2.5", "BENCH_HTTP_POOL_SIZE": "0"}
+    assert by_hand_env()["BENCH_THREADPOOL_TOKENS"] == "40" and by_hand_env()["BENCH_SERVER"] == "uvicorn"
     assert (http.server_config.env()["BENCH_HTTP_POOL_SIZE"], http.server_config.env()["BENCH_DB_POOL_SIZE"]) == (
         "7", "0")
 

@@ -1,6 +1,6 @@
 """Real I/O without a database: the I/O knobs' validation, the cells they make, the command lines
 of PostgreSQL and the upstream stub, what a run needs started, and the runner's paths when a
-service is missing or dies (the fake executor). Real PostgreSQL: tests/test_e2e_io.py."""
+service is missing or dies (the fake executor). Real PostgreSQL: tests/e2e/test_real_io.py."""
 
 from __future__ import annotations
 
