@@ -1,12 +1,5 @@
-"""A scenario's [checks]: pass/fail rules on the results, for CI.
-
-    [checks]
-    max_failure_ratio = 0.01      # failed requests / requests
-    min_rps = 10
-    max_p99_ms = 250
-    fail_on_saturation = true     # a saturated load generator makes rps a floor, not a figure
-    [checks.sleep]                # per-workload table: overrides the globals for that workload
-    max_p99_ms = 500
+"""A scenario's [checks]: pass/fail rules on the results, for CI (the table's keys and their
+checks: bench/scenario/sections.py).
 
 Thresholds are judged per cell on the figures the report shows - the mean over the cell's ok
 repeats, failures over requests summed over them - so one noisy repeat does not fail CI on its own.

@@ -148,31 +148,3 @@ def test_open_loop_workers_split_the_rate_and_the_master_adds_their_counts(
     assert 50 <= p50_ms < 150, p50_ms  # from the due time: the sleep, and little else
 
 
-WINDOW_CHECK = """
-import sys
-sys.path.insert(0, "loadgen")
-from locust.stats import RequestStats
-from window import Window
-
-cleared = []
-w = Window(0.0, 0.0, on_reset=lambda: cleared.append(1))
-stats = RequestStats()
-w.pending = {"w1"}
-data = {"stats": ["x"], "errors": {"e": 1}, "stats_total": {"num_requests": 5}, "bench_hdr": "h"}
-assert not w.admit("w1", data, stats)
-assert data["stats"] == [] and data["errors"] == {} and data["stats_total"]["num_requests"] == 0
-kept = {"stats": ["x"], "errors": {}, "stats_total": {"num_requests": 5}}
-assert w.admit("w2", kept, stats) and kept["stats"] == ["x"]
-assert w.times() == {}
-
-
-class Msg:
-    node_id = "w1"
-
-
-w._acked(environment=None, msg=Msg())  # the worker has reset: its reports count again
-assert w.pending == set() and w.admit("w1", kept, stats)
-w.t_begin, w.t_start, w.t_stop = 1.0, 3.0, 6.0
-assert w.times() == {"t_begin": 1.0, "t_start": 3.0, "t_stop": 6.0}
-print("ok")
-"""

@@ -17,13 +17,6 @@ import pytest
 from bench.run.loadspec import LOCUSTFILE
 from tests.servers import ROOT, free_port
 
-USERS = 5
-WARMUP_S = 2.0  # the window opens 2 s into the run
-DURATION_S = 3.0  # and the locustfile closes it 3 s later
-RUN_S = 10  # --run-time: only a backstop, 5 s beyond
-PATH = "/async/sleep?ms=50"
-LOCUST_DEADLINE_S = 90  # a bound for a hung run, not a timing
-
 
 def locust(argv: list[str]) -> list[str]:
     # as the local backend runs it: this interpreter's Locust
