@@ -28,7 +28,7 @@ from bench.scenario.cells import Cell, ServerConfig
 
 LOCUST_GRACE_S = 60.0  # start-up, stop and CSV writing on top of --run-time
 DRAIN_DEADLINE_S = 120.0
-DRAIN_POLL_S = 0.1  # the workers write a sampler line every 0.5 s
+DRAIN_POLL_S = 0.1  # the workers write a sampler line every 0.2 s (app/sampler.py FLUSH_S)
 SHORT_WINDOW = 0.9  # a window under 90 % of `duration` is noted in the row
 WORKERS_DEADLINE_S = 30.0  # every worker of a started target has pinned itself and said where
 

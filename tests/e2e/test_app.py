@@ -119,7 +119,7 @@ def _lines(stats: Path) -> list[dict[str, Any]]:
 
 
 def _wait_lines(stats: Path, after: float, deadline_s: float = 10.0) -> list[dict[str, Any]]:
-    # lines are flushed every 0.5 s; wait for one written after `after`
+    # lines are flushed every 0.2 s (FLUSH_S); wait for one written after `after`
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         lines = [x for x in _lines(stats) if x["t"] > after]

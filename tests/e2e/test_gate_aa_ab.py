@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 
 def preset(tmp_path: Path) -> str:
-    """The ci preset, its sleep p99 check loosened: with 1.5 s windows in a busy suite an async sleep
+    """The ci preset, its sleep p99 check loosened: with 1-1.5 s windows in a busy suite an async sleep
     of 50 ms reached a p99 of 104 ms, and this test is about the gate, not the check."""
     text = (ROOT / "scenarios" / "ci.toml").read_text()
     assert "max_p99_ms = 100" in text
@@ -30,7 +30,7 @@ def preset(tmp_path: Path) -> str:
 
 def gate_run(tmp_path: Path, name: str, *args: str) -> tuple[int, Path]:
     proc = bench("run", preset(tmp_path), "--backend", "local", "--out", str(tmp_path / name), "--no-report",
-                 "--set", "workload=sleep", "duration=1.5", "warmup=1", f"port={free_port()}", *args)
+                 "--set", "workload=sleep", "duration=1", "warmup=0.5", f"port={free_port()}", *args)
     assert proc.returncode in (0, 1), proc.stderr
     return proc.returncode, run_dir_of(proc)
 

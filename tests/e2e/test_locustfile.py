@@ -24,9 +24,9 @@ from bench.run.loadspec import LoadSpec, env_for, master_argv, worker_argv
 from tests.servers import ROOT, Server, free_port, start_server, stop_server
 
 USERS = 5
-WARMUP_S = 2.0  # the window opens 2 s into the run
-DURATION_S = 3.0  # and the locustfile closes it 3 s later
-RUN_S = 10  # --run-time: only a backstop, 5 s beyond
+WARMUP_S = 1.5  # the window opens 1.5 s into the run
+DURATION_S = 2.0  # and the locustfile closes it 2 s later
+RUN_S = 9  # --run-time: only a backstop, 5.5 s beyond
 PATH = "/async/sleep?ms=50"
 LOCUST_DEADLINE_S = 90  # a bound for a hung run, not a timing
 
@@ -106,7 +106,7 @@ def check(result: dict[str, Any], csv_count: int, role: str) -> None:
 def test_standalone(app_target: Server, tmp_path: Path) -> None:
     _, result, csv_count = run_load(spec(app_target.url), tmp_path)
     check(result, csv_count, "local")
-    # the warmup's requests were counted, then reset: 2 s of 100 req/s, less the 1 s ramp
+    # the warmup's requests were counted, then reset: 1.5 s of 100 req/s, less the 1 s ramp
     assert result["warmup_requests"] >= 0.5 * USERS * (WARMUP_S - 1) / 0.050, result["warmup_requests"]
     assert (tmp_path / "measure.html").exists()
 

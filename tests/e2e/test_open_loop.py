@@ -23,7 +23,7 @@ SLEEP_MS = 100.0
 
 
 def test_open_loop_shows_the_queue_a_closed_loop_hides(tmp_path: Path) -> None:
-    body = ('duration = 3\nwarmup = 1\nworkload = "sleep"\nsleep_ms = 100\nthreadpool_tokens = 40\n'
+    body = ('duration = 2\nwarmup = 1\nworkload = "sleep"\nsleep_ms = 100\nthreadpool_tokens = 40\n'
             '[[matrix]]\nstyle = ["def"]\nusers = [80]\n'
             '[[matrix]]\nload_model = ["open"]\nstyle = ["def"]\nrate = [250, 600]\n'
             '[[matrix]]\nload_model = ["open"]\nstyle = ["async"]\nrate = [600]\n')
@@ -50,7 +50,7 @@ def test_open_loop_shows_the_queue_a_closed_loop_hides(tmp_path: Path) -> None:
 def test_capacity_finds_the_threadpool_limit_of_def_and_more_for_async(tmp_path: Path) -> None:
     # 4 tokens / 50 ms = 80 requests/s for def; async has no such limit below max_rps
     body = ('workload = "sleep"\nsleep_ms = 50\nthreadpool_tokens = 4\n[matrix]\nstyle = ["def", "async"]\n'
-            '[capacity]\nslo_p99_ms = 150\nstart_rps = 20\nmax_rps = 320\nstep_s = 2\nstep_warmup_s = 1\n')
+            '[capacity]\nslo_p99_ms = 150\nstart_rps = 20\nmax_rps = 320\nstep_s = 1.5\nstep_warmup_s = 1\n')
     proc = bench("capacity", scenario(tmp_path, body, free_port()), "--backend", "local", "--out",
                  str(tmp_path / "r"), timeout=400)
     assert proc.returncode == 0, proc.stderr

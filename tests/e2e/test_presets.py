@@ -1,12 +1,12 @@
 """The presets reproduce the articles' shapes: the accelerated threadpool-saturation variant
-(200 ms instead of 2 s) runs for real and must show the queueing the second article measured,
+(100 ms instead of 2 s) runs for real and must show the queueing the second article measured,
 the knee moving with the thread limiter's size, and the stalled event loop.
 
 Margins from theory, not from a run: in the closed loop, a def request either gets a thread at
 once (latency ~1 sleep) or waits for whole sleeps (users = 2 x tokens: every request waits one,
 so ~2 sleeps; 3 x tokens: ~3). The thresholds sit halfway between those outcomes (1.5, 2.5
 sleeps), so only a change of mechanism crosses them, not a slow or noisy machine (overheads
-here are a few ms against 200 ms sleeps)."""
+here are a few ms against 100 ms sleeps)."""
 
 from __future__ import annotations
 
@@ -21,14 +21,14 @@ from bench.results.rundir import RunDir
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-SLEEP = 200
+SLEEP = 100
 
 
 @pytest.fixture(scope="module")
 def saturation_rows(tmp_path_factory: pytest.TempPathFactory) -> list[SummaryRow]:
     out = tmp_path_factory.mktemp("presets")
     proc = subprocess.run([sys.executable, "-m", "bench", "run", "threadpool-saturation", "--backend", "local",
-                           "--out", str(out), "--no-report", "--set", f"sleep_ms={SLEEP}", "duration=3",
+                           "--out", str(out), "--no-report", "--set", f"sleep_ms={SLEEP}", "duration=1.5",
                            "warmup=1", f"port={free_port()}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return RunDir(Path(proc.stdout.strip().splitlines()[-1])).rows()

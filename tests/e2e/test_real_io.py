@@ -42,7 +42,7 @@ def near(value: float, expected: float, margin: float = 0.3) -> bool:
 
 SHAPES = """
 [defaults]
-duration = 3
+duration = 2
 warmup = 2
 db_sleep_ms = 50
 upstream_delay_ms = 50

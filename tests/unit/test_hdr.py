@@ -4,6 +4,7 @@ locustfile (which records) and bench/run/hdr.py (which reads) build them with th
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,18 @@ def test_lag_mean_of_a_result() -> None:
     for us in (1, 2):  # 1.5 µs: three decimals of a millisecond, no more
         fine.record_value(us)
     assert lag_mean_ms({"lag_hdr": encode(fine)}) == round(0.0015, 3)
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 200, 5000])
+def test_mean_and_percentiles_equal_hdrhs_own_walk(size: int) -> None:
+    """The numpy walk (bench/run/hdr.py) gives hdrh's own figures bit for bit, on a fresh and on
+    a decoded histogram, at both ends, between and at the reported percentiles."""
+    rng = random.Random(size)
+    # microseconds to minutes: both the exact buckets below 2 ms and the coarse ones far above
+    fresh = hist_of([int(rng.lognormvariate(8, 2)) % hdr_config.HIGHEST_US + 1 for _ in range(size)])
+    # hdrh walks all 23,552 buckets per percentile, so a sample of them: both ends, the steps between
+    pcts = [0.0, 0.1, 1.0, 10.0, 25.0, 33.3, 66.7, 75.0, 100.0] + [pct for _, pct in hdr.PERCENTILES] + [99.99]
+    for hist in (fresh, hdr.decode(hdr.encode(fresh))):
+        assert hdr.mean_us(hist) == hist.get_mean_value()
+        assert hdr.values_at_percentiles_us(hist, pcts) == [hist.get_value_at_percentile(p) for p in pcts]
+        assert hdr.value_at_percentile_us(hist, 99.0) == hist.get_value_at_percentile(99.0)
