@@ -61,7 +61,9 @@ test: venv ## lint + the whole test suite with branch coverage of bench/ (Docker
 	$(BIN)/ruff check bench app loadgen upstream tests scripts
 	$(BIN)/python scripts/knobs.py --check
 	$(BIN)/coverage erase
-	$(BIN)/coverage run -m pytest -q --durations=15 tests/unit
+	@# the unit tests on every CPU (pytest-xdist; pytest-cov gathers each worker's coverage); the
+	@# end-to-end ones one at a time, as two load tests must never share the CPUs
+	$(BIN)/python -m pytest -q --durations=15 -n auto --cov --cov-report= tests/unit
 	$(BIN)/coverage run -a -m pytest -q --durations=40 -m "not docker" tests/e2e
 	$(BEFORE_DOCKER)
 	$(BIN)/coverage run -a -m pytest -q --durations=10 -m docker tests/e2e

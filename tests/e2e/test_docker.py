@@ -103,7 +103,7 @@ def test_granian_and_hypercorn_in_the_target_image_each_worker_pinned(tmp_path: 
     # runtime alike), each worker on its own CPU from inside the container, named in /info
     proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=18606", "duration=3", "warmup=1",
                           "workload=noop", "style=def", "server=granian,hypercorn", "workers=2",
-                          "worker_pinning=core", "target_cpuset=0-1", "loadgen_cpuset=0-1")
+                          "worker_pinning=core", "target_cpuset=0-1", "loadgen_cpuset=0-1", "loadgen_processes=1")
     assert proc.returncode == 0, proc.stderr
     rows = RunDir(run_dir).rows()
     assert sorted(r.server for r in rows) == ["granian", "hypercorn"]

@@ -22,8 +22,10 @@ def test_each_server_runs_def_and_async_measured_alike_and_worker_pinning_core_p
     over the two), `async` with `core` (worker i pinned to CPU i, from inside the worker); /info
     reports every worker and the runner checks them all. Each cell is also the servers' smoke test:
     measured the same way under each (CPU and memory of all its processes, the in-worker sampler)."""
-    body = ('duration = 2\nwarmup = 0.5\nusers = 4\nworkers = 2\nworkload = "sleep"\nsleep_ms = 10\n'
-            'target_cpuset = "0-1"\nloadgen_cpuset = "0-1"\n'
+    body = ('duration = 1.5\nwarmup = 0.5\nusers = 4\nworkers = 2\nworkload = "sleep"\nsleep_ms = 10\n'
+            # one Locust process: two would cost 2 s a cell to connect and stop (tests/e2e/test_locustfile.py
+            # has --processes)
+            'target_cpuset = "0-1"\nloadgen_cpuset = "0-1"\nloadgen_processes = 1\n'
             f'[[matrix]]\nserver = {json.dumps(list(SERVERS))}\nstyle = ["def"]\nworker_pinning = ["set"]\n'
             f'[[matrix]]\nserver = {json.dumps(list(SERVERS))}\nstyle = ["async"]\nworker_pinning = ["core"]\n')
     proc = bench("run", scenario(tmp_path, body, free_port()), "--backend", "local", "--out", str(tmp_path / "r"),
