@@ -23,7 +23,11 @@ venv: $(VENV)/.installed ## the virtual environment with every pinned version (m
 
 $(VENV)/.installed: requirements-dev.txt app/requirements.txt loadgen/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt  # .pyc on first import: 20 s less
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt
+	@# compiled on every CPU (pip compiles one file at a time: 20 s here); never left to the first
+	@# import, which writes nothing where PYTHONDONTWRITEBYTECODE is set (as on our CI machines), so
+	@# that every Python process (a target, a Locust, each bench run) would compile its imports again
+	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .  # the `bench` command
 	touch $@
 
@@ -61,6 +65,7 @@ test: venv ## lint + the whole test suite with branch coverage of bench/ (Docker
 	$(BIN)/ruff check bench app loadgen upstream tests scripts
 	$(BIN)/python scripts/knobs.py --check
 	$(BIN)/coverage erase
+	$(BIN)/python -m compileall -qq -j 0 bench app loadgen upstream  # as the venv, for the processes the tests start
 	@# the unit tests on every CPU (pytest-xdist; pytest-cov gathers each worker's coverage); the
 	@# end-to-end ones one at a time, as two load tests must never share the CPUs
 	$(BIN)/python -m pytest -q --durations=15 -n auto --cov --cov-report= tests/unit
