@@ -143,3 +143,12 @@ def test_mean_and_percentiles_equal_hdrhs_own_walk(size: int) -> None:
         assert hdr.mean_us(hist) == hist.get_mean_value()
         assert hdr.values_at_percentiles_us(hist, pcts) == [hist.get_value_at_percentile(p) for p in pcts]
         assert hdr.value_at_percentile_us(hist, 99.0) == hist.get_value_at_percentile(99.0)
+
+
+def test_a_total_beyond_the_counts_gives_zero_as_hdrh_does() -> None:
+    # a total_count the buckets do not hold (hdrh keeps the two apart): no bucket reaches the
+    # target count, and hdrh's walk falls through to 0
+    hist = hist_of([500])
+    hist.total_count = 3
+    assert hdr.values_at_percentiles_us(hist, [100.0, 30.0]) == [0, 500]  # and the next one still counts
+    assert [hist.get_value_at_percentile(p) for p in (100.0, 30.0)] == [0, 500]
