@@ -14,6 +14,9 @@ from bench.commands import run as run_cmd
 from bench.run import runner
 from tests.fakes import FakeBackend
 
+# tests/e2e/ files whose assertions hold on a machine busy with something else
+SHAPE_FREE = ("test_app.py", "test_locustfile.py")
+
 
 @pytest.fixture(autouse=True)
 def no_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,10 +44,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             wrong.append(item.nodeid)
     if wrong:
         raise pytest.UsageError(f"end-to-end tests in tests/unit/ (move them to tests/e2e/): {', '.join(wrong)}")
-    # the end-to-end files that assert no load shape first: in CI the images still build on the
-    # same two CPUs while they run (.ci/run), which may slow a target but cannot fail these
+    # the end-to-end files that assert no load shape first: should CI's image build (.ci/run) outlast
+    # the unit tests, it shares the two CPUs with these, which it may slow but cannot fail
     items.sort(key=lambda item: Path(str(item.path)).name not in SHAPE_FREE)
-
-
-# tests/e2e/ files whose assertions hold on a machine busy with something else
-SHAPE_FREE = ("test_app.py", "test_locustfile.py")
