@@ -65,7 +65,7 @@ test: venv ## lint + the whole test suite with branch coverage of bench/ (Docker
 	$(BIN)/ruff check bench app loadgen upstream tests scripts
 	$(BIN)/python scripts/knobs.py --check
 	$(BIN)/coverage erase
-	$(BIN)/python -m compileall -qq -j 0 bench app loadgen upstream  # as the venv, for the processes the tests start
+	$(BIN)/python -m compileall -qq -j 0 bench benchagent app loadgen upstream  # as the venv, for the processes the tests start
 	@# the unit tests on every CPU (pytest-xdist; pytest-cov gathers each worker's coverage); the
 	@# end-to-end ones one at a time, as two load tests must never share the CPUs
 	$(BIN)/python -m pytest -q --durations=15 -n auto --cov --cov-report= tests/unit

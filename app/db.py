@@ -24,7 +24,7 @@ from psycopg import AsyncConnection, Connection
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 DSN = os.environ.get("BENCH_DB_DSN", "")
-# 0 or unset: no pools (a workload without a database); the launcher (app/serve.py) requires both
+# 0 or unset: no pools (a workload without a database); the launcher (benchagent/serve.py) requires both
 POOL_SIZE = int(os.environ.get("BENCH_DB_POOL_SIZE") or 0)
 # how long a request waits for a connection before PoolTimeout (a 500)
 POOL_TIMEOUT_S = float(os.environ.get("BENCH_DB_POOL_TIMEOUT_S") or 0)

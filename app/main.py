@@ -1,5 +1,6 @@
-"""The target: GET /{def|async}/{noop|cpu|sleep|blocking_sleep|db|db_blocking|db_dep|http}, /healthz
-and /info.
+"""The built-in target: GET /{def|async}/{noop|cpu|sleep|blocking_sleep|db|db_blocking|db_dep|http}
+and /healthz. The agent (benchagent/asgi.py) wraps it as it wraps a team's own app, and answers
+/__bench/info with what this module registers (its pools).
 
 A `def` handler runs in anyio's worker threads (Starlette's run_in_threadpool ->
 anyio.to_thread.run_sync, limited by the default thread limiter: 40 tokens per process unless
@@ -10,22 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.metadata
-import os
-import platform
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from anyio.to_thread import current_default_thread_limiter
 from fastapi import Depends, FastAPI, Query
 
-from app import db, pinning, upstream
-from app.buildinfo import python_build
-from app.sampler import sample_forever
-from app.serve import OWN_HTTP
+from app import db, upstream
+from benchagent import hooks
 
 # bounded so that a typo cannot hang the server for hours
 Iterations = Annotated[int, Query(ge=0, le=50_000_000)]
@@ -34,32 +27,16 @@ DbQuery = Annotated[str, Query(pattern="^(pk|sleep)$")]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# set by app/serve.py before the server starts (each start a fresh folder); unset, nothing is pinned
-PIN_DIR = Path(os.environ["BENCH_PIN_DIR"]) if os.environ.get("BENCH_PIN_DIR") else None
-WORKER_PINNING = os.environ.get("BENCH_WORKER_PINNING", "")  # the launcher requires it (with PIN_DIR)
-
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # before anything else runs here: the worker's first request must already run where it is pinned
-    if PIN_DIR:
-        pinning.apply(WORKER_PINNING, PIN_DIR)
-    # the limiter is per event loop (an anyio RunVar), so it is sized here, inside the worker's loop
-    tokens = os.environ.get("BENCH_THREADPOOL_TOKENS")
-    if tokens:
-        current_default_thread_limiter().total_tokens = int(tokens)
+    # the agent (benchagent/asgi.py) has pinned this worker, sized its threadpool and started its
+    # sampler before this runs; here only what this app itself needs
     await db.open_pools()
     await upstream.open_clients()
-    sampler = None
-    stats_dir = os.environ.get("BENCH_STATS_DIR")
-    if stats_dir:
-        probe = db.stats if db.enabled() else None
-        sampler = asyncio.create_task(sample_forever(Path(stats_dir), probe))
+    hooks.set_probe(db.stats if db.enabled() else None)
     yield
-    if sampler:
-        sampler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sampler
+    hooks.set_probe(None)
     await upstream.close_clients()
     await db.close_pools()
 
@@ -191,54 +168,15 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-# /info key -> distribution name
-PACKAGES = {"fastapi": "fastapi", "starlette": "starlette", "anyio": "anyio", "uvicorn": "uvicorn",
-            "gunicorn": "gunicorn", "uvicorn_worker": "uvicorn-worker", "uvloop": "uvloop",
-            "httptools": "httptools", "granian": "granian", "hypercorn": "hypercorn", "h11": "h11",
-            "psycopg": "psycopg", "psycopg_pool": "psycopg-pool", "httpx": "httpx"}
-
-
-def _qualified(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"  # uvloop's class is plain "Loop"
-
-
-def running_server() -> str | None:
-    """The server that loaded this worker, from the modules it imported (not from the setting, which
-    the runner compares it with). Gunicorn's worker imports uvicorn too, so gunicorn is asked first."""
-    servers = ("granian", "hypercorn", "gunicorn", "uvicorn")
-    return next((name for name in servers if name in sys.modules), None)
-
-
-@get("/info", head=True)
-async def info() -> dict[str, Any]:
+def pools() -> dict[str, Any]:
+    """/__bench/info's fields for this app: the pools in force in this worker (0: none opened), and
+    the database they reach; the runner checks them against the cell."""
     return {
-        "python": platform.python_version(),
-        # interpreter builds differ in speed (PGO/LTO): a pure-Python loop measures the build too
-        "python_build": python_build(),
-        **{key: _version(dist) for key, dist in PACKAGES.items()},
-        "server": (server := running_server()),
-        "server_version": _version(server) if server else None,
-        "workers": int(os.environ["BENCH_WORKERS"]),
-        "pid": os.getpid(),
-        "cpu_affinity": sorted(os.sched_getaffinity(0)),  # this worker's
-        "worker_pinning": WORKER_PINNING,
-        # every live worker's CPUs, in slot order (app/pinning.py): the runner checks them all
-        "worker_affinity": pinning.workers(PIN_DIR) if PIN_DIR else [],
-        # the size in force in this worker's loop, not the one requested
-        "threadpool_tokens": current_default_thread_limiter().total_tokens,
-        "loop": _qualified(type(asyncio.get_running_loop())),
-        # the HTTP parser: the setting under uvicorn and gunicorn, the server's own under the others
-        "http": OWN_HTTP[server][0] if server in OWN_HTTP else os.environ["BENCH_HTTP"],
-        # the pools in force in this worker (0: none opened), and the database they reach
         "db_pool_size": db.POOLS.sync.max_size if db.POOLS.sync else 0,
         "db_pool_timeout_s": db.POOLS.sync.timeout if db.POOLS.sync else 0,
         "http_pool_size": upstream.POOL_SIZE if upstream.CLIENTS.aio else 0,
         "postgresql": db.POOLS.server_version or None,
     }
+
+
+hooks.add_info(pools)

@@ -47,6 +47,13 @@ from ready import wait_ready
 from window import Window
 
 PATH = os.environ.get("BENCH_PATH", "/async/noop")
+# the request, when it is more than a GET answered 200 (an app's own [[endpoints]]): its method, body
+# and headers, and the one status that counts as success (Locust's own rule is any status below 400)
+METHOD = os.environ.get("BENCH_METHOD", "GET")
+BODY = os.environ.get("BENCH_BODY", "").encode() or None
+HEADERS = json.loads(os.environ.get("BENCH_HEADERS") or "{}") or None
+EXPECT_STATUS = int(os.environ.get("BENCH_EXPECT_STATUS") or 200)
+PLAIN = (METHOD, BODY, HEADERS, EXPECT_STATUS) == ("GET", None, None, 200)
 RESULT_OUT = os.environ.get("BENCH_RESULT_OUT", "")
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_S") or 0)
 DURATION_S = float(os.environ.get("BENCH_DURATION_S") or 0)
@@ -93,7 +100,12 @@ class EndpointUser(FastHttpUser):
 
     @task
     def hit(self) -> None:
-        self.client.get(PATH, name=PATH)
+        if PLAIN:  # the built-in app's: no response context to build per request
+            self.client.get(PATH, name=PATH)
+            return
+        with self.client.request(METHOD, PATH, name=PATH, data=BODY, headers=HEADERS, catch_response=True,
+                                 allow_redirects=False) as response:
+            judge(response)
 
 
 class OpenLoopUser(FastHttpUser):
@@ -114,9 +126,20 @@ class OpenLoopUser(FastHttpUser):
                  gevent.sleep, self._requests.spawn).run()
 
     def _send(self, due: float) -> None:
-        with self.client.get(PATH, name=PATH, catch_response=True) as response:
+        with self.client.request(METHOD, PATH, name=PATH, data=BODY, headers=HEADERS, catch_response=True,
+                                 allow_redirects=False) as response:
             # Locust timed it from when it left; the client waited from when it was due
             response.request_meta["response_time"] = latency_ms(due, time.perf_counter())
+            if not PLAIN:
+                judge(response)
+
+
+def judge(response: Any) -> None:
+    """Success is the endpoint's expect_status, and nothing else (a 201 expected, a 200 is wrong)."""
+    if response.status_code == EXPECT_STATUS:
+        response.success()
+    else:
+        response.failure(f"HTTP {response.status_code}, not {EXPECT_STATUS}")
 
 
 @events.request.add_listener

@@ -39,7 +39,7 @@ BREAKS: list[tuple[str, str, str, str]] = [
      'p99_ms=_num(rec, "99%")', 'p99_ms=_num(rec, "100%")'),
     ("the Failure Count header is misspelt", "bench/run/locust_csv.py",
      'failures=int(_num(rec, "Failure Count"))', 'failures=int(_num(rec, "Failure count"))'),
-    ("gunicorn's --timeout and --keep-alive change", "app/serve.py",
+    ("gunicorn's --timeout and --keep-alive change", "benchagent/serve.py",
      '"--timeout", "120", "--keep-alive", "5"', '"--timeout", "30", "--keep-alive", "2"'),
     ("the [checks] exit gate is gone", "bench/judge/outcome.py",
      "return not self.failed_checks and not self.regressions", "return not self.regressions"),

@@ -27,7 +27,7 @@ def no_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
     backend = FakeBackend()
-    monkeypatch.setattr(run_cmd, "load_backend", lambda choice: backend)
+    monkeypatch.setattr(run_cmd, "load_backend", lambda choice, app=None: backend)
     monkeypatch.setattr(runner, "DRAIN_POLL_S", 0.02)  # the fake's worker writes every 20 ms
     return backend
 

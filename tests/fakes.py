@@ -3,7 +3,7 @@ executor), built to tell right from wrong:
 
 - the target is a real child process (its pid is sampled, killing it is a death) with a stats
   directory its "worker" writes sampler lines into (busy while it finishes abandoned requests,
-  idle after), behind a stdlib HTTP server that answers like the app: /info, /healthz, 404 for an
+  idle after), behind a stdlib HTTP server that answers like the agent and the app: /__bench/info, /__bench/healthz, 404 for an
   unknown path, 422 for a query the app refuses;
 - the "Locust" writes a stats CSV in Locust 2.47's own columns with a distinct value in every
   percentile column, a failures CSV when requests failed, and a measure_result.json whose HDR
@@ -80,7 +80,7 @@ def write_locust_failures(path: Path, failures: int) -> None:
 def app_status(target: str) -> int:
     """The status the real app answers for GET target (its routes and Query bounds)."""
     url = urlsplit(target)
-    if url.path in ("/info", "/healthz"):
+    if url.path in ("/__bench/info", "/__bench/healthz", "/healthz"):
         return 200
     if url.path not in APP_PATHS:
         return 404
@@ -106,7 +106,7 @@ class FakeTarget:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         # every worker where the app would put it on the CPUs this target was given (written out
-        # here, not taken from app/pinning.py, which the runner checks against)
+        # here, not taken from benchagent/pinning.py, which the runner checks against)
         if (misplace or cfg.worker_pinning) == "core":
             placed = [[affinity[i % len(affinity)]] for i in range(cfg.workers)]
         else:
@@ -129,7 +129,7 @@ class FakeTarget:
                 seen.append(self.path)
                 broken = broken_path is not None and self.path.split("?")[0] == broken_path
                 status = 500 if broken else app_status(self.path)
-                body = json.dumps(info_now() if self.path == "/info" else {"ok": status == 200}).encode()
+                body = json.dumps(info_now() if self.path == "/__bench/info" else {"ok": status == 200}).encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

@@ -1,4 +1,4 @@
-"""Real target processes for the tests: a free port, `python -m app.serve` started and stopped
+"""Real target processes for the tests: a free port, `python -m benchagent.serve` started and stopped
 as one process group, and urllib/http.client to ask it."""
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def start_server(env: dict[str, str], log: Path, preexec: Callable[[], None] | N
     full = {**os.environ, **by_hand_env(), "BENCH_PORT": str(port), "BENCH_BIND": host, **env}
     with log.open("wb") as fh:
         # own session: the whole tree (uvicorn/gunicorn master + workers) is one group to kill
-        proc = subprocess.Popen([sys.executable, "-m", "app.serve"], cwd=ROOT, env=full, stdout=fh,
+        proc = subprocess.Popen([sys.executable, "-m", "benchagent.serve"], cwd=ROOT, env=full, stdout=fh,
                                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec)
     server = Server(proc, f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}", log)
     deadline = time.monotonic() + READY_S

@@ -80,10 +80,13 @@ def cmd_capacity(args: argparse.Namespace) -> int:
 
     scen, settings, notes = load_for_search(args.scenario, args.set, args.slo_p99)
     cells = scen.cells()
-    backend = load_backend(args.backend)
+    from bench.run import appcheck
+
+    app_meta = {} if scen.app.builtin else appcheck.check(scen.app, cells)  # it imports, in its interpreter
+    backend = load_backend(args.backend, app=scen.app)
     warn_exposed(cells)
     check_ports(cells)
-    meta = backend_metadata(backend)
+    meta = {**backend_metadata(backend), **({"app": app_meta} if app_meta else {})}
     endpoints = start_services(backend, cells, remote=False)
     try:
         run = RunDir.create(args.out, f"{scen.name}-capacity")

@@ -28,7 +28,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                   f"CPUs {cfg.target_cpuset} (worker_pinning {cfg.worker_pinning}), port {cfg.port}")
         load = (f"rate={cell.rate:g}/s {cell.arrivals} max_inflight={cell.max_inflight}" if cell.is_open
                 else f"users={cell.users}")
-        print(f"  {i:3d}. {cell.cell_id} r{repeat}  GET {cell.path}  {load}  "
+        print(f"  {i:3d}. {cell.cell_id} r{repeat}  {cell.sends.method} {cell.path}  {load}  "
               f"Locust CPUs {cell.loadgen_cpuset} x{_generators(cell)}  ~{cell.estimated_s():.0f} s")
     for cell in {c.server_config: c for c, _ in items}.values():
         if cpuset.parse(cell.target_cpuset) & cpuset.parse(cell.loadgen_cpuset):

@@ -18,38 +18,45 @@ from bench.judge import gate
 from bench.results.baseline import Baseline
 from bench.results.row import latest
 from bench.results.rundir import RunDir, kept
-from bench.run import envinfo
+from bench.run import appcheck, envinfo
 from bench.run.backends.base import Backend
 from bench.run.progress import Progress, describe
 from bench.run.runner import Runner
 from bench.run.services import Endpoints, Needs, ServiceError, needs
 from bench.scenario import matrix as scenario_mod
+from bench.scenario.appspec import AppSpec
 from bench.scenario.cells import Cell, work_order
 
 
-def load_backend(choice: str) -> Backend:
-    """Where the target and Locust run: local processes or Compose services."""
-    if choice == "local":
-        from bench.run.backends.local import LocalBackend
+def load_backend(choice: str, app: AppSpec | None = None) -> Backend:
+    """Where the target and Locust run: local processes or Compose services. A team's own app runs
+    as local processes for now: the Docker backend builds the built-in app's image."""
+    app = app or AppSpec()
+    from bench.run.backends.local import LocalBackend
 
-        return LocalBackend()
+    if choice == "local" or (choice == "auto" and not app.builtin):
+        return LocalBackend(app=app)
     from bench.run.backends import compose, docker
 
     if choice == "docker":
+        if not app.builtin:
+            raise BadInput(f"--backend docker runs the built-in app's image; app = {app.app!r} runs on "
+                           "--backend local (its own interpreter, pinned as in a container)")
         if not compose.docker_available():
             raise BadInput("--backend docker: no Docker engine with Compose v2 answers (see README, Docker)")
         return docker.DockerBackend()
     if compose.docker_available():
         return docker.DockerBackend()
-    from bench.run.backends.local import LocalBackend
-
     return LocalBackend()
 
 
-def make_backend(choice: str, target_url: str | None = None) -> Backend:
+def make_backend(choice: str, target_url: str | None = None, app: AppSpec | None = None) -> Backend:
     """The backend for this run; with a target URL, a remote target loaded from `choice`'s Locust."""
     if target_url is None:
-        return load_backend(choice)
+        return load_backend(choice, app=app)
+    if app is not None and not app.builtin:
+        raise BadInput(f"--target-url measures a target that runs already; app = {app.app!r} names one to "
+                       "start: give one or the other ([[endpoints]] alone go with --target-url)")
     from bench.run.backends.remote import RemoteBackend, check_url, preflight
 
     url = check_url(target_url)
@@ -170,11 +177,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     scen, resumed = _resolve(args)
     ci = ci_args(args)
     cells = scen.cells()
-    backend = make_backend(args.backend, args.target_url)  # refused before the run directory exists
+    # a team's app imports, in its own interpreter, before anything starts
+    app_meta = appcheck.check(scen.app, cells) if args.target_url is None and not scen.app.builtin else {}
+    backend = make_backend(args.backend, args.target_url, scen.app)  # refused before the run directory exists
     if args.target_url is None:
         warn_exposed(cells)
         check_ports(cells)
     meta = backend_metadata(backend) if resumed is None else {}  # builds the images: a failed build
+    if app_meta:
+        meta = {**meta, "app": app_meta}
     # a resumed run needs the services of the cells still to do, no more
     todo = cells if resumed is None else [c for c, _ in _todo(resumed, cells, args.retry_failed)[0]]
     endpoints = start_services(backend, todo, args.target_url is not None)  # stops here, no run directory

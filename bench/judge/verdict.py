@@ -20,6 +20,18 @@ CPU_FULL = 0.9  # of the cores the target's workers can use
 LOOP_LAG_MS = 10.0  # p99 lateness of the target's 10 ms timer: the loop is late
 BUSY_LOOP = 0.5  # a late loop with at least this share of its cores busy is overloaded, not blocked
 NOT_PAIRED = ("style", "port")
+# the styles compared within a group, the second over the first
+PAIRS = (("def", "async"), ("as_written", "on_loop"))
+# where a style's path operation runs its body: async def (the built-in app's "async"), or a
+# team's sync ones moved onto the loop (on_loop); as_written keeps each where the app put it
+ON_THE_LOOP = ("async", "on_loop")
+UNBLOCK = {
+    "async": "move blocking calls out of async def (a def endpoint, or run_in_threadpool)",
+    "def": "move blocking calls out of async def (a def endpoint, or run_in_threadpool)",
+    "on_loop": "keep this endpoint def: its body blocks, and on the loop it holds up every request",
+    "as_written": "an async def path operation or dependency blocks: make it def, or wrap the call in "
+                  "run_in_threadpool",
+}
 
 
 @dataclass(frozen=True)
@@ -46,9 +58,10 @@ def limit_of(rows: list[SummaryRow]) -> Limit:
         return Limit("the target's CPU", f"{cpu:.0f} % of {cores} core(s)", more)
     lag = max(row.loop_lag_p99_ms for row in rows)
     blocked = Limit("the event loop", f"its timers fired up to {lag:.0f} ms late (p99) with the CPU at "
-                    f"{cpu:.0f} %: a call blocks it",
-                    "move blocking calls out of async def (a def endpoint, or run_in_threadpool)")
-    if r.style == "async" and lag >= LOOP_LAG_MS and cpu < BUSY_LOOP * 100 * cores:
+                    f"{cpu:.0f} %: a call blocks it", UNBLOCK[r.style])
+    # a def endpoint (as_written: the app's sync ones) runs off the loop, so a late loop with its
+    # pool full is the pool's queue, not a block; everywhere else a blocked loop holds up all else
+    if r.style in ON_THE_LOOP and lag >= LOOP_LAG_MS and cpu < BUSY_LOOP * 100 * cores:
         return blocked  # in async def a blocked loop holds up all else, a full pool included
     busy = max(row.threadpool_busy_max for row in rows)
     waiting = max(row.threadpool_waiting_max for row in rows)
@@ -64,7 +77,7 @@ def limit_of(rows: list[SummaryRow]) -> Limit:
                          "(or an async dependency)")
         return Limit("the connection pool", evidence,
                      "raise db_pool_size (within the database's max_connections)")
-    if r.style == "def" and busy >= r.threadpool_tokens and waiting > 0:
+    if r.style != "async" and busy >= r.threadpool_tokens and waiting > 0:
         return Limit("the threadpool", f"{busy} of {r.threadpool_tokens} tokens busy, up to {waiting} "
                      "requests waiting for one", "raise threadpool_tokens, or make the endpoint async def "
                      "if it waits on I/O")
@@ -100,7 +113,8 @@ def _ratio_text(name: str, a: float, a_half: float, b: float, b_half: float, n: 
 
 def _label(s: CellStats, varying: list[str]) -> str:
     extra = ", ".join(f"{p} {getattr(s, p)}" for p in varying if _reads(s, p))
-    return f"{s.workload}" + (f", {extra}" if extra else "")
+    what = f"endpoint {s.endpoint}" if s.endpoint else s.workload
+    return str(what) + (f", {extra}" if extra else "")
 
 
 def _reads(s: CellStats, param: str) -> bool:
@@ -126,7 +140,7 @@ def lines(stats: list[CellStats], rows: list[SummaryRow],
     if capacity:
         return [_capacity_line(group, steps or [], by_cell) for group in _capacity_pairs(capacity)]
     ok = [s for s in stats if s.n > 0]
-    varying = [p for p in PARAMS if p not in (*NOT_PAIRED, "workload", "backend") and differs(ok, p)]
+    varying = [p for p in PARAMS if p not in (*NOT_PAIRED, "workload", "endpoint", "backend") and differs(ok, p)]
     groups: dict[tuple[object, ...], list[CellStats]] = {}
     for s in ok:
         groups.setdefault(tuple(getattr(s, p) for p in PARAMS if p not in NOT_PAIRED), []).append(s)
@@ -134,14 +148,16 @@ def lines(stats: list[CellStats], rows: list[SummaryRow],
     for group in groups.values():
         styles = {s.style: s for s in group}
         text = _label(group[0], varying) + ": "
-        if "def" in styles and "async" in styles:
-            d, a = styles["def"], styles["async"]
+        for first, second in PAIRS:
+            if first not in styles or second not in styles:
+                continue
+            d, a = styles[first], styles[second]
             n = min(d.n, a.n)
             parts = [_ratio_text("requests/s", a.rps_mean, a.rps_ci95, d.rps_mean, d.rps_ci95, n),
                      _ratio_text("CPU per request", a.cpu_ms_per_request_mean, a.cpu_ms_per_request_ci95,
                                  d.cpu_ms_per_request_mean, d.cpu_ms_per_request_ci95, n)]
             floor = " (floors: Locust saturated)" if a.any_saturated or d.any_saturated else ""
-            text += f"async / def {'; '.join(p for p in parts if p)}{floor}. "
+            text += f"{second} / {first} {'; '.join(p for p in parts if p)}{floor}. "
         text += " ".join(f"{s.style} {s.rps_mean:.1f} req/s, p99 {s.p99_ms_mean:.1f} ms, bound by "
                          f"{limit_of(by_cell[s.cell_id]).text()}." for s in group)
         out.append(text)

@@ -81,7 +81,8 @@ def _ci(mean: float, half: float, n: int, digits: int) -> str:
 
 
 def stats_table(stats: list[CellStats]) -> Table:
-    header = ["cell", "style", "workload", "load", "server", "workers", "tokens", "n", "req/s",
+    # a team's app has endpoints where the built-in one has workloads (a run has one or the other)
+    header = ["cell", "style", "endpoint" if any(s.endpoint for s in stats) else "workload", "load", "server", "workers", "tokens", "n", "req/s",
               "p50 ms", "p99 ms", "CPU ms/req", "fail %", "flags"]
     rows = []
     for s in stats:
@@ -93,7 +94,7 @@ def stats_table(stats: list[CellStats]) -> Table:
                    _ci(s.p99_ms_mean, s.p99_ms_ci95, s.n, 3), f"{s.cpu_ms_per_request_mean:.3f}",
                    fail_pct] if s.n else [""] * 5
         load = f"{s.rate:g} req/s offered" if s.load_model == "open" else f"{s.users} users"
-        rows.append([s.cell_id, s.style, s.workload, load, s.server, str(s.workers),
+        rows.append([s.cell_id, s.style, s.subject, load, s.server, str(s.workers),
                      str(s.threadpool_tokens), str(s.n), *figures, "; ".join(flags)])
     return header, rows
 

@@ -63,15 +63,15 @@ def rps_figure(stats: list[CellStats]) -> Figure | None:
     styles = _unique([s.style for s in ok])
     many_servers = len({s.server for s in ok}) > 1
     panels = _unique([(s.server, s.workers) for s in ok])
-    extra = varying(ok, ("style", "server", "workers", "workload"))
+    extra = varying(ok, ("style", "server", "workers", "workload", "endpoint"))
     fig, axes = _grid(len(panels), 5.5, 4.0)
     width = 0.8 / len(styles)
     for ax, (server, workers) in zip(axes, panels, strict=True):
         cells = [s for s in ok if (s.server, s.workers) == (server, workers)]
-        groups = _unique([(s.workload, label(s, extra)) for s in cells])
+        groups = _unique([(s.subject, label(s, extra)) for s in cells])
         for i, style in enumerate(styles):
             for g, group in enumerate(groups):
-                for s in (c for c in cells if c.style == style and (c.workload, label(c, extra)) == group):
+                for s in (c for c in cells if c.style == style and (c.subject, label(c, extra)) == group):
                     bars = ax.bar(g + (i - (len(styles) - 1) / 2) * width, s.rps_mean, width,
                                   yerr=s.rps_ci95, capsize=3, color=style_color(style, styles),
                                   hatch=SATURATED_HATCH if s.any_saturated else None,
@@ -81,7 +81,7 @@ def rps_figure(stats: list[CellStats]) -> Figure | None:
         ax.set_xticks(range(len(groups)), [f"{w}\n{extra_label}".strip() for w, extra_label in groups])
         ax.set_title(f"{server}, {workers} worker{'s' if workers != 1 else ''}" if many_servers
                      else f"{workers} worker{'s' if workers != 1 else ''}")
-        ax.set_xlabel("workload" + (" and " + ", ".join(extra) if extra else ""))
+        ax.set_xlabel(("endpoint" if ok[0].endpoint else "workload") + (" and " + ", ".join(extra) if extra else ""))
         rates = [s.rps_mean for s in cells if s.rps_mean > 0]
         if rates and max(rates) > 10 * min(rates):
             # a no-op beside a CPU loop: on a linear axis the slower workload's bars would be flat
@@ -97,7 +97,7 @@ def rps_figure(stats: list[CellStats]) -> Figure | None:
         handles.append(Patch(facecolor="white", edgecolor="red", hatch=SATURATED_HATCH, label=SATURATED_NOTE))
     # below the panels, where it can hide no bar
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize="small")
-    fig.suptitle("Throughput: def vs async")
+    fig.suptitle(f"Throughput: {' vs '.join(styles)}")
     return fig
 
 
@@ -107,13 +107,13 @@ def latency_figure(stats: list[CellStats]) -> Figure | None:
     if not ok:
         return None
     styles = _unique([s.style for s in ok])
-    workloads = _unique([s.workload for s in ok])
+    workloads = _unique([s.subject for s in ok])
     # an open loop's load is its rate (its users are just one per Locust process)
     load = "rate" if all(s.load_model == "open" for s in ok) else "users"
-    extra = varying(ok, ("style", "workload", "users", "rate", "max_inflight"))
+    extra = varying(ok, ("style", "workload", "endpoint", "users", "rate", "max_inflight"))
     fig, axes = _grid(len(workloads), 5.5, 4.0)
     for ax, workload in zip(axes, workloads, strict=True):
-        cells = [s for s in ok if s.workload == workload]
+        cells = [s for s in ok if s.subject == workload]
         keys = _unique([(s.style, label(s, extra)) for s in cells])
         seen: set[str] = set()
         for k, (style, extra_label) in enumerate(keys):

@@ -28,7 +28,10 @@ from bench.scenario.cells import PARAM_COLUMNS, PARAM_TYPES  # noqa: F401  (PARA
 #       services_cpu_pct figures.
 #   6 - more servers: granian_runtime_threads and granian_blocking_threads parameters (0 for the
 #       servers other than granian).
-SCHEMA_VERSION = 6
+#   7 - a team's own app: the endpoint parameter (the [[endpoints]] name; "" for the built-in
+#       app, whose style x workload are its endpoints) and the styles as_written / on_loop;
+#       env.json's "app" (the app, its folder, interpreter and its own package versions).
+SCHEMA_VERSION = 7
 
 
 # identity: the spec travels with its results

@@ -47,6 +47,11 @@ FIGURE_FIELDS: tuple[tuple[str, str], ...] = (
 
 
 class _CellStats:
+    @property
+    def subject(self) -> str:
+        """What the cell's requests ask for: a team's endpoint by name, or the built-in workload."""
+        return self.endpoint or self.workload  # type: ignore[attr-defined, no-any-return]
+
     def interval(self, metric: str) -> tuple[float, float]:
         mean, half = getattr(self, f"{metric}_mean"), getattr(self, f"{metric}_ci95")
         return mean - half, mean + half

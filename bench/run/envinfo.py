@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.buildinfo import python_build
 from bench import __version__
 from bench.results.row import SCHEMA_VERSION
 from bench.scenario import cpuset
 from bench.scenario.matrix import ROOT
+from benchagent.buildinfo import python_build
 
 REQUIREMENT_FILES = ("app/requirements.txt", "loadgen/requirements.txt")
 

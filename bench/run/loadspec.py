@@ -6,6 +6,7 @@ containers run exactly the same Locust invocation.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -40,6 +41,11 @@ class LoadSpec:
     rate_per_user: float = 0.0
     arrivals: str = ""
     inflight_per_user: int = 0
+    # the request: the built-in app's is a plain GET of `path` answered 200
+    method: str = "GET"
+    body: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    expect_status: int = 200
 
     @property
     def prefix(self) -> str:
@@ -47,9 +53,14 @@ class LoadSpec:
 
 
 def load_spec(cell: Cell, host: str) -> LoadSpec:
+    ask = cell.sends
     return LoadSpec(
         host=host,
-        path=cell.path,
+        path=ask.path,
+        method=ask.method,
+        body=ask.body,
+        headers=tuple(ask.headers),
+        expect_status=ask.expect_status,
         users=cell.users,
         spawn_rate=cell.spawn_rate,
         # whole seconds, rounded up, and a backstop: the locustfile ends the window itself
@@ -71,6 +82,9 @@ def load_spec(cell: Cell, host: str) -> LoadSpec:
 def users_env(spec: LoadSpec) -> dict[str, str]:
     """What every Locust process that runs users reads: distributed workers need it as well."""
     env = {"BENCH_PATH": spec.path, "BENCH_LOAD_MODEL": spec.load_model}
+    if (spec.method, spec.body, spec.headers, spec.expect_status) != ("GET", "", (), 200):
+        env.update(BENCH_METHOD=spec.method, BENCH_BODY=spec.body,
+                   BENCH_HEADERS=json.dumps(dict(spec.headers)), BENCH_EXPECT_STATUS=str(spec.expect_status))
     if spec.load_model == "open":
         env.update(BENCH_RATE=repr(spec.rate_per_user), BENCH_ARRIVALS=spec.arrivals,
                    BENCH_MAX_INFLIGHT=str(spec.inflight_per_user))

@@ -105,6 +105,26 @@ def get(url: str, timeout: float = 5.0) -> bytes:
         return resp.read()
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # a 3xx is the endpoint's answer, to be compared with its expect_status
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def request(url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None,
+            timeout: float = 5.0) -> tuple[int, bytes]:
+    """(status, body) of one request, whatever its status; OSError when nothing answers."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read()
+
+
 def wait_ready(url: str, alive: Callable[[], bool], deadline_s: float,
                clock: Callable[[], float] = time.monotonic) -> None:
     """Poll url until it answers 200; raise RuntimeError if the process dies or time runs out."""

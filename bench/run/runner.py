@@ -12,8 +12,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from app import pinning  # stdlib-only, like app.sampler: shared with the target's workers
-from app.sampler import idle_after, read_dir
 from bench.errors import RunDirWriteError, TargetError
 from bench.results.row import SummaryRow
 from bench.results.rundir import RunDir
@@ -25,10 +23,15 @@ from bench.run.locust_csv import most_frequent_failure, read_aggregated
 from bench.run.monitor import Monitor
 from bench.scenario import cpuset
 from bench.scenario.cells import Cell, ServerConfig
+from benchagent import (
+    INFO,
+    pinning,  # stdlib-only, like benchagent.sampler: shared with the target's workers
+)
+from benchagent.sampler import idle_after, read_dir
 
 LOCUST_GRACE_S = 60.0  # start-up, stop and CSV writing on top of --run-time
 DRAIN_DEADLINE_S = 120.0
-DRAIN_POLL_S = 0.1  # the workers write a sampler line every 0.2 s (app/sampler.py FLUSH_S)
+DRAIN_POLL_S = 0.1  # the workers write a sampler line every 0.2 s (benchagent/sampler.py FLUSH_S)
 SHORT_WINDOW = 0.9  # a window under 90 % of `duration` is noted in the row
 WORKERS_DEADLINE_S = 30.0  # every worker of a started target has pinned itself and said where
 
@@ -131,18 +134,30 @@ class Runner:
         answered as soon as the first one could."""
         deadline = time.monotonic() + WORKERS_DEADLINE_S
         while True:
-            info = json.loads(procs.get(f"{target.url}/info"))
+            status, body = procs.request(f"{target.url}{INFO}")
+            if status != 200 and not target.managed:
+                return {}  # a target someone else runs, without the agent: its figures only
+            if status != 200:
+                raise CellFailed(f"{INFO} answered {status}: {_first_line(body)}")
+            info = json.loads(body)
             if (not target.managed or len(info.get("worker_affinity", [])) >= cell.workers
                     or time.monotonic() >= deadline):
                 return info
             time.sleep(0.05)
 
     def _verify_endpoint(self, target: Target, cell: Cell) -> None:
-        """One request before the load: a 422 or 500 should fail the cell, not fill a CSV."""
+        """One request before the load, as the load sends it: a 422 or 500 (any status but the
+        endpoint's expect_status) fails the cell with the first line of what came back, instead of
+        filling a CSV with failures."""
+        ask = cell.sends
         try:
-            procs.get(f"{target.url}{cell.path}", timeout=cell.wait_s + 30)
+            status, body = procs.request(f"{target.url}{ask.path}", ask.method, ask.body.encode() or None,
+                                         dict(ask.headers), timeout=cell.wait_s + 30)
         except OSError as exc:
-            raise CellFailed(f"GET {cell.path} failed before the load: {exc}") from None
+            raise CellFailed(f"{ask.method} {ask.path} failed before the load: {exc}") from None
+        if status != ask.expect_status:
+            raise CellFailed(f"{ask.method} {ask.path} answered {status}, not {ask.expect_status}, before "
+                             f"the load: {_first_line(body)}")
 
     def _locust(self, cell: Cell, cell_dir: Path, target: Target) -> dict[str, Any]:
         spec = load_spec(cell, target.url)
@@ -298,6 +313,11 @@ def identity_row(cell: Cell, repeat: int, attempt: int, run_id: str, backend: st
 
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+def _first_line(body: bytes) -> str:
+    lines = body.decode("utf-8", "replace").strip().splitlines()
+    return lines[0][:200] if lines else "(empty body)"
 
 
 def _one_line(text: str) -> str:

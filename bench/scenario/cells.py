@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, field, make_dataclass
 from typing import Any
 
+from bench.scenario.appspec import Endpoint
 from bench.scenario.keys import (
     DB_WORKLOADS,
     KEYS,
@@ -34,9 +35,11 @@ class _ServerConfig:
     """Everything that needs a target restart when it changes: the keys with a `target` (keys.py)."""
 
     def env(self) -> dict[str, str]:
-        """The target's settings (app/serve.py, app/db.py, app/upstream.py), BENCH_<KEY> each, as
-        both backends give them (Docker through the target's env file)."""
-        return {env_name(key): env_text(getattr(self, key)) for key in TARGET_ENV}
+        """The target's settings (benchagent/serve.py, app/db.py, app/upstream.py), BENCH_<KEY> each, as
+        both backends give them (Docker through the target's env file); BENCH_ON_LOOP for the agent
+        (benchagent/onloop.py) only where it is asked, so a start by hand needs no such line."""
+        env = {env_name(key): env_text(getattr(self, key)) for key in TARGET_ENV}
+        return {**env, "BENCH_ON_LOOP": "true"} if self.on_loop else env
 
 
 # Fields in KEYS order, each with a default, so a config made by hand (a test, a by-hand start)
@@ -44,7 +47,9 @@ class _ServerConfig:
 ServerConfig = make_dataclass(
     "ServerConfig",
     [(key, _TYPE_NAMES[KEYS[key].kind],
-      field(default=NEUTRAL[KEYS[key].kind] if key in SCOPED else KEYS[key].default)) for key in SERVER_KEYS],
+      field(default=NEUTRAL[KEYS[key].kind] if key in SCOPED else KEYS[key].default)) for key in SERVER_KEYS]
+    # style = "on_loop" changes the app the target imports (benchagent/onloop.py): a restart
+    + [("on_loop", "bool", field(default=False))],
     bases=(_ServerConfig,), frozen=True, kw_only=True)
 ServerConfig.__module__ = __name__
 
@@ -55,7 +60,8 @@ class _Cell:
 
     @property
     def server_config(self) -> Any:
-        return ServerConfig(**{key: getattr(self, key) for key in SERVER_KEYS})
+        values = {key: getattr(self, key) for key in SERVER_KEYS}
+        return ServerConfig(**values, on_loop=self.style == "on_loop")
 
     @property
     def needs_db(self) -> bool:
@@ -77,9 +83,10 @@ class _Cell:
         """The cell's id with `load` where the users or the rate go (bench capacity's searches
         are named "cap", the rate being what they search)."""
         workload = "db_dep" if self.db_dependency else self.workload  # the route it loads
-        parts = [self.style, workload, load, self.server, f"w{self.workers}", f"tp{self.threadpool_tokens}"]
-        named = {"style", "workload", "users", "rate", "load_model", "server", "workers", "threadpool_tokens",
-                 "db_dependency"}
+        what = [self.endpoint, self.style] if self.endpoint else [self.style, workload]
+        parts = [*what, load, self.server, f"w{self.workers}", f"tp{self.threadpool_tokens}"]
+        named = {"style", "workload", "endpoint", "users", "rate", "load_model", "server", "workers",
+                 "threadpool_tokens", "db_dependency"}
         for key in self.axes:
             if key not in named:
                 parts.append(f"{key}{getattr(self, key)}")
@@ -88,6 +95,8 @@ class _Cell:
     @property
     def path(self) -> str:
         """The one endpoint this cell loads, with its query."""
+        if self.request is not None:
+            return str(self.request.path)
         query, route = "", self.workload
         if self.workload == "cpu":
             query = f"?iterations={self.cpu_iterations}"
@@ -101,6 +110,13 @@ class _Cell:
         elif self.needs_upstream:
             query = f"?ms={self.upstream_delay_ms}"
         return f"/{self.style}/{route}{query}"
+
+    @property
+    def sends(self) -> Endpoint:
+        """The request of every user of this cell: its endpoint's, or the built-in app's GET."""
+        if self.request is not None:
+            return self.request  # type: ignore[no-any-return]
+        return Endpoint(f"{self.style}_{self.workload}", self.path)
 
     @property
     def wait_s(self) -> float:
@@ -124,6 +140,7 @@ class _Cell:
     def params(self) -> dict[str, Any]:
         out = asdict(self)  # type: ignore[call-overload]  (a dataclass: Cell below)
         out.pop("axes")
+        out.pop("request")
         return out
 
     def columns(self) -> dict[str, Any]:
@@ -133,7 +150,10 @@ class _Cell:
 
 Cell = make_dataclass(
     "Cell", [*((key, _TYPE_NAMES[k.kind]) for key, k in KEYS.items()),
-             ("axes", "tuple[str, ...]", field(default=()))],
+             ("axes", "tuple[str, ...]", field(default=())),
+             # the request an `endpoint` cell sends (bench/scenario/appspec.py Endpoint); None: the
+             # built-in app's GET of `path`
+             ("request", "Any", field(default=None, compare=False))],
     bases=(_Cell,), frozen=True)
 Cell.__module__ = __name__
 

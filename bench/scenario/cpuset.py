@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from app.pinning import format_cpus
 from bench.errors import BadInput
+from benchagent.pinning import format_cpus
 
 # Linux's own ceiling (NR_CPUS up to 8192): a larger number is a typo, and "0-999999999" must not
 # allocate a billion-element set before the host check refuses it.
@@ -32,7 +32,7 @@ def parse(text: str) -> frozenset[int]:
 
 def format(cpus: frozenset[int] | set[int] | list[int]) -> str:
     """Canonical text: sorted, ranges collapsed, so '1,0' and '0-1' compare equal as strings (one
-    implementation, shared with the target's workers: app/pinning.py is stdlib only)."""
+    implementation, shared with the target's workers: benchagent/pinning.py is stdlib only)."""
     return format_cpus(cpus)
 
 

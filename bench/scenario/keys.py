@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app import serve  # stdlib only: the launcher's own names for servers, loops and parsers
 from bench.errors import BadInput
 from bench.scenario import cpuset
+from benchagent import serve  # stdlib only: the launcher's own names for servers, loops and parsers
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,10 @@ def parse_duration(text: str) -> float:
 
 
 DURATION_KEYS = ("duration", "warmup")
+# style with [[endpoints]]: the app's own path operations as written, or its sync ones on the loop
+APP_STYLES = ("as_written", "on_loop")
+# the built-in app's own knobs: refused next to [[endpoints]], whose requests are the app's
+BUILTIN_ONLY = ("workload", "sleep_ms", "cpu_iterations")
 # the workloads that need PostgreSQL and those that need the upstream stub (bench/run/services.py)
 DB_WORKLOADS = ("db", "db_blocking")
 UPSTREAM_WORKLOADS = ("http",)
@@ -101,11 +105,15 @@ KEYS: dict[str, Key] = {
                   "(`--interface asgi`, Rust); Hypercorn ([Servers](#servers))", choices=serve.SERVERS, target="env"),
     "workers": Key(int, 1, "server worker processes (`cores` = CPUs in `target_cpuset`)", lo=1, hi=1024,
                    words=("cores",), target="env"),
-    "style": Key(str, "async", "endpoint style", choices=("def", "async")),
+    "style": Key(str, "async", "the built-in app: its `def` or its `async def` endpoint; your own app ([Your own "
+                 "app](#your-own-app)): `as_written` (its default), or `on_loop`, its sync path operations run on "
+                 "the event loop as if declared `async def`", choices=("def", "async", *APP_STYLES)),
     "workload": Key(str, "noop", "what the endpoint does (`blocking_sleep` is `time.sleep` in both styles: in "
                     "async it blocks the event loop; `db`, `db_blocking` and `http` talk to a real PostgreSQL and "
                     "an upstream service: [Real I/O](#real-io))",
                     choices=("noop", "cpu", "sleep", "blocking_sleep", *DB_WORKLOADS, *UPSTREAM_WORKLOADS)),
+    "endpoint": Key(str, "", "your own app: one of its `[[endpoints]]` by name (default: every one, each a cell)",
+                    allowed="a name in `[[endpoints]]`", shown="every one"),
     "users": Key(int, 10, "concurrent Locust users (closed loop, like `ab -c`)", lo=1, hi=100_000),
     "load_model": Key(str, "closed", "`open`: requests leave at `rate` whatever the target does, latency counted "
                       "from each due time ([Closed vs open loop](#closed-vs-open-loop))", choices=("closed", "open")),

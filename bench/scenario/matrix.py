@@ -7,24 +7,35 @@ key can check, and each cell's words ("cores", "auto") made concrete.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from app import serve
 from bench import ROOT
 from bench.errors import BadInput
 from bench.scenario import cpuset, sections
+from bench.scenario.appspec import APP_KEYS, AppSpec, Endpoint, parse_app, parse_endpoints
 from bench.scenario.cells import DB_WORKLOADS, MASTER_PORT_OFFSET, Cell, expand
-from bench.scenario.keys import CLOSED_ONLY, KEYS, NEUTRAL, OPEN_ONLY, SCOPED, coerce, is_loopback
+from bench.scenario.keys import (
+    APP_STYLES,
+    BUILTIN_ONLY,
+    CLOSED_ONLY,
+    KEYS,
+    NEUTRAL,
+    OPEN_ONLY,
+    SCOPED,
+    coerce,
+    is_loopback,
+)
+from benchagent import serve
 
 __all__ = ["KEYS", "Scenario", "coerce", "from_dict", "is_loopback", "load", "parse_set"]
 
 SCENARIO_DIR = ROOT / "scenarios"
 
 
-TOP_LEVEL = ("name", "description", "defaults", "matrix", "checks", "capacity")
+TOP_LEVEL = ("name", "description", "defaults", "matrix", "checks", "capacity", *APP_KEYS)
 INFLIGHT_PER_PROCESS = 1000  # max_inflight = "auto"
 
 
@@ -37,6 +48,8 @@ class Scenario:
     checks: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the TOML text as read, kept beside the results
     capacity: dict[str, Any] = field(default_factory=dict)  # [capacity]: bench capacity's search
+    app: AppSpec = field(default_factory=AppSpec)  # what the target imports, from where, on what
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)  # [[endpoints]]: each an `endpoint`
 
     def cells(self) -> list[Cell]:
         """The cells, expanded and checked once per scenario (the plan, the run, the services and
@@ -48,6 +61,8 @@ class Scenario:
         unique: dict[tuple[Any, ...], Cell] = {}
         for block in self.matrix:
             for cell in expand(self.defaults, block, resolve_cell):
+                if cell.endpoint:
+                    cell = replace(cell, request=self.endpoints[cell.endpoint])
                 unique.setdefault(tuple(cell.params().values()), cell)  # a cell two blocks share runs once
         cells = list(unique.values())
         sets = sorted({c.db_cpuset for c in cells if c.db_cpuset})
@@ -57,8 +72,14 @@ class Scenario:
         return tuple(cells)
 
     def as_dict(self) -> dict[str, Any]:
-        out = {"name": self.name, "description": self.description, "defaults": self.defaults,
-               "matrix": self.matrix[0] if len(self.matrix) == 1 else self.matrix, "checks": self.checks}
+        defaults = self.defaults
+        if self.endpoints:  # not the built-in app's: its workload is none of the choices
+            defaults = {k: v for k, v in defaults.items() if k not in BUILTIN_ONLY}
+        out = {"name": self.name, "description": self.description, "defaults": defaults,
+               "matrix": self.matrix[0] if len(self.matrix) == 1 else self.matrix, "checks": self.checks,
+               **self.app.as_dict()}
+        if self.endpoints:
+            out["endpoints"] = [e.as_dict() for e in self.endpoints.values()]
         return {**out, "capacity": self.capacity} if self.capacity else out
 
 
@@ -137,6 +158,9 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
     try:
         defaults = {k: coerce(k, v) for k, v in defaults_in.items()}
         blocks = [_axes(block) for block in blocks_in]
+        app = parse_app(data, Path(origin).parent if origin else Path.cwd())
+        endpoints = parse_endpoints(data.get("endpoints"))
+        _check_app(app, endpoints, defaults, blocks, sets)
     except BadInput as exc:
         raise BadInput(f"{where}{exc}") from None
     # keys set to something else than their default, per block: a stored scenario (resume) lists
@@ -153,6 +177,12 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
             defaults[key] = value
     resolved = {k: spec.default for k, spec in KEYS.items()}
     resolved.update(defaults)
+    if endpoints:  # the app's own requests: none of the built-in app's knobs applies
+        resolved.update({k: NEUTRAL[KEYS[k].kind] for k in BUILTIN_ONLY})
+        if "style" not in defaults and not any("style" in b for b in blocks):
+            resolved["style"] = "as_written"
+        if "endpoint" not in defaults and not any("endpoint" in b for b in blocks):
+            blocks = [{"endpoint": list(endpoints), **b} for b in blocks]  # every one, each a cell
     checks = data.get("checks", {})
     _validate_checks(checks, where)
     deciding = sorted({on for on, _ in SCOPED.values()})
@@ -182,10 +212,44 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
         checks=checks,
         source=source,
         capacity=capacity,
+        app=app,
+        endpoints=endpoints,
     )
     for cell in scen.cells():
         _check_cell(cell, where)
     return scen
+
+
+def _check_app(app: AppSpec, endpoints: dict[str, Endpoint], defaults: dict[str, Any],
+               blocks: list[dict[str, list[Any]]], sets: dict[str, Any]) -> None:
+    """The built-in app's knobs and the app's own requests do not mix: one or the other."""
+    given: dict[str, set[Any]] = {}
+    for table in (defaults, sets, *blocks):
+        for key, value in table.items():
+            given.setdefault(key, set()).update(value if isinstance(value, list) else [value])
+    if not endpoints:  # a stored scenario lists every key: only a value besides its default counts
+        given = {k: {v for v in values if v != KEYS[k].default} for k, values in given.items()}
+        given = {k: values for k, values in given.items() if values}
+        if not app.builtin:
+            raise BadInput(f"app = {app.app!r} needs [[endpoints]]: the requests to send (a name and a path "
+                           "each)")
+        if "endpoint" in given:
+            raise BadInput("endpoint names one of [[endpoints]], and this scenario has none")
+        if given.get("style", set()) & set(APP_STYLES):
+            raise BadInput(f"style {'/'.join(APP_STYLES)} is for [[endpoints]]; the built-in app's styles "
+                           "are def and async")
+        return
+    for key in BUILTIN_ONLY:
+        if key in given:
+            raise BadInput(f"{key} is the built-in app's; with [[endpoints]] each cell sends one of them "
+                           "(name it with endpoint)")
+    wrong = sorted(given.get("style", set()) - set(APP_STYLES))
+    if wrong:
+        raise BadInput(f"style {wrong[0]!r} picks a built-in endpoint; with [[endpoints]], style is "
+                       f"{' or '.join(APP_STYLES)}")
+    unknown = sorted(given.get("endpoint", set()) - set(endpoints))
+    if unknown:
+        raise BadInput(f"endpoint {unknown[0]!r} is not in [[endpoints]] (defined: {', '.join(endpoints)})")
 
 
 def _differs(key: str, value: Any) -> bool:

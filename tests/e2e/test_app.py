@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from app.buildinfo import python_build
-from app.sampler import aggregate
+from benchagent.buildinfo import python_build
+from benchagent.sampler import aggregate
 from tests.servers import (
     Server,
     has_ipv6_loopback,
@@ -41,7 +41,7 @@ def app_uvicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serv
 @pytest.mark.e2e
 def test_info(app_uvicorn: tuple[Server, Path]) -> None:
     server, _ = app_uvicorn
-    status, info = server.get("/info")
+    status, info = server.get("/__bench/info")
     assert status == 200
     assert info["threadpool_tokens"] == 7
     assert info["cpu_affinity"] == [0]
@@ -65,18 +65,18 @@ def test_info_python_build_matches_envinfo(app_uvicorn: tuple[Server, Path]) -> 
     from bench.run import envinfo
 
     server, _ = app_uvicorn
-    assert server.get("/info")[1]["python_build"] == envinfo.python_build() == python_build()
+    assert server.get("/__bench/info")[1]["python_build"] == envinfo.python_build() == python_build()
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("path", ["/healthz", "/info"])
+@pytest.mark.parametrize("path", ["/__bench/healthz", "/__bench/info", "/healthz"])
 def test_head(app_uvicorn: tuple[Server, Path], path: str) -> None:
     # health checks and `curl -I` send HEAD: 200 with GET's headers and no body, not 405
     server, _ = app_uvicorn
     status, headers, body = server.request("HEAD", path)
     assert (status, body) == (200, b"")
     assert headers["content-type"] == "application/json"
-    if path == "/healthz":  # /info's length varies (pid, ...); /healthz's does not
+    if path != "/__bench/info":  # /info's length varies (pid, ...); /healthz's does not
         assert int(headers["content-length"]) == len(server.request("GET", path)[2])
     assert server.request("HEAD", "/async/noop")[0] == 405  # benchmark endpoints stay GET only
 
@@ -137,7 +137,7 @@ def test_sampler_lines(app_uvicorn: tuple[Server, Path]) -> None:
     line = lines[0]
     assert set(line) == {"t", "pid", "busy_max", "waiting_max", "lag_ms", "db_busy_max", "db_waiting_max"}
     assert (line["db_busy_max"], line["db_waiting_max"]) == (0, 0), "a target without pools reads none"
-    assert line["pid"] == server.get("/info")[1]["pid"]
+    assert line["pid"] == server.get("/__bench/info")[1]["pid"]
     assert isinstance(line["lag_ms"], list) and all(v >= 0 for v in line["lag_ms"])
     assert all(round(v, 2) == v for v in line["lag_ms"])
 
@@ -176,14 +176,14 @@ def test_gunicorn_two_workers(tmp_path: Path) -> None:
     server = start_server({"BENCH_SERVER": "gunicorn", "BENCH_WORKERS": "2", "BENCH_THREADPOOL_TOKENS": "5"},
                           tmp_path / "server.log")
     try:
-        status, info = server.get("/info")
+        status, info = server.get("/__bench/info")
         assert status == 200
         assert info["server"] == "gunicorn" and info["workers"] == 2 and info["threadpool_tokens"] == 5
         assert info["pid"] != server.proc.pid  # a worker answers, not the arbiter
         deadline = time.time() + 30  # the second worker may still be starting
         while len(info["worker_affinity"]) < 2 and time.time() < deadline:
             time.sleep(0.1)
-            info = server.get("/info")[1]
+            info = server.get("/__bench/info")[1]
         workers = info["worker_affinity"]
         assert [w["slot"] for w in workers] == [0, 1] and server.proc.pid not in {w["pid"] for w in workers}
         assert server.get("/def/noop") == (200, {"ok": True})
@@ -201,11 +201,11 @@ def test_each_server_runs_two_workers_that_report_and_sample_themselves(tmp_path
     server = start_server({"BENCH_SERVER": server_name, "BENCH_WORKERS": "2", "BENCH_THREADPOOL_TOKENS": "5",
                            "BENCH_LOOP": "asyncio", "BENCH_STATS_DIR": str(stats)}, tmp_path / "server.log")
     try:
-        info = server.get("/info")[1]
+        info = server.get("/__bench/info")[1]
         deadline = time.time() + 30  # the second worker may still be starting
         while len(info["worker_affinity"]) < 2 and time.time() < deadline:
             time.sleep(0.1)
-            info = server.get("/info")[1]
+            info = server.get("/__bench/info")[1]
         assert info["server"] == server_name and info["server_version"] == info[server_name], info
         assert info["loop"].startswith("asyncio.") and info["threadpool_tokens"] == 5, info
         assert info["http"] == {"granian": "hyper", "hypercorn": "h11"}.get(server_name, "auto"), info

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.serve import SERVERS
 from bench.results.rundir import RunDir
+from benchagent.serve import SERVERS
 from tests.runs import bench, run_dir_of, scenario
 from tests.servers import free_port
 

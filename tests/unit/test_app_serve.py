@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from app import serve
-from app.sampler import aggregate, idle_after, percentile, read_dir
-from app.serve import BadSetting
 from bench.scenario.keys import by_hand_env
+from benchagent import serve
+from benchagent.sampler import aggregate, idle_after, percentile, read_dir
+from benchagent.serve import BadSetting
 from tests.servers import (
     ROOT,
 )
@@ -29,7 +29,7 @@ def command(env: dict[str, str]) -> list[str]:
 
 def test_command_uvicorn_defaults() -> None:
     argv = command({})
-    assert argv[:4] == [sys.executable, "-m", "uvicorn", "app.main:app"]
+    assert argv[:4] == [sys.executable, "-m", "uvicorn", "benchagent.asgi:app"]
     flags = argv[4:]
     for flag, value in (("--host", "127.0.0.1"), ("--port", "8000"), ("--workers", "1"), ("--loop", "auto"),
                         ("--http", "auto"), ("--log-level", "warning")):
@@ -50,15 +50,15 @@ def test_command_uvicorn_settings() -> None:
 
 def test_command_gunicorn() -> None:
     argv = command({"BENCH_SERVER": "gunicorn", "BENCH_WORKERS": "3", "BENCH_PORT": "9002", "BENCH_LOOP": "asyncio"})
-    assert argv[:4] == [sys.executable, "-m", "gunicorn", "app.main:app"]
-    assert argv[argv.index("-k") + 1] == "app.gunicorn_worker.Worker"
+    assert argv[:4] == [sys.executable, "-m", "gunicorn", "benchagent.asgi:app"]
+    assert argv[argv.index("-k") + 1] == "benchagent.gunicorn_worker.Worker"
     assert argv[argv.index("-w") + 1] == "3"
     assert argv[argv.index("-b") + 1] == "127.0.0.1:9002"
     assert argv[argv.index("--log-level") + 1] == "warning"
     assert int(argv[argv.index("--graceful-timeout") + 1]) <= 5
     assert argv[argv.index("--timeout") + 1] == "120"  # /async/blocking_sleep may block a loop 60 s
     assert argv[argv.index("--keep-alive") + 1] == "5"  # uvicorn's default, not gunicorn's 2
-    assert "--loop" not in argv  # the worker class reads BENCH_LOOP (app/gunicorn_worker.py)
+    assert "--loop" not in argv  # the worker class reads BENCH_LOOP (benchagent/gunicorn_worker.py)
     assert "--no-control-socket" in argv  # nothing to write under $HOME on a read-only root
 
 
@@ -94,7 +94,7 @@ def test_command_rejects(env: dict[str, str]) -> None:
 
 
 def test_serve_bad_setting_exits_2() -> None:
-    proc = subprocess.run([sys.executable, "-m", "app.serve"], cwd=ROOT, capture_output=True, text=True, timeout=30,
+    proc = subprocess.run([sys.executable, "-m", "benchagent.serve"], cwd=ROOT, capture_output=True, text=True, timeout=30,
                           env={**os.environ, "BENCH_SERVER": "nope"})
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -178,7 +178,7 @@ def test_own_pids_of_this_process() -> None:
     assert own_pids([2**22 + 12345]) == set()  # no such process
 
 
-@pytest.mark.parametrize("module", ["app.sampler", "app.buildinfo", "app.pinning", "app.serve", "loadgen.hdr_config"])
+@pytest.mark.parametrize("module", ["benchagent.sampler", "benchagent.buildinfo", "benchagent.pinning", "benchagent.serve", "loadgen.hdr_config"])
 def test_shared_module_is_stdlib_only(module: str) -> None:
     # the runner imports these in an environment that need not have the app's or Locust's
     # dependencies (and hdr_config also loads in the Locust image, beside the locustfile)
@@ -195,7 +195,7 @@ def test_the_sampler_writes_the_pools_worst_moment_per_line(tmp_path, monkeypatc
     most requests waiting seen since the last line; without one, zeros."""
     import asyncio
 
-    from app import sampler
+    from benchagent import sampler
 
     monkeypatch.setattr(sampler, "FLUSH_S", 0.2)
     seen = iter([(3, 0), (10, 7), (4, 1)] + [(1, 0)] * 10_000)

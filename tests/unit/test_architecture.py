@@ -126,3 +126,33 @@ def test_the_climb_check_can_fail() -> None:
 def test_lazy_imports_are_read() -> None:
     source = "def f():\n    from bench.judge import checks\n    import bench.run.runner\n"
     assert imports(source) == {"bench.judge.checks", "bench.run.runner"}
+
+
+# What the agent may import in the target's own interpreter: the standard library, anyio (which
+# every FastAPI has), fastapi for the on_loop what-if, uvicorn_worker where Gunicorn loads it, and
+# itself. Never the runner (bench) nor the built-in app: a team's environment has neither.
+AGENT_MAY_IMPORT = {"anyio", "fastapi", "uvicorn_worker", "benchagent"}
+
+
+def agent_imports(source: str) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found - {"__future__"}
+
+
+def test_the_agent_imports_only_what_any_fastapi_app_has() -> None:
+    import sys
+
+    stdlib = set(sys.stdlib_module_names)
+    outside = {f"{p.name}: {name}" for p in (ROOT / "benchagent").glob("*.py")
+               for name in agent_imports(p.read_text()) if name not in stdlib | AGENT_MAY_IMPORT}
+    assert outside == set()
+
+
+def test_the_agent_check_can_fail() -> None:
+    assert agent_imports("import os\nfrom bench.run import procs\ndef f():\n    from app import db\n") == {
+        "os", "bench", "app"}

@@ -20,7 +20,7 @@ def rows() -> list:
 
 
 def test_a_run_directory_loads_its_summary_with_the_last_attempt_of_each_repeat(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "run", rows(), env={"schema_version": 6, "cpu_model": "X CPU",
+    run = make_run(tmp_path / "run", rows(), env={"schema_version": 7, "cpu_model": "X CPU",
                                                   "python_build": "runner build"})
     b = baseline.load(run.path)
     [s] = b.stats

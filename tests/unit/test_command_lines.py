@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.routing import APIRoute
 
-from app import serve
 from app.main import app
-from app.serve import BadSetting
 from bench.run.loadspec import (
     LOCUSTFILE,
     MASTER_PORT_OFFSET,
@@ -26,6 +24,8 @@ from bench.run.loadspec import (
 from bench.scenario import matrix as scenario
 from bench.scenario.cells import work_order
 from bench.scenario.keys import by_hand_env
+from benchagent import serve
+from benchagent.serve import BadSetting
 
 HAND = by_hand_env()  # every setting, as .env.example has them: the launcher takes no default
 
@@ -40,16 +40,16 @@ def cell(**kw):  # the default cell, with kw
 
 def test_uvicorn_command_whole() -> None:
     assert command({"BENCH_WORKERS": "2", "BENCH_PORT": "9001"}) == [
-        sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "9001",
+        sys.executable, "-m", "uvicorn", "benchagent.asgi:app", "--host", "127.0.0.1", "--port", "9001",
         "--workers", "2", "--loop", "auto", "--http", "auto", "--no-access-log", "--log-level", "warning",
         "--backlog", "2048", "--timeout-graceful-shutdown", "3"]
 
 
 def test_gunicorn_command_whole() -> None:
-    # the loop and parser reach uvicorn through app/gunicorn_worker.py (BENCH_LOOP, BENCH_HTTP)
+    # the loop and parser reach uvicorn through benchagent/gunicorn_worker.py (BENCH_LOOP, BENCH_HTTP)
     assert command({"BENCH_SERVER": "gunicorn", "BENCH_WORKERS": "3", "BENCH_PORT": "9002", "BENCH_LOOP": "asyncio",
                     "BENCH_HTTP": "h11"}) == [
-        sys.executable, "-m", "gunicorn", "app.main:app", "-k", "app.gunicorn_worker.Worker", "-w", "3",
+        sys.executable, "-m", "gunicorn", "benchagent.asgi:app", "-k", "benchagent.gunicorn_worker.Worker", "-w", "3",
         "-b", "127.0.0.1:9002", "--log-level", "warning", "--backlog", "2048", "--graceful-timeout", "3",
         "--timeout", "120", "--keep-alive", "5", "--no-control-socket"]
 
@@ -60,13 +60,13 @@ def test_granian_command_whole() -> None:
         sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", "9004",
         "--workers", "4", "--loop", "asyncio", "--runtime-threads", "2", "--blocking-threads", "1",
         "--backlog", "2048", "--no-access-log", "--log-level", "warning", "--workers-kill-timeout", "3",
-        "app.main:app"]
+        "benchagent.asgi:app"]
 
 
 def test_hypercorn_command_whole() -> None:
     assert command({"BENCH_SERVER": "hypercorn", "BENCH_WORKERS": "2", "BENCH_PORT": "9005", "BENCH_BIND": "::1",
                     "BENCH_LOOP": "asyncio"}) == [
-        sys.executable, "-m", "hypercorn", "app.main:app", "-b", "[::1]:9005", "-w", "2", "-k", "asyncio",
+        sys.executable, "-m", "hypercorn", "benchagent.asgi:app", "-b", "[::1]:9005", "-w", "2", "-k", "asyncio",
         "--backlog", "2048", "--keep-alive", "5", "--log-level", "warning", "--graceful-timeout", "3"]
 
 
@@ -105,11 +105,11 @@ def test_the_granian_knobs_have_granians_defaults_and_only_granian_reads_them() 
     ({"hypercorn", "h11"}, "hypercorn"), (set(), None)])
 def test_info_names_the_server_from_the_modules_that_loaded_the_worker(monkeypatch: pytest.MonkeyPatch,
                                                                         loaded: set[str], server: str | None) -> None:
-    import app.main
+    from benchagent import info
 
     modules = {k: v for k, v in sys.modules.items() if k not in ("uvicorn", "gunicorn", "granian", "hypercorn")}
-    monkeypatch.setattr(app.main.sys, "modules", {**modules, **{name: sys for name in loaded}})
-    assert app.main.running_server() == server
+    monkeypatch.setattr(info.sys, "modules", {**modules, **{name: sys for name in loaded}})
+    assert info.running_server() == server
 
 
 def test_every_route_has_no_response_model() -> None:
@@ -119,7 +119,7 @@ def test_every_route_has_no_response_model() -> None:
     assert [r.path for r in routes if r.response_model is not None] == []
     endpoints = {f"/{s}/{w}" for s in ("def", "async")
                  for w in ("noop", "cpu", "sleep", "blocking_sleep", "db", "db_blocking", "db_dep", "http")}
-    assert {r.path for r in routes} == endpoints | {"/healthz", "/info"}
+    assert {r.path for r in routes} == endpoints | {"/healthz"}  # /__bench/info is the agent's
 
 
 def test_locust_standalone_command_whole() -> None:
@@ -274,7 +274,7 @@ def test_serve_main_refuses_a_bad_setting_with_one_line_and_exit_2(monkeypatch: 
     with pytest.raises(SystemExit) as exit_:
         serve.main()
     assert exit_.value.code == 2
-    assert capsys.readouterr().err == "app.serve: BENCH_LOOP='trio': expected one of auto, asyncio, uvloop\n"
+    assert capsys.readouterr().err == "benchagent.serve: BENCH_LOOP='trio': expected one of auto, asyncio, uvloop\n"
 
 
 @pytest.mark.parametrize(("kw", "seconds"), [

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from app import pinning
 from bench.run import headroom
 from bench.scenario import cpuset
 from bench.scenario import matrix as scenario
 from bench.scenario.cells import Cell
+from benchagent import pinning
 from tests.rows import make_row
 
 
@@ -309,7 +309,7 @@ def test_host_cpus_are_this_process_own() -> None:
 PIN_CHILD = """
 import json, os, sys, threading, time
 from pathlib import Path
-from app import pinning
+from benchagent import pinning
 
 early = threading.Thread(target=time.sleep, args=(5,), daemon=True)  # started before the pinning
 early.start()

@@ -60,7 +60,7 @@ def test_bad_scenario_is_refused_before_anything_starts(tmp_path: Path, text: st
     (["run", "smoke", "--retry-failed"], "--retry-failed goes with --resume RUN_DIR"),
     (["run", "smoke", "--target-url", "http://127.0.0.1:99999"], "expected http://HOST:PORT"),
     (["run", "smoke", "--target-url", "http://127.0.0.1:1", "--backend", "local"],
-     "--target-url http://127.0.0.1:1: no answer from /healthz"),
+     "--target-url http://127.0.0.1:1: no HTTP answer"),
     (["compare", "/nonexistent-a", "/nonexistent-b"], "/nonexistent-a: not a run directory"),
     (["run", "--resume", "/nonexistent"], "/nonexistent: not a run directory"),
 ])

@@ -33,7 +33,7 @@ def test_the_check_fails_on_a_table_edited_by_hand(tmp_path, monkeypatch) -> Non
 
 
 def test_every_key_is_a_cell_field_and_a_column_in_the_tables_order() -> None:
-    assert [f.name for f in fields(Cell)] == [*KEYS, "axes"]
+    assert [f.name for f in fields(Cell)] == [*KEYS, "axes", "request"]
     expected = [k.column if k.column is not None else name for name, k in KEYS.items() if k.column != ""]
     assert list(PARAM_COLUMNS) == expected
     assert list(COLUMNS[len(IDENTITY):len(IDENTITY) + len(PARAM_COLUMNS)]) == expected
@@ -59,7 +59,8 @@ def test_the_columns_keep_the_files_order() -> None:
 
 
 def test_the_target_gets_every_knob_it_reads_as_bench_and_its_name() -> None:
-    assert [f.name for f in fields(ServerConfig)] == list(SERVER_KEYS)
+    # on_loop is not a knob of its own: it is what style = "on_loop" asks of the target
+    assert [f.name for f in fields(ServerConfig)] == [*SERVER_KEYS, "on_loop"]
     assert set(TARGET_ENV) < set(SERVER_KEYS) and set(SERVER_KEYS) - set(TARGET_ENV) == {"target_cpuset"}
     assert env_name("threadpool_tokens") == "BENCH_THREADPOOL_TOKENS"
     assert set(by_hand_env()) == {env_name(k) for k in TARGET_ENV}
@@ -70,7 +71,7 @@ def test_no_target_default_outside_the_table() -> None:
     compose = (ROOT / "compose.yaml").read_text()
     for key in TARGET_ENV:
         assert f"{env_name(key)}: ${{{env_name(key)}}}\n" in compose, key
-    serve = (ROOT / "app" / "serve.py").read_text()
+    serve = (ROOT / "benchagent" / "serve.py").read_text()
     assert "setdefault" not in serve
     for key in TARGET_ENV:
         assert f'env.get("{env_name(key)}"' not in serve, key

@@ -53,7 +53,7 @@ def test_a_full_disk_ends_the_run_in_one_line_and_resume_finishes_it(
     assert len(RunDir(run_dir).rows()) == 1  # the torn second row is skipped, the first kept
 
     monkeypatch.undo()  # room again
-    monkeypatch.setattr("bench.commands.run.load_backend", lambda choice: fake)
+    monkeypatch.setattr("bench.commands.run.load_backend", lambda choice, app=None: fake)
     assert cli.main(["run", "--resume", str(run_dir), "--no-report"]) == 0
     rows = RunDir(run_dir).rows()
     assert len(rows) == 4 and all(r.status == "ok" for r in rows)
@@ -96,7 +96,7 @@ def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_tmp(tmp_path: Pat
 def test_bench_capacity_names_the_file_and_keeps_its_rows(tmp_path: Path, fake: FakeBackend,
                                                          monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr("bench.commands.capacity.load_backend", lambda choice: fake, raising=False)
+    monkeypatch.setattr("bench.commands.capacity.load_backend", lambda choice, app=None: fake, raising=False)
     full_after(2, monkeypatch)
     body = '[matrix]\nworkload = ["noop"]\n[capacity]\nslo_p99_ms = 100\nstart_rps = 10\nmax_rps = 40\nstep_s = 1\nstep_warmup_s = 0\n'
     code = cli.main(["capacity", scen_file(tmp_path, body), "--out", str(tmp_path / "c"), "--no-report"])

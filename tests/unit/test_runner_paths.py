@@ -98,7 +98,7 @@ def test_a_lost_histogram_is_a_warning_in_the_row(tmp_path, fake, capsys) -> Non
     ({"locust_code": 3}, f"Locust exited with code 3: {LOG_TAIL}"),
     ({"wrong_tokens": True}, "target threadpool has 41 tokens, not the requested 40"),
     ({"runs_server": "hypercorn"}, "target runs hypercorn, not the requested uvicorn (/info)"),
-    ({"broken_path": "/def/sleep"}, "GET /def/sleep?ms=100 failed before the load: HTTP Error 500"),
+    ({"broken_path": "/def/sleep"}, "GET /def/sleep?ms=100 answered 500, not 200, before the load: {\"ok\": false}"),
 ])
 def test_each_failure_fails_its_cell_with_its_reason(tmp_path, fake, setting, reason) -> None:
     for key, value in setting.items():
@@ -118,7 +118,7 @@ def test_the_endpoint_is_verified_before_any_load(tmp_path, fake) -> None:
 def test_the_verifying_request_asks_for_the_cells_own_path_first(tmp_path, fake) -> None:
     code, _row = one_row(tmp_path, "--set", "sleep_ms=70")
     assert code == 0
-    assert fake.made[0].requests[:2] == ["/info", "/def/sleep?ms=70"]
+    assert fake.made[0].requests[:2] == ["/__bench/info", "/def/sleep?ms=70"]
     assert fake.loads[0].path == "/def/sleep?ms=70"
 
 
@@ -242,13 +242,13 @@ def test_the_verifying_request_waits_one_sleep_and_30_s(tmp_path, fake, monkeypa
     from bench.run import procs
 
     seen: list[tuple[str, float]] = []
-    real_get = procs.get
+    real = procs.request
 
-    def get(url: str, timeout: float = 5.0) -> bytes:
+    def request(url: str, *args, timeout: float = 5.0, **kw):
         seen.append((url.split("/", 3)[-1], timeout))
-        return real_get(url, timeout)
+        return real(url, *args, timeout=timeout, **kw)
 
-    monkeypatch.setattr(procs, "get", get)
+    monkeypatch.setattr(procs, "request", request)
     code, _row = one_row(tmp_path, "--set", "sleep_ms=2000")
     assert code == 0 and ("def/sleep?ms=2000", 32.0) in seen
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.serve import SERVERS, command
 from bench.errors import BadInput
 from bench.scenario import matrix as scenario
 from bench.scenario.keys import by_hand_env
+from benchagent.serve import SERVERS, command
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -249,7 +249,7 @@ def test_a_def_dependency_above_the_threadpool_is_named_as_the_deadlock_it_is() 
 def test_a_line_names_only_the_knobs_its_cell_reads() -> None:
     from bench.judge.verdict import _label
 
-    db = SimpleNamespace(workload="db", load_model="closed", users=40, rate=0.0, db_pool_size=10, db_sleep_ms=20,
+    db = SimpleNamespace(workload="db", endpoint="", load_model="closed", users=40, rate=0.0, db_pool_size=10, db_sleep_ms=20,
                          upstream_delay_ms=0, http_pool_size=0)
     http = SimpleNamespace(**{**vars(db), "workload": "http", "db_pool_size": 0, "db_sleep_ms": 0,
                               "upstream_delay_ms": 50, "http_pool_size": 100})
@@ -296,3 +296,33 @@ def test_granian_knobs_name_a_line_only_when_they_differ_among_granian_cells() -
     assert [t.split(":")[0] for t in texts] == ["sleep, server uvicorn", "sleep, server granian, "
                                                 "granian_runtime_threads 1", "sleep, server granian, "
                                                 "granian_runtime_threads 2"]
+
+
+def app_row(**kw):
+    """A cell of a team's app: its endpoint named, the built-in knobs at their neutral values."""
+    return row(**{"workload": "", "endpoint": "export", "style": "as_written", **kw})
+
+
+def test_an_own_app_line_names_the_endpoint_and_pairs_on_loop_with_as_written() -> None:
+    rows = [app_row(cell_id="w", rps=950.0, threadpool_busy_max=20, loop_lag_p99_ms=1.0),
+            app_row(cell_id="l", style="on_loop", rps=47.5, loop_lag_p99_ms=780.0, target_cpu_pct=3.0)]
+    [text] = lines(summarize(rows), rows)
+    assert text.startswith("endpoint export: on_loop / as_written requests/s 0.05x (one repeat")
+    assert "as_written 950.0 req/s, p99 300.0 ms, bound by the load itself" in text
+    # on the loop the sync body blocks: the advice is to keep it def, not to move it out of async def
+    assert ("on_loop 47.5 req/s, p99 300.0 ms, bound by the event loop (its timers fired up to 780 ms late "
+            "(p99) with the CPU at 3 %: a call blocks it): keep this endpoint def") in text
+
+
+def test_an_own_app_endpoint_is_judged_on_its_evidence_not_on_its_style() -> None:
+    # as written, a full threadpool with a queue is its def endpoint's limit, as for the built-in def
+    assert limit_of([app_row(threadpool_busy_max=40, threadpool_waiting_max=9)]).name == "the threadpool"
+    # on_loop: its def dependencies still run in the threadpool, so a full pool is still seen
+    assert limit_of([app_row(style="on_loop", threadpool_busy_max=40, threadpool_waiting_max=9)]).name == \
+        "the threadpool"
+    # as written, a blocked loop with its threads idle is an async def that blocks
+    lim = limit_of([app_row(loop_lag_p99_ms=400.0, target_cpu_pct=3.0, threadpool_busy_max=0)])
+    assert lim.name == "the event loop" and lim.suggestion.startswith("an async def path operation or dependency")
+    # a late loop on a busy CPU is an overloaded loop, whatever the style
+    assert limit_of([app_row(style="on_loop", loop_lag_p99_ms=40.0, target_cpu_pct=70.0)]).suggestion == \
+        "add workers: one event loop each"

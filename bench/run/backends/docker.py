@@ -23,6 +23,7 @@ from bench.run.backends.compose import PROJECT, Compose, PidCache, build_failed,
 from bench.run.loadspec import LoadSpec, env_for, master_argv, users_env, worker_argv
 from bench.run.services import Endpoints, Needs
 from bench.scenario.cells import ServerConfig
+from benchagent import HEALTHZ
 
 LOCUSTFILE = "/loadgen/locustfile.py"
 READY_DEADLINE_S = 60.0
@@ -149,7 +150,7 @@ class DockerBackend:
             raise TargetError(f"docker compose up created no target container: {up.stderr.strip()[-400:]}")
         target = DockerTarget(url, self.compose, env, container)
         try:
-            procs.wait_ready(f"{url}/healthz", target.alive, READY_DEADLINE_S)
+            procs.wait_ready(f"{url}{HEALTHZ}", target.alive, READY_DEADLINE_S)
         except RuntimeError as exc:
             tail = target.log_tail(8)
             target.stop()

@@ -15,8 +15,10 @@ from bench.errors import TargetError
 from bench.run import procs
 from bench.run.loadspec import LoadSpec, env_for, master_argv, worker_argv
 from bench.run.services import Endpoints, LocalServices, Needs
+from bench.scenario.appspec import AppSpec
 from bench.scenario.cells import ServerConfig
 from bench.scenario.matrix import ROOT
+from benchagent import HEALTHZ
 
 READY_DEADLINE_S = 30.0
 
@@ -75,8 +77,9 @@ class LocalLoad:
 class LocalBackend:
     name = "local"
 
-    def __init__(self, python: str = sys.executable) -> None:
-        self.python = python
+    def __init__(self, python: str = sys.executable, app: AppSpec | None = None) -> None:
+        self.python = python  # the stack's: Locust and the upstream stub
+        self.app = app or AppSpec()  # the target's: its interpreter, its folder, its module
         self._live: list[LocalTarget | LocalLoad] = []
         self.services = LocalServices(python)
         self.endpoints = Endpoints()
@@ -88,13 +91,17 @@ class LocalBackend:
     def start_target(self, cfg: ServerConfig, stats_dir: Path) -> LocalTarget:
         url = procs.free_url(cfg.bind, cfg.port)
         stats_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **cfg.env(), **self.endpoints.target_env(), "BENCH_STATS_DIR": str(stats_dir)}
+        env = {**os.environ, **cfg.env(), **self.endpoints.target_env(), **self.app.target_env(),
+               "BENCH_STATS_DIR": str(stats_dir)}
         log = stats_dir.parent / "target.log"
-        proc = procs.spawn(procs.pinned([self.python, "-m", "app.serve"], cfg.target_cpuset), log, env, ROOT)
+        argv = [self.app.app_python or self.python, "-m", "benchagent.serve"]
+        # from the app's folder, as its team starts it: its packages first on sys.path, its relative
+        # paths where they expect them
+        proc = procs.spawn(procs.pinned(argv, cfg.target_cpuset), log, env, Path(self.app.app_dir))
         target = LocalTarget(url, proc, log, on_stop=self._forget)
         self._live.append(target)
         try:
-            procs.wait_ready(f"{url}/healthz", target.alive, READY_DEADLINE_S)
+            procs.wait_ready(f"{url}{HEALTHZ}", target.alive, READY_DEADLINE_S)
         except RuntimeError as exc:
             target.stop()
             raise TargetError(f"target {exc}: {target.log_tail(8)}") from None
@@ -121,7 +128,7 @@ class LocalBackend:
         return load
 
     def metadata(self) -> dict[str, Any]:
-        return {"python_executable": self.python}
+        return {"python_executable": self.python, "target_python": self.app.app_python or self.python}
 
     def close(self) -> None:
         """The targets and Locust runs; the services stay up until the run ends (run_cmd stops them

@@ -1,9 +1,11 @@
 """A target someone else runs (--target-url): asv's "existing environment" as a backend.
 
 It starts nothing and stops nothing: `start_target` returns the given URL's target once its
-/healthz answers, the load runs on the wrapped backend (local processes or Compose), and the
-runner records the target's /info in every cell without checking its placement against the
-scenario, since the scenario did not place it.
+answers HTTP, the load runs on the wrapped backend (local processes or Compose), and the runner
+records the target's /__bench/info in every cell (when it runs the agent: `make serve`, or
+`python -m benchagent.serve` by hand) without checking its placement against the scenario, since
+the scenario did not place it. A plain app without the agent is loaded all the same, on its own
+[[endpoints]]: its figures, without the in-worker ones.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from bench.run.backends.base import Backend, LoadRun
 from bench.run.loadspec import LoadSpec
 from bench.run.services import Endpoints, Needs, NoServices, Services
 from bench.scenario.cells import ServerConfig
+from benchagent import HEALTHZ
 
 
 def check_url(url: str) -> str:
@@ -33,13 +36,20 @@ def check_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def answers(url: str) -> bool:
+    """Whether an HTTP server answers there, whatever it says: the agent's /__bench/healthz when it
+    runs the agent, a 404 from a plain app (it has no such path, and is up all the same)."""
+    procs.request(f"{url}{HEALTHZ}", timeout=5)
+    return True
+
+
 def preflight(url: str) -> None:
-    """BadInput (before anything starts) unless the target's /healthz answers."""
+    """BadInput (before anything starts) unless an HTTP server answers at the URL."""
     try:
-        procs.get(f"{url}/healthz", timeout=5)
+        answers(url)
     except OSError as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise BadInput(f"--target-url {url}: no answer from /healthz ({reason})") from None
+        raise BadInput(f"--target-url {url}: no HTTP answer ({reason})") from None
 
 
 @dataclass
@@ -49,8 +59,7 @@ class RemoteTarget:
 
     def alive(self) -> bool:
         try:
-            procs.get(f"{self.url}/healthz", timeout=5)
-            return True
+            return answers(self.url)
         except OSError:
             return False
 
@@ -81,7 +90,7 @@ class RemoteBackend:
     def start_target(self, cfg: ServerConfig, stats_dir: Path) -> RemoteTarget:
         target = RemoteTarget(self.url)
         if not target.alive():
-            raise TargetError(f"remote target {self.url} does not answer /healthz")
+            raise TargetError(f"remote target {self.url} does not answer HTTP")
         return target
 
     def start_load(self, spec: LoadSpec, out_dir: Path) -> LoadRun:

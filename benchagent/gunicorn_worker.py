@@ -3,7 +3,7 @@ and HTTP parser the cell asks for (BENCH_LOOP, BENCH_HTTP, as `uvicorn --loop/--
 
 uvicorn-worker's own classes fix them ("auto"/"auto", or asyncio/h11), so without this a cell's
 `loop = "asyncio"` would silently run uvloop under Gunicorn. The arbiter imports this module and
-forks its workers from it; app/serve.py has checked both values before Gunicorn starts.
+forks its workers from it; benchagent/serve.py has checked both values before Gunicorn starts.
 """
 
 from __future__ import annotations

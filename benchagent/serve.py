@@ -1,4 +1,4 @@
-"""Launcher: `python -m app.serve` builds the server command from the environment and execs it,
+"""Launcher: `python -m benchagent.serve` builds the server command from the environment and execs it,
 so the pid is the server's own master and signals reach it directly.
 
 Every setting is BENCH_<KEY> for a key of the runner's table (bench/scenario/keys.py, target="env"),
@@ -8,7 +8,7 @@ required and typed, so a start without one fails in one line instead of running 
 own: BENCH_SERVER uvicorn|gunicorn|granian|hypercorn, BENCH_WORKERS, BENCH_PORT, BENCH_BIND (an
 IP address literal, without brackets), BENCH_LOOP auto|asyncio|uvloop (auto: uvloop when it is
 installed, for every server), BENCH_HTTP auto|h11|httptools (Uvicorn's parsers), the Granian knobs
-(granian only), BENCH_WORKER_PINNING set|core (app/pinning.py), BENCH_THREADPOOL_TOKENS and the
+(granian only), BENCH_WORKER_PINNING set|core (benchagent/pinning.py), BENCH_THREADPOOL_TOKENS and the
 pool sizes (read by the app). BENCH_STATS_DIR passes through to the app. Each start gets a fresh
 BENCH_PIN_DIR (inside BENCH_STATS_DIR when given) where the workers claim their slots.
 
@@ -26,11 +26,12 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from app.pinning import MODES as PINNINGS  # stdlib only, like this module
+from benchagent.pinning import MODES as PINNINGS  # stdlib only, like this module
 
 SERVERS = ("uvicorn", "gunicorn", "granian", "hypercorn")
 LOOPS = ("auto", "asyncio", "uvloop")
 HTTPS = ("auto", "h11", "httptools")
+AGENT = "benchagent.asgi:app"  # every server runs the agent, which imports BENCH_APP (benchagent/asgi.py)
 GRACEFUL_S = "3"  # stopping a target between cells should take seconds, not the default 30
 # the listen queue, the same for all four: Uvicorn's and Gunicorn's default (Granian's is 1024 and
 # Hypercorn's 100, which refuses connections when a few hundred Locust users connect at once)
@@ -140,13 +141,13 @@ def settings(env: Mapping[str, str]) -> Settings:
 
 
 def _uvicorn(s: Settings) -> list[str]:
-    return ["uvicorn", "app.main:app", "--host", s.bind, "--port", str(s.port), "--workers", str(s.workers),
+    return ["uvicorn", AGENT, "--host", s.bind, "--port", str(s.port), "--workers", str(s.workers),
             "--loop", s.loop, "--http", s.http, "--no-access-log", "--log-level", "warning",
             "--backlog", BACKLOG, "--timeout-graceful-shutdown", GRACEFUL_S]
 
 
 def _gunicorn(s: Settings) -> list[str]:
-    # app/gunicorn_worker.py runs BENCH_LOOP/BENCH_HTTP as uvicorn would (from the environment).
+    # benchagent/gunicorn_worker.py runs BENCH_LOOP/BENCH_HTTP as uvicorn would (from the environment).
     # No access log: gunicorn has none unless --access-logfile is given, and UvicornWorker copies
     # gunicorn's (empty) access handlers to uvicorn.access, which then skips formatting entirely.
     # --keep-alive 5: uvicorn's own default (gunicorn's is 2 s, which would close idle Locust
@@ -155,7 +156,7 @@ def _gunicorn(s: Settings) -> list[str]:
     # /async/blocking_sleep may block it for up to 60 s by design.
     # --no-control-socket: gunicorn 27's control socket (under $HOME) is unused here, and it would
     # be one more thing to write on the container's read-only root.
-    return ["gunicorn", "app.main:app", "-k", "app.gunicorn_worker.Worker", "-w", str(s.workers),
+    return ["gunicorn", AGENT, "-k", "benchagent.gunicorn_worker.Worker", "-w", str(s.workers),
             "-b", _host_port(s.bind, s.port), "--log-level", "warning", "--backlog", BACKLOG,
             "--graceful-timeout", GRACEFUL_S, "--timeout", "120", "--keep-alive", "5", "--no-control-socket"]
 
@@ -167,13 +168,13 @@ def _granian(s: Settings) -> list[str]:
     return ["granian", "--interface", "asgi", "--host", s.bind, "--port", str(s.port),
             "--workers", str(s.workers), "--loop", s.loop, "--runtime-threads", str(s.runtime_threads),
             "--blocking-threads", str(s.blocking_threads), "--backlog", BACKLOG, "--no-access-log",
-            "--log-level", "warning", "--workers-kill-timeout", GRACEFUL_S, "app.main:app"]
+            "--log-level", "warning", "--workers-kill-timeout", GRACEFUL_S, AGENT]
 
 
 def _hypercorn(s: Settings) -> list[str]:
     # -k picks the loop (Hypercorn's "workers" are asyncio or uvloop); no access log unless
     # --access-logfile is given; --keep-alive 5 as everywhere (Hypercorn's default too)
-    return ["hypercorn", "app.main:app", "-b", _host_port(s.bind, s.port), "-w", str(s.workers),
+    return ["hypercorn", AGENT, "-b", _host_port(s.bind, s.port), "-w", str(s.workers),
             "-k", s.loop, "--backlog", BACKLOG, "--keep-alive", "5", "--log-level", "warning",
             "--graceful-timeout", GRACEFUL_S]
 
@@ -199,7 +200,7 @@ def main() -> None:
     try:
         argv = command(env)
     except BadSetting as exc:
-        print(f"app.serve: {exc}", file=sys.stderr)
+        print(f"benchagent.serve: {exc}", file=sys.stderr)
         sys.exit(2)
     # fresh per start: a slot or affinity file of an earlier server must not count for this one
     stats_dir = env.get("BENCH_STATS_DIR")

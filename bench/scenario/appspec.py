@@ -1,0 +1,166 @@
+"""The app a scenario measures and the requests it sends: `app`, `app_dir`, `app_python`,
+`[app_env]` and `[[endpoints]]`, checked before anything starts.
+
+The built-in app is one case of this: `app.main:app` from the stack's own folder on the stack's
+interpreter, its endpoints made from `style` x `workload` (bench/scenario/cells.py `Cell.path`).
+A team's app is another: its module, its folder, its interpreter, its requests, each an
+`endpoint` of the matrix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import ROOT
+from bench.errors import BadInput
+
+BUILTIN = "app.main:app"
+APP_KEYS = ("app", "app_dir", "app_python", "app_env", "endpoints")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+ENDPOINT_KEYS = ("name", "method", "path", "json", "body", "headers", "expect_status")
+MAX_BODY = 64 * 1024  # it travels to every Locust process in one environment variable
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One request the load sends, and the status that counts as its success."""
+
+    name: str
+    path: str
+    method: str = "GET"
+    body: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    expect_status: int = 200
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "method": self.method, "path": self.path}
+        if self.body:
+            out["body"] = self.body
+        if self.headers:
+            out["headers"] = dict(self.headers)
+        return {**out, "expect_status": self.expect_status}
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """Where the target's code comes from; the built-in app when nothing is said."""
+
+    app: str = BUILTIN
+    app_dir: str = str(ROOT)
+    app_python: str = ""  # "": the stack's own interpreter
+    app_env: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def builtin(self) -> bool:
+        return self.app == BUILTIN and Path(self.app_dir) == ROOT and not self.app_python
+
+    def target_env(self) -> dict[str, str]:
+        """What the target process gets on top of the runner's environment: the app to import, its
+        own variables, and the agent importable from the stack's folder. The app's folder comes
+        first on sys.path (the servers run as `python -m`, from it), so a team's own `app` or `db`
+        package is found before anything of ours."""
+        env = dict(self.app_env)
+        paths = [str(ROOT), *filter(None, [env.get("PYTHONPATH", "")])]
+        return {**env, "BENCH_APP": self.app, "PYTHONPATH": os.pathsep.join(paths)}
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.builtin:
+            return {}
+        out: dict[str, Any] = {"app": self.app, "app_dir": self.app_dir}
+        if self.app_python:
+            out["app_python"] = self.app_python
+        return {**out, "app_env": dict(self.app_env)} if self.app_env else out
+
+
+def parse_app(data: dict[str, Any], base: Path) -> AppSpec:
+    """The app keys of a scenario file; `app_dir` and `app_python` relative to `base`, the scenario
+    file's folder (a stored scenario has them absolute)."""
+    given = {k: data[k] for k in ("app", "app_dir", "app_python", "app_env") if k in data}
+    if not given:
+        return AppSpec()
+    if "app" not in given:
+        raise BadInput(f"{', '.join(given)} without app: name the app, e.g. app = \"main:app\"")
+    for key in ("app", "app_dir", "app_python"):
+        if key in given and (not isinstance(given[key], str) or not given[key]):
+            raise BadInput(f"{key}: expected a non-empty string, got {given[key]!r}")
+    if not _SPEC.fullmatch(given["app"]):
+        raise BadInput(f"app {given['app']!r}: expected \"package.module:attribute\" (e.g. \"main:app\")")
+    app_dir = (base / given.get("app_dir", ".")).resolve()
+    if not app_dir.is_dir():
+        raise BadInput(f"app_dir {given.get('app_dir', '.')!r}: no such folder ({app_dir})")
+    python = ""
+    if "app_python" in given:
+        path = Path(given["app_python"])
+        path = path if path.is_absolute() or os.sep not in given["app_python"] else base / path
+        python = str(path) if os.sep in given["app_python"] else given["app_python"]
+    env = given.get("app_env", {})
+    if not isinstance(env, dict):
+        raise BadInput("[app_env] must be a table of NAME = \"value\"")
+    for name, value in env.items():
+        if not _ENV_NAME.fullmatch(name) or name.startswith("BENCH_"):
+            raise BadInput(f"app_env.{name}: not an environment variable name of the app's own "
+                           "(letters, digits and _, and BENCH_ is the stack's)")
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise BadInput(f"app_env.{name}: expected a string or a number, got {value!r}")
+    return AppSpec(given["app"], str(app_dir), python, tuple((k, str(v)) for k, v in env.items()))
+
+
+def parse_endpoints(raw: Any) -> dict[str, Endpoint]:
+    """[[endpoints]] -> name: Endpoint, in the file's order."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, list) or not raw or not all(isinstance(e, dict) for e in raw):
+        raise BadInput("endpoints: expected [[endpoints]] tables, each with a name and a path")
+    out: dict[str, Endpoint] = {}
+    for table in raw:
+        endpoint = _endpoint(table)
+        if endpoint.name in out:
+            raise BadInput(f"endpoints: the name {endpoint.name!r} is used twice (each names a cell)")
+        out[endpoint.name] = endpoint
+    return out
+
+
+def _endpoint(table: dict[str, Any]) -> Endpoint:
+    name = table.get("name")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise BadInput(f"endpoints: name {name!r}: 1-64 letters, digits, _, . or - (it names cells)")
+    where = f"endpoints.{name}"
+    unknown = sorted(set(table) - set(ENDPOINT_KEYS))
+    if unknown:
+        raise BadInput(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(ENDPOINT_KEYS)})")
+    path = table.get("path")
+    if not isinstance(path, str) or not path.startswith("/") or any(c.isspace() for c in path):
+        raise BadInput(f"{where}.path: expected a path from / without spaces (query included), got {path!r}")
+    if path.startswith("/__bench/"):
+        raise BadInput(f"{where}.path: /__bench/ is the agent's own; name one of the app's paths")
+    method = table.get("method", "GET")
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        raise BadInput(f"{where}.method: {method!r} is not one of {', '.join(METHODS)}")
+    status = table.get("expect_status", 200)
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise BadInput(f"{where}.expect_status: {status!r} is not an HTTP status (100 … 599)")
+    headers_in = table.get("headers", {})
+    if not isinstance(headers_in, dict) or not all(isinstance(v, str) for v in headers_in.values()):
+        raise BadInput(f"{where}.headers: expected a table of Name = \"value\"")
+    headers = dict(headers_in)
+    if "json" in table and "body" in table:
+        raise BadInput(f"{where}: json and body both given: json is sent as the body (with "
+                       "Content-Type: application/json), so give one")
+    body = table.get("body", "")
+    if "json" in table:
+        body = json.dumps(table["json"], separators=(",", ":"), default=str)
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+    if not isinstance(body, str):
+        raise BadInput(f"{where}.body: expected a string (or give json)")
+    if "\0" in body or len(body.encode()) > MAX_BODY:
+        raise BadInput(f"{where}.body: at most {MAX_BODY // 1024} KiB of text, without NUL bytes")
+    return Endpoint(name, path, method.upper(), body, tuple(headers.items()), status)
