@@ -140,7 +140,8 @@ def lines(stats: list[CellStats], rows: list[SummaryRow],
     if capacity:
         return [_capacity_line(group, steps or [], by_cell) for group in _capacity_pairs(capacity)]
     ok = [s for s in stats if s.n > 0]
-    varying = [p for p in PARAMS if p not in (*NOT_PAIRED, "workload", "endpoint", "backend") and differs(ok, p)]
+    varying = [p for p in PARAMS
+               if p not in (*NOT_PAIRED, "workload", "endpoint", "backend") and differs(ok, p)]
     groups: dict[tuple[object, ...], list[CellStats]] = {}
     for s in ok:
         groups.setdefault(tuple(getattr(s, p) for p in PARAMS if p not in NOT_PAIRED), []).append(s)

@@ -82,7 +82,8 @@ def _ci(mean: float, half: float, n: int, digits: int) -> str:
 
 def stats_table(stats: list[CellStats]) -> Table:
     # a team's app has endpoints where the built-in one has workloads (a run has one or the other)
-    header = ["cell", "style", "endpoint" if any(s.endpoint for s in stats) else "workload", "load", "server", "workers", "tokens", "n", "req/s",
+    subject = "endpoint" if any(s.endpoint for s in stats) else "workload"
+    header = ["cell", "style", subject, "load", "server", "workers", "tokens", "n", "req/s",
               "p50 ms", "p99 ms", "CPU ms/req", "fail %", "flags"]
     rows = []
     for s in stats:

@@ -81,7 +81,8 @@ def rps_figure(stats: list[CellStats]) -> Figure | None:
         ax.set_xticks(range(len(groups)), [f"{w}\n{extra_label}".strip() for w, extra_label in groups])
         ax.set_title(f"{server}, {workers} worker{'s' if workers != 1 else ''}" if many_servers
                      else f"{workers} worker{'s' if workers != 1 else ''}")
-        ax.set_xlabel(("endpoint" if ok[0].endpoint else "workload") + (" and " + ", ".join(extra) if extra else ""))
+        subject = "endpoint" if ok[0].endpoint else "workload"
+        ax.set_xlabel(subject + (" and " + ", ".join(extra) if extra else ""))
         rates = [s.rps_mean for s in cells if s.rps_mean > 0]
         if rates and max(rates) > 10 * min(rates):
             # a no-op beside a CPU loop: on a linear axis the slower workload's bars would be flat

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel
@@ -58,8 +59,11 @@ def catalog(request: Request) -> dict[int, Item]:
     return request.app.state.catalog
 
 
+Catalog = Annotated[dict[int, Item], Depends(catalog)]
+
+
 @app.get("/items/{item_id}")
-def get_item(item_id: int, items: dict[int, Item] = Depends(catalog)) -> dict[str, object]:
+def get_item(item_id: int, items: Catalog) -> dict[str, object]:
     item = items.get(item_id)
     if item is None:
         raise HTTPException(404, "no such item")
@@ -91,7 +95,7 @@ async def quote() -> dict[str, object]:
 
 
 @app.post("/orders", status_code=201)
-def create_order(order: OrderIn, items: dict[int, Item] = Depends(catalog)) -> OrderOut:
+def create_order(order: OrderIn, items: Catalog) -> OrderOut:
     item = items.get(order.item_id)
     if item is None:
         raise HTTPException(404, "no such item")
