@@ -1,13 +1,15 @@
 """One endpoint per run, closed or open loop, with precise latencies.
 
-Env: BENCH_PATH (path + query, e.g. /async/sleep?ms=100; default /async/noop), BENCH_LOAD_MODEL
+Env: BENCH_PATH (path + query, e.g. /async/sleep?ms=100; default /async/noop), BENCH_METHOD (GET),
+BENCH_BODY (the request body, as bytes of its text), BENCH_HEADERS (a JSON object), BENCH_EXPECT_STATUS
+(200: any other status counts as a failure; redirects are not followed), BENCH_LOAD_MODEL
 ("closed", the default: each user sends its next request when the last one answered; "open":
 each Locust user, one per process, sends BENCH_RATE requests/s at their scheduled times, spaced
 by BENCH_ARRIVALS "constant" or "poisson", with at most BENCH_MAX_INFLIGHT outstanding, and
 measures each latency from its due time: loadgen/openloop.py), BENCH_WARMUP_S
 (seconds from the start, ramp included, before the measured window opens; 0: as soon as every user
 runs), BENCH_DURATION_S (the window's length: Locust stops then; 0: --run-time decides),
-BENCH_WAIT_READY_S (seconds to wait for the target's /healthz before loading it; 0, the
+BENCH_WAIT_READY_S (seconds to wait for the target's /__bench/healthz before loading it; 0, the
 default, does not wait), BENCH_RESULT_OUT (where the local or master process writes its result
 JSON at exit):
 

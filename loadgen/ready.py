@@ -15,8 +15,9 @@ POLL_S = 0.25
 
 
 def wait_ready(host: str, deadline_s: float, poll_s: float = POLL_S) -> None:
-    """Return once GET {host}/healthz answers 200; SystemExit with one line after deadline_s."""
-    url = f"{host.rstrip('/')}/healthz"
+    """Return once GET {host}/__bench/healthz (the agent's, so any app) answers 200; SystemExit with
+    one line after deadline_s."""
+    url = f"{host.rstrip('/')}/__bench/healthz"
     end = time.monotonic() + deadline_s
     last = "no answer"
     while True:

@@ -130,8 +130,8 @@ class Runner:
         return self._locust(cell, cell_dir, target)
 
     def _info(self, target: Target, cell: Cell) -> dict[str, Any]:
-        """/info once every worker of a started target has pinned itself and said where: /healthz
-        answered as soon as the first one could."""
+        """/__bench/info once every worker of a started target has pinned itself and said where:
+        /__bench/healthz answered as soon as the first one could."""
         deadline = time.monotonic() + WORKERS_DEADLINE_S
         while True:
             status, body = procs.request(f"{target.url}{INFO}")

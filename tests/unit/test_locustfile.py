@@ -116,12 +116,12 @@ def test_wait_ready_waits_for_a_server_that_starts_late_and_gives_up_with_one_li
     from loadgen.ready import wait_ready
 
     port = free_port()
-    with pytest.raises(SystemExit, match=r"^bench: http://127\.0\.0\.1:\d+/healthz not ready after 0 s"):
+    with pytest.raises(SystemExit, match=r"^bench: http://127\.0\.0\.1:\d+/__bench/healthz not ready after 0 s"):
         wait_ready(f"http://127.0.0.1:{port}", 0.3, poll_s=0.05)
 
     class Healthz(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            self.send_response(200 if self.path == "/healthz" else 404)
+            self.send_response(200 if self.path == "/__bench/healthz" else 404)
             self.end_headers()
 
         def log_message(self, *args: Any) -> None:
@@ -137,6 +137,6 @@ def test_wait_ready_waits_for_a_server_that_starts_late_and_gives_up_with_one_li
     started = threading.Event()
     thread = threading.Thread(target=serve_later, daemon=True)
     thread.start()
-    wait_ready(f"http://127.0.0.1:{port}/", 30, poll_s=0.05)  # returns only on a 200 from /healthz
+    wait_ready(f"http://127.0.0.1:{port}/", 30, poll_s=0.05)  # returns only on a 200 from /__bench/healthz
     assert started.is_set()
     thread.join(10)

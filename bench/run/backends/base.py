@@ -64,7 +64,7 @@ class Backend(Protocol):
         ...
 
     def start_target(self, cfg: ServerConfig, stats_dir: Path) -> Target:
-        """Start the target and return once /healthz answers; TargetError otherwise.
+        """Start the target and return once /__bench/healthz answers; TargetError otherwise.
 
         stats_dir receives the workers' in-target samples (BENCH_STATS_DIR).
         """
