@@ -35,13 +35,13 @@ def apply() -> None:
         raise Unsupported(f"style = on_loop needs FastAPI in the app's environment ({exc})") from None
     run = getattr(routing, "run_endpoint_function", None)
     serialize = getattr(routing, "serialize_response", None)
+    if getattr(run, "bench_on_loop", False):
+        return  # applied already (a worker that imports the agent twice): ours take no is_coroutine
     for name, fn, wanted in (("run_endpoint_function", run, {"dependant", "values", "is_coroutine"}),
                              ("serialize_response", serialize, {"is_coroutine"})):
         if fn is None or not wanted <= set(inspect.signature(fn).parameters):
             raise Unsupported(f"style = on_loop: FastAPI {fastapi.__version__} has no fastapi.routing.{name} "
                               f"taking {', '.join(sorted(wanted))} (tested on FastAPI 0.163.2)")
-    if getattr(run, "bench_on_loop", False):
-        return  # applied already (a worker that imports the agent twice)
 
     async def run_endpoint_function(*, dependant: Any, values: dict[str, Any], is_coroutine: bool) -> Any:
         if is_coroutine:

@@ -1,0 +1,72 @@
+"""A team's own app as the target (issue 25), end to end: examples/shop under the real agent, real
+servers and a real Locust, read back from the run's CSVs and report.
+
+Shapes with wide margins only: export's blocking 20 ms in a `def` is absorbed by the threadpool as
+written (about users / 20 ms requests/s) and serialises the loop on_loop (about 1 / 20 ms): a 20x
+gap that the test asks to be 3x.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.results.rundir import RunDir
+from tests.runs import bench, run_dir_of
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOP = ROOT / "examples" / "shop"
+pytestmark = pytest.mark.e2e
+
+
+def shop(tmp_path: Path, endpoints: str, body: str) -> str:
+    """examples/shop/bench.toml's app and endpoints, with this test's own matrix."""
+    text = (SHOP / "bench.toml").read_text()
+    head = text[:text.index("[defaults]")].replace('app = "shop.main:app"', f'app = "shop.main:app"\napp_dir = "{SHOP}"')
+    path = tmp_path / "shop.toml"
+    path.write_text(head + endpoints + f"[defaults]\nport = {free_port()}\nspawn_rate = 500\n" + body)
+    return str(path)
+
+
+def test_on_loop_shows_a_blocking_def_endpoint_holding_up_the_loop(tmp_path: Path) -> None:
+    body = ('server = "uvicorn"\nworkers = 1\nusers = 20\nduration = 3\nwarmup = 1\n'
+            '[matrix]\nendpoint = ["export", "quote"]\nstyle = ["as_written", "on_loop"]\n')
+    proc = bench("run", shop(tmp_path, "", body), "--backend", "local", "--out", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = run_dir_of(proc)
+    rows = {(r.endpoint, r.style): r for r in RunDir(run_dir).rows()}
+    assert len(rows) == 4 and all(r.status == "ok" and r.requests > 0 for r in rows.values()), rows
+    written, on_loop = rows["export", "as_written"], rows["export", "on_loop"]
+    assert on_loop.rps * 3 < written.rps, (written.rps, on_loop.rps)
+    assert on_loop.loop_lag_p99_ms > 10 and on_loop.loop_lag_p99_ms > 3 * written.loop_lag_p99_ms
+    assert written.threadpool_busy_max >= 5  # the sleeps wait in the threadpool as written
+    # quote awaits its 20 ms: async either way, so on_loop changes nothing there (2x margin)
+    q_written, q_loop = rows["quote", "as_written"], rows["quote", "on_loop"]
+    assert q_loop.rps > q_written.rps / 2 and q_written.threadpool_busy_max <= 2
+    env = json.loads((run_dir / "env.json").read_text())
+    app = env["backend_meta"]["app"]  # what the app's own interpreter reported
+    assert app["app"] == "shop.main:app" and app["packages"]["fastapi"]
+    info = json.loads(next((run_dir / "cells").glob("*on_loop*/r1/target_info.json")).read_text())
+    assert info["app"] == "shop.main:app" and info["style"] == "on_loop"
+    report = (run_dir / "report.md").read_text()
+    assert "endpoint export" in report and "loop" in report
+
+
+def test_the_example_runs_under_all_four_servers_and_a_wrong_status_fails_only_its_cell(tmp_path: Path) -> None:
+    missing = '[[endpoints]]\nname = "missing"\npath = "/items/99999"\n'  # 404, not the 200 it expects
+    body = ('workers = 1\nusers = 2\nduration = 1\nwarmup = 0\n'
+            '[[matrix]]\nendpoint = ["order"]\nserver = ["uvicorn", "gunicorn", "granian", "hypercorn"]\n'
+            '[[matrix]]\nendpoint = ["missing"]\n')
+    proc = bench("run", shop(tmp_path, missing, body), "--backend", "local", "--out", str(tmp_path / "r"))
+    assert proc.returncode != 0  # a failed cell fails the run, after the matrix ran
+    rows = RunDir(run_dir_of(proc)).rows()
+    order = {r.server: r for r in rows if r.endpoint == "order"}
+    assert set(order) == {"uvicorn", "gunicorn", "granian", "hypercorn"}
+    for server, row in order.items():  # a POST with a JSON body, answered 201 by each server
+        assert row.status == "ok" and row.requests > 0 and row.failures == 0, (server, row.error)
+    [failed] = [r for r in rows if r.endpoint == "missing"]
+    assert failed.status == "failed"
+    assert "GET /items/99999 answered 404, not 200" in failed.error and "no such item" in failed.error

@@ -1,0 +1,294 @@
+"""A team's own app as the target (issue 25), without a load: bad input refused through the real CLI
+before anything starts (one line, exit 2, no run directory), the agent's loader and lifespan driven
+as a server drives them, and style = on_loop in a fresh interpreter (it patches FastAPI)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bench.run import appcheck
+from benchagent import loader
+from benchagent.asgi import Agent
+from tests.runs import bench_cli, write
+from tests.unit.test_hostile_input import refused
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = '''
+from fastapi import FastAPI
+app = FastAPI()
+
+@app.get("/hi")
+def hi() -> dict[str, str]:
+    return {"hi": "there"}
+
+def make():
+    return app
+'''
+ENDPOINTS = '[[endpoints]]\nname = "hi"\npath = "/hi"\n'
+
+
+def scenario(tmp_path: Path, head: str, endpoints: str = ENDPOINTS, tail: str = "") -> str:
+    (tmp_path / "svc.py").write_text(APP)
+    return write(tmp_path, head + endpoints + "[defaults]\nduration = 1\nwarmup = 0\n" + tail)
+
+
+def run_refused(tmp_path: Path, text: str, message: str) -> None:
+    out = tmp_path / "results"
+    refused(bench_cli("run", text, "--backend", "local", "--out", str(out)), message)
+    assert not out.exists(), "bad input must not create a run directory"
+
+
+# checked in the app's own interpreter: only `run` (and capacity) import the app
+@pytest.mark.parametrize(("head", "message"), [
+    ('app = "nosuch.module:app"\n', "importing nosuch.module failed: ModuleNotFoundError"),
+    ('app = "svc:api"\n', "module svc has no attribute 'api'"),
+    ('app = "svc:make.__name__"\n', "'svc:make.__name__' is a str, not an ASGI app or a factory of one"),
+    ('app = "svc:app"\napp_python = "no-such-python3"\n', "app_python 'no-such-python3': no such file or command"),
+    ('app = "svc:app"\napp_python = "/bin/true"\n', "is not a Python interpreter that runs the agent (exit 0"),
+])
+def test_an_app_that_cannot_load_is_refused_from_its_own_interpreter(tmp_path: Path, head: str,
+                                                                     message: str) -> None:
+    run_refused(tmp_path, scenario(tmp_path, head), message)
+
+
+@pytest.mark.parametrize(("head", "endpoints", "tail", "message"), [
+    ('app = "svc:app"\n', ENDPOINTS, '[matrix]\nendpoint = ["hi", "bye"]\n', "bye"),
+    ('app = "svc:app"\n', ENDPOINTS * 2, "", "the name 'hi' is used twice"),
+    ('app = "svc:app"\n', ENDPOINTS + 'method = "FETCH"\n', "", "'FETCH' is not one of GET"),
+    ('app = "svc:app"\n', ENDPOINTS + "expect_status = 99\n", "", "99 is not an HTTP status"),
+    ('app = "svc:app"\n', ENDPOINTS + 'json = {a = 1}\nbody = "x"\n', "", "json and body both given"),
+    ('app = "svc:app"\n', ENDPOINTS, '[matrix]\nstyle = ["def"]\n', "style"),
+    ('app = "svc:app"\n', ENDPOINTS, '[matrix]\nworkload = ["sleep"]\n', "workload"),
+    ('app = "svc:app"\n', "", "", "needs [[endpoints]]"),
+    ('app_dir = "."\n', ENDPOINTS, "", "app_dir without app"),
+    ('app = "svc"\n', ENDPOINTS, "", "expected \"package.module:attribute\""),
+])
+def test_bad_app_keys_are_refused_by_plan_and_run(tmp_path: Path, head: str, endpoints: str, tail: str,
+                                                  message: str) -> None:
+    text = scenario(tmp_path, head, endpoints, tail)
+    refused(bench_cli("plan", text), message)
+    run_refused(tmp_path, text, message)
+
+
+def test_plan_lists_one_cell_per_endpoint_and_style(tmp_path: Path) -> None:
+    body = ENDPOINTS + '[[endpoints]]\nname = "order"\nmethod = "post"\npath = "/o"\njson = {n = 1}\n'
+    proc = bench_cli("plan", scenario(tmp_path, 'app = "svc:app"\n', body,
+                                      '[matrix]\nstyle = ["as_written", "on_loop"]\n'))
+    assert proc.returncode == 0, proc.stderr
+    for endpoint in ("hi", "order"):
+        for style in ("as_written", "on_loop"):
+            assert any(endpoint in line and style in line for line in proc.stdout.splitlines()), proc.stdout
+
+
+def test_check_reports_the_app_environment(tmp_path: Path) -> None:
+    from bench.scenario.appspec import parse_app
+
+    (tmp_path / "svc.py").write_text(APP)
+    spec = parse_app({"app": "svc:make"}, tmp_path)  # a factory, as Uvicorn's --factory takes it
+    found = appcheck.run_check(spec, on_loop=True)
+    assert found["error"] == "" and found["on_loop_error"] == "" and found["fastapi_app"] is True
+    assert found["packages"]["fastapi"] and found["packages"]["uvicorn"] and found["executable"]
+
+
+def cells(*servers: str, loop: str = "asyncio", http: str = "h11") -> list[Any]:
+    return [SimpleNamespace(server=s, loop=loop, http=http) for s in servers]
+
+
+def test_a_server_the_app_environment_lacks_is_named_with_its_install_line() -> None:
+    have = {"anyio": "4", "uvicorn": "1", "gunicorn": "1", "uvicorn_worker": "1", "hypercorn": "1"}
+    assert appcheck.missing(cells("uvicorn", "gunicorn", "hypercorn"), have) == ""
+    line = appcheck.missing(cells("uvicorn", "granian"), have)
+    pins = appcheck.pins()
+    assert line.startswith("server granian needs granian, which the app's environment lacks")
+    assert f"pip install granian=={pins['granian']}" in line
+    line = appcheck.missing(cells("gunicorn"), {"anyio": "4", "uvicorn": "1"})
+    assert line.startswith("server gunicorn needs gunicorn, uvicorn-worker,")
+    assert "uvloop" in appcheck.missing(cells("uvicorn", loop="uvloop"), have)
+    assert "httptools" in appcheck.missing(cells("uvicorn", http="httptools"), have)
+    assert "anyio" in appcheck.missing(cells("uvicorn"), {"uvicorn": "1"})
+
+
+# ------------------------------------------------------------------ the loader
+
+
+def test_loader_takes_an_app_a_dotted_attribute_and_a_factory(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "own_pkg").mkdir()
+    (tmp_path / "own_pkg" / "__init__.py").write_text("")
+    (tmp_path / "own_pkg" / "web.py").write_text(
+        "async def app(scope, receive, send): pass\n"
+        "class Holder:\n    inner = app\n"
+        "def factory(debug=False):\n    return app\n"
+        "def broken():\n    raise RuntimeError('no config')\n"
+        "NOT_AN_APP = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    app = loader.load("own_pkg.web:app")
+    assert loader.load("own_pkg.web:Holder.inner") is app
+    assert loader.load("own_pkg.web:factory") is app  # called: a function without required arguments
+    assert not loader.is_factory(app) and not loader.is_fastapi(app)
+    with pytest.raises(loader.LoadError, match="its factory raised RuntimeError: no config"):
+        loader.load("own_pkg.web:broken")
+    with pytest.raises(loader.LoadError, match="is a int, not an ASGI app or a factory"):
+        loader.load("own_pkg.web:NOT_AN_APP")
+    with pytest.raises(loader.LoadError, match=r"expected \"package\.module:attribute\""):
+        loader.split("own_pkg.web")
+
+
+# ------------------------------------------------------------------ the agent, as a server drives it
+
+
+class Server:
+    """Drives an ASGI app's lifespan and one request as a server does; records what it was sent."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.sent = app, []  # type: ignore[var-annotated]
+
+    async def lifespan(self, then: list[str]) -> list[dict[str, Any]]:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        out: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            out.append(message)
+            if message["type"] == "lifespan.startup.complete" and then:
+                await inbox.put({"type": "lifespan.shutdown"})
+
+        await inbox.put({"type": "lifespan.startup"})
+        await asyncio.wait_for(self.app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
+                                        inbox.get, send), 10)
+        return out
+
+    async def get(self, path: str, method: str = "GET") -> tuple[int, bytes]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": method, "path": path, "headers": [], "query_string": b""}
+        await self.app(scope, receive, send)
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.fixture(autouse=True)
+def no_agent_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("BENCH_PIN_DIR", "BENCH_THREADPOOL_TOKENS", "BENCH_STATS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_agent_runs_the_apps_lifespan_and_passes_its_failure_through() -> None:
+    events: list[str] = []
+
+    def app_with(startup: str) -> Any:
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "lifespan":
+                events.append(scope["path"])
+                await send({"type": "http.response.start", "status": 204, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            await receive()
+            if startup == "failed":
+                await send({"type": "lifespan.startup.failed", "message": "no database"})
+                return
+            events.append("startup")
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            events.append("shutdown")
+            await send({"type": "lifespan.shutdown.complete"})
+        return app
+
+    ok = Server(Agent(app_with("ok")))
+    said = asyncio.run(ok.lifespan(["shutdown"]))
+    assert [m["type"] for m in said] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert events == ["startup", "shutdown"]
+    said = asyncio.run(Server(Agent(app_with("failed"))).lifespan([]))
+    assert said == [{"type": "lifespan.startup.failed", "message": "no database"}]
+
+    assert asyncio.run(ok.get("/__bench/healthz")) == (200, b'{"status": "ok"}')
+    assert asyncio.run(ok.get("/__bench/healthz", "HEAD")) == (200, b"")
+    assert asyncio.run(ok.get("/__bench/nothing"))[0] == 404
+    assert asyncio.run(ok.get("/orders/__bench/healthz")) == (204, b"")  # the app's own paths: untouched
+    assert asyncio.run(ok.get("/healthz")) == (204, b"")
+    assert events[-2:] == ["/orders/__bench/healthz", "/healthz"]
+    info = json.loads(asyncio.run(ok.get("/__bench/info"))[1])
+    assert info["agent"] is True and info["anyio"] and info["pid"] > 0
+
+
+def test_an_app_without_lifespan_still_starts() -> None:
+    async def plain(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http", "an app that does not speak lifespan"
+
+    said = asyncio.run(Server(Agent(plain)).lifespan(["shutdown"]))
+    assert [m["type"] for m in said] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+def test_the_agent_sizes_the_threadpool_inside_the_workers_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BENCH_THREADPOOL_TOKENS", "7")
+    seen: list[float] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        from anyio.to_thread import current_default_thread_limiter
+
+        await receive()
+        seen.append(current_default_thread_limiter().total_tokens)
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    asyncio.run(Server(Agent(app)).lifespan(["shutdown"]))
+    assert seen == [7]
+
+
+# ------------------------------------------------------------------ on_loop, in its own interpreter
+
+ON_LOOP = '''
+import asyncio, json, sys, threading
+from typing import Annotated
+from fastapi import Depends, FastAPI
+from benchagent import onloop
+if sys.argv[1] == "on_loop":
+    onloop.apply()
+    onloop.apply()  # a second time changes nothing
+app = FastAPI()
+def dep() -> int:
+    return threading.get_ident()
+@app.get("/sync")
+def sync(d: Annotated[int, Depends(dep)]) -> dict[str, int]:
+    return {"at": threading.get_ident(), "dep": d}
+@app.get("/async")
+async def asy() -> dict[str, int]:
+    return {"at": threading.get_ident()}
+async def get(path):
+    sent = []
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+    async def send(m):
+        sent.append(m)
+    await app({"type": "http", "method": "GET", "path": path, "headers": [], "query_string": b"",
+               "asgi": {"version": "3.0"}, "http_version": "1.1", "scheme": "http", "root_path": "",
+               "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1), "raw_path": path.encode()}, receive, send)
+    return json.loads(sent[1]["body"])
+async def main():
+    print(json.dumps({"loop": threading.get_ident(), "sync": await get("/sync"), "async": await get("/async")}))
+asyncio.run(main())
+'''
+
+
+@pytest.mark.parametrize("style", ["as_written", "on_loop"])
+def test_on_loop_runs_def_path_operations_on_the_loop_and_leaves_dependencies(style: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", ON_LOOP, style], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["async"]["at"] == got["loop"]
+    assert got["sync"]["dep"] != got["loop"]  # a def dependency: the threadpool, either way
+    assert (got["sync"]["at"] == got["loop"]) is (style == "on_loop")
