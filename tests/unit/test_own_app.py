@@ -149,15 +149,15 @@ class Server:
     """Drives an ASGI app's lifespan and one request as a server does; records what it was sent."""
 
     def __init__(self, app: Any) -> None:
-        self.app, self.sent = app, []  # type: ignore[var-annotated]
+        self.app = app
 
-    async def lifespan(self, then: list[str]) -> list[dict[str, Any]]:
+    async def lifespan(self, shutdown: bool) -> list[dict[str, Any]]:
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         out: list[dict[str, Any]] = []
 
         async def send(message: dict[str, Any]) -> None:
             out.append(message)
-            if message["type"] == "lifespan.startup.complete" and then:
+            if message["type"] == "lifespan.startup.complete" and shutdown:
                 await inbox.put({"type": "lifespan.shutdown"})
 
         await inbox.put({"type": "lifespan.startup"})
@@ -207,10 +207,10 @@ def test_the_agent_runs_the_apps_lifespan_and_passes_its_failure_through() -> No
         return app
 
     ok = Server(Agent(app_with("ok")))
-    said = asyncio.run(ok.lifespan(["shutdown"]))
+    said = asyncio.run(ok.lifespan(shutdown=True))
     assert [m["type"] for m in said] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert events == ["startup", "shutdown"]
-    said = asyncio.run(Server(Agent(app_with("failed"))).lifespan([]))
+    said = asyncio.run(Server(Agent(app_with("failed"))).lifespan(shutdown=False))
     assert said == [{"type": "lifespan.startup.failed", "message": "no database"}]
 
     assert asyncio.run(ok.get("/__bench/healthz")) == (200, b'{"status": "ok"}')
@@ -227,7 +227,7 @@ def test_an_app_without_lifespan_still_starts() -> None:
     async def plain(scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "http", "an app that does not speak lifespan"
 
-    said = asyncio.run(Server(Agent(plain)).lifespan(["shutdown"]))
+    said = asyncio.run(Server(Agent(plain)).lifespan(shutdown=True))
     assert [m["type"] for m in said] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
 
 
@@ -244,7 +244,7 @@ def test_the_agent_sizes_the_threadpool_inside_the_workers_loop(monkeypatch: pyt
         await receive()
         await send({"type": "lifespan.shutdown.complete"})
 
-    asyncio.run(Server(Agent(app)).lifespan(["shutdown"]))
+    asyncio.run(Server(Agent(app)).lifespan(shutdown=True))
     assert seen == [7]
 
 
