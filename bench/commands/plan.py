@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from bench.commands.run import warn_exposed
 from bench.run.progress import hms
@@ -40,6 +41,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         started = " and ".join(name for name, on in names if on)
         print(f"  services: {started} once for the run, on CPUs {want.cpus}"
               + (f" (max_connections {want.max_connections})" if want.db else ""))
+        if scen.app.needs_db:
+            files = ", ".join(Path(f).name for f in scen.app.db_files())
+            print(f"  the app gets its URL in {scen.app.db_env}" + (f", after {files}" if files else ""))
     total = sum(c.estimated_s() for c, _ in items) + 3.0 * len(configs)
     print(f"estimated wall time: {hms(total)} ({len(configs)} target starts)")
     if scen.capacity:

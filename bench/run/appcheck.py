@@ -14,10 +14,12 @@ from typing import Any
 
 from bench import ROOT
 from bench.errors import BadInput
+from bench.run import postgres
 from bench.scenario.appspec import AppSpec
 from bench.scenario.cells import Cell
 
 CHECK_TIMEOUT_S = 60.0
+CHECK_DB_PORT = 9  # discard: refused on loopback
 MARK = "BENCH_CHECK "  # benchagent/check.py's
 # what each server needs in the app's environment (distribution names, as pip takes them)
 SERVER_DISTS = {"uvicorn": ("uvicorn",), "gunicorn": ("gunicorn", "uvicorn-worker", "uvicorn"),
@@ -38,7 +40,9 @@ def pins() -> dict[str, str]:
 
 def run_check(app: AppSpec, on_loop: bool) -> dict[str, Any]:
     python = app.app_python or sys.executable
-    env = {**os.environ, **app.target_env()}
+    # the database's URL as the target will get it, on a port nothing listens on: an app whose
+    # settings read it at import finds it, and one that connects at import fails here, saying so
+    env = {**os.environ, **app.target_env(), **app.db_url_env(postgres.url(CHECK_DB_PORT))}
     env.pop("BENCH_ON_LOOP", None)
     if on_loop:
         env["BENCH_ON_LOOP"] = "true"

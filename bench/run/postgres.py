@@ -72,6 +72,12 @@ def dsn(port: int) -> str:
     return f"host=127.0.0.1 port={port} user={ROLE} dbname={DATABASE}"
 
 
+def url(port: int) -> str:
+    """The same server as a URL, the form an app's settings usually take (psycopg, asyncpg and
+    SQLAlchemy's `postgresql+<driver>://` after the scheme is changed)."""
+    return f"postgresql://{ROLE}@127.0.0.1:{port}/{DATABASE}"
+
+
 def initdb_argv(bin_dir: Path, data: Path) -> list[str]:
     # trust on loopback: a throw-away cluster that listens on 127.0.0.1 only, for one run
     return [str(bin_dir / "initdb"), "-D", str(data), "-U", ROLE, "--auth=trust", "--encoding=UTF8",
@@ -106,8 +112,9 @@ def run_user() -> str | None:
 
 
 def fill(conninfo: str, rows: int, deadline_s: float = READY_DEADLINE_S,
-         alive: Callable[[], bool] = lambda: True) -> str:
-    """Wait until the server takes connections, create and fill the `pk` table; its version."""
+         alive: Callable[[], bool] = lambda: True, sql: tuple[str, ...] = ()) -> str:
+    """Wait until the server takes connections, create and fill the `pk` table, then run an
+    app's SQL files (db_init, db_seed) in order; the server's version."""
     import psycopg
 
     end = time.monotonic() + deadline_s
@@ -118,11 +125,33 @@ def fill(conninfo: str, rows: int, deadline_s: float = READY_DEADLINE_S,
         try:
             with psycopg.connect(conninfo, connect_timeout=2, autocommit=True) as conn:
                 conn.execute(TABLE_SQL.format(rows=int(rows)))  # type: ignore[arg-type]
+                run_sql(conn, sql)
                 return str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
         except psycopg.OperationalError as exc:
             last = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             time.sleep(0.2)
     raise ServiceError(f"took no connection within {deadline_s:.0f} s ({last})")
+
+
+def run_sql(conn: object, files: tuple[str, ...]) -> None:
+    """Each file's statements in one go (the simple query protocol: plain SQL, no psql backslash
+    commands), in autocommit: a file fails as a whole at its first error, named with its line."""
+    import psycopg
+
+    for path in files:
+        text = Path(path).read_text(encoding="utf-8")
+        try:
+            conn.execute(text)  # type: ignore[attr-defined]
+        except psycopg.Error as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            where = next((line for line in lines if line.startswith("LINE ")), "")
+            first = (lines or [type(exc).__name__])[0]
+            raise SqlError(f"the run's PostgreSQL could not run {Path(path).name}: {first}"
+                           + (f" ({where.split(':')[0]})" if where else "")) from None
+
+
+class SqlError(ServiceError):
+    """An app's SQL file that failed: not a server that is not ready yet, so never retried."""
 
 
 @dataclass
@@ -141,7 +170,11 @@ class Postgres:
     def dsn(self) -> str:
         return dsn(self.port)
 
-    def start(self, rows: int) -> None:
+    @property
+    def url(self) -> str:
+        return url(self.port)
+
+    def start(self, rows: int, sql: tuple[str, ...] = ()) -> None:
         bin_dir = bindir()
         user = run_user()
         self.data = Path(tempfile.mkdtemp(prefix="bench-pg-"))
@@ -155,7 +188,10 @@ class Postgres:
         argv = as_user(server_argv(bin_dir, self.data, self.port, self.max_connections), user)
         self.proc = procs.spawn(procs.pinned(argv, self.cpus), self.log, _env(), Path(tempfile.gettempdir()))
         try:
-            self.version = fill(self.dsn, rows, alive=self.alive)
+            self.version = fill(self.dsn, rows, alive=self.alive, sql=sql)
+        except SqlError:
+            self.stop()
+            raise
         except ServiceError as exc:
             self.stop()
             raise ServiceError(f"PostgreSQL on 127.0.0.1:{self.port} {exc}: {why(procs.tail(self.log, 20))}"

@@ -22,6 +22,7 @@ from bench.scenario.cells import Cell
 
 TABLE_ROWS = 1000  # app/db.py TABLE_ROWS: the ids `pk` picks from
 CONNECTION_MARGIN = 20  # the runner's own connection, a replaced target's not yet closed, psql by hand
+APP_CONNECTIONS_PER_WORKER = 20  # a team's app: its pools are its own, so room for two of ten each
 READY_DEADLINE_S = 30.0
 
 __all__ = ["Endpoints", "LocalServices", "Needs", "NoServices", "ServiceError", "Services", "needs"]
@@ -35,6 +36,7 @@ class Needs:
     upstream: bool = False
     cpus: str = ""  # db_cpuset (one per run)
     max_connections: int = 0  # the largest cell's workers x two pools x db_pool_size, and a margin
+    sql: tuple[str, ...] = ()  # a team's app: its db_init and db_seed files, run once the table is filled
 
     @property
     def any(self) -> bool:
@@ -47,9 +49,11 @@ def needs(cells: Iterable[Cell]) -> Needs:
     if not io:
         return Needs()
     # both pools of every worker are open while a cell runs (app/db.py), and one target at a time
-    pools = max((2 * c.workers * c.db_pool_size for c in io if c.needs_db), default=0)
+    pools = max((c.workers * (2 * c.db_pool_size if c.workload else APP_CONNECTIONS_PER_WORKER)
+                 for c in io if c.needs_db), default=0)
     return Needs(db=any(c.needs_db for c in io), upstream=any(c.needs_upstream for c in io),
-                 cpus=io[0].db_cpuset, max_connections=max(100, pools + CONNECTION_MARGIN))
+                 cpus=io[0].db_cpuset, max_connections=max(100, pools + CONNECTION_MARGIN),
+                 sql=next((c.db_sql for c in io if c.db_sql), ()))
 
 
 @dataclass
@@ -57,6 +61,7 @@ class Endpoints:
     """Where the target finds the services, and what env.json records about them."""
 
     db_dsn: str = ""
+    db_url: str = ""  # the same server as a URL: what a team's app gets in its db_env
     upstream_url: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -131,8 +136,8 @@ class LocalServices:
             if want.db:
                 self.db = Postgres(self.db_port or free_port(), want.cpus, want.max_connections,
                                    self.scratch / "postgres.log")
-                self.db.start(TABLE_ROWS)
-                out.db_dsn = self.db.dsn
+                self.db.start(TABLE_ROWS, want.sql)
+                out.db_dsn, out.db_url = self.db.dsn, self.db.url
                 out.meta["postgresql"] = self.db.version
                 out.meta["db_max_connections"] = want.max_connections
             if want.upstream:

@@ -1,5 +1,6 @@
 """The app a scenario measures and the requests it sends: `app`, `app_dir`, `app_python`,
-`[app_env]` and `[[endpoints]]`, checked before anything starts.
+`[app_env]`, `[[endpoints]]` and the services it needs (`services`, `db_init`, `db_seed`,
+`db_env`), checked before anything starts.
 
 The built-in app is one case of this: `app.main:app` from the stack's own folder on the stack's
 interpreter, its endpoints made from `style` x `workload` (bench/scenario/cells.py `Cell.path`).
@@ -20,7 +21,11 @@ from bench import ROOT
 from bench.errors import BadInput
 
 BUILTIN = "app.main:app"
-APP_KEYS = ("app", "app_dir", "app_python", "app_env", "endpoints")
+APP_KEYS = ("app", "app_dir", "app_python", "app_env", "endpoints", "services", "db_init", "db_seed",
+            "db_env")
+SERVICES = ("postgres",)  # what an app may ask the run to start (bench/run/services.py)
+DB_KEYS = ("db_init", "db_seed", "db_env")
+DEFAULT_DB_ENV = "DATABASE_URL"
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 ENDPOINT_KEYS = ("name", "method", "path", "json", "body", "headers", "expect_status")
 MAX_BODY = 64 * 1024  # it travels to every Locust process in one environment variable
@@ -57,6 +62,21 @@ class AppSpec:
     app_dir: str = str(ROOT)
     app_python: str = ""  # "": the stack's own interpreter
     app_env: tuple[tuple[str, str], ...] = field(default=())
+    services: tuple[str, ...] = ()  # started once per run, like the built-in db workloads' PostgreSQL
+    db_init: str = ""  # SQL files run in the run's PostgreSQL before any cell (absolute paths)
+    db_seed: str = ""
+    db_env: str = ""  # the variable the app reads its database URL from
+
+    @property
+    def needs_db(self) -> bool:
+        return "postgres" in self.services
+
+    def db_files(self) -> tuple[str, ...]:
+        return tuple(f for f in (self.db_init, self.db_seed) if f)
+
+    def db_url_env(self, url: str) -> dict[str, str]:
+        """The app's own variable for its database, when it asked for one."""
+        return {self.db_env: url} if self.needs_db and self.db_env else {}
 
     @property
     def builtin(self) -> bool:
@@ -77,14 +97,23 @@ class AppSpec:
         out: dict[str, Any] = {"app": self.app, "app_dir": self.app_dir}
         if self.app_python:
             out["app_python"] = self.app_python
-        return {**out, "app_env": dict(self.app_env)} if self.app_env else out
+        if self.app_env:
+            out["app_env"] = dict(self.app_env)
+        if self.services:
+            out["services"] = list(self.services)
+            out.update({k: getattr(self, k) for k in DB_KEYS if getattr(self, k)})
+        return out
 
 
 def parse_app(data: dict[str, Any], base: Path) -> AppSpec:
     """The app keys of a scenario file; `app_dir` and `app_python` relative to `base`, the scenario
     file's folder (a stored scenario has them absolute)."""
     given = {k: data[k] for k in ("app", "app_dir", "app_python", "app_env") if k in data}
+    service_keys = [k for k in ("services", *DB_KEYS) if k in data]
     if not given:
+        if service_keys:
+            raise BadInput(f"{service_keys[0]} is for your own app (app = ...): the built-in app's db and "
+                           "http workloads start PostgreSQL and the upstream stub themselves")
         return AppSpec()
     if "app" not in given:
         raise BadInput(f"{', '.join(given)} without app: name the app, e.g. app = \"main:app\"")
@@ -110,7 +139,47 @@ def parse_app(data: dict[str, Any], base: Path) -> AppSpec:
                            "(letters, digits and _, and BENCH_ is the stack's)")
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise BadInput(f"app_env.{name}: expected a string or a number, got {value!r}")
-    return AppSpec(given["app"], str(app_dir), python, tuple((k, str(v)) for k, v in env.items()))
+    return AppSpec(given["app"], str(app_dir), python, tuple((k, str(v)) for k, v in env.items()),
+                   **_services(data, base, set(env)))
+
+
+def _services(data: dict[str, Any], base: Path, app_env: set[str]) -> dict[str, Any]:
+    """services = ["postgres"], and the SQL files and the variable that go with it."""
+    services = data.get("services", [])
+    if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
+        raise BadInput(f"services: expected a list of names (allowed: {', '.join(SERVICES)}), "
+                       f"got {services!r}")
+    unknown = sorted(set(services) - set(SERVICES))
+    if unknown:
+        raise BadInput(f"services: {unknown[0]!r} is not a service the run can start (allowed: "
+                       f"{', '.join(SERVICES)})")
+    given = [k for k in DB_KEYS if k in data]
+    if "postgres" not in services:
+        if given:
+            raise BadInput(f"{given[0]} goes with services = [\"postgres\"]: the run's own database")
+        return {}
+    out: dict[str, Any] = {"services": tuple(dict.fromkeys(services)), "db_env": DEFAULT_DB_ENV}
+    for key in ("db_init", "db_seed"):
+        if key not in data:
+            continue
+        value = data[key]
+        if not isinstance(value, str) or not value:
+            raise BadInput(f"{key}: expected the path of an SQL file, got {value!r}")
+        path = (base / value).resolve()
+        if not path.is_file():
+            raise BadInput(f"{key} {value!r}: no such file ({path})")
+        out[key] = str(path)
+    if "db_env" in data:
+        name = data["db_env"]
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name) or name.startswith("BENCH_"):
+            raise BadInput(f"db_env: {name!r} is not an environment variable name of the app's own "
+                           "(letters, digits and _, and BENCH_ is the stack's)")
+        out["db_env"] = name
+    if out["db_env"] in app_env:
+        raise BadInput(f"app_env.{out['db_env']} and services = [\"postgres\"]: the run gives the app "
+                       f"{out['db_env']} (its own database's URL); drop it from [app_env] or name another "
+                       "db_env")
+    return out
 
 
 def parse_endpoints(raw: Any) -> dict[str, Endpoint]:

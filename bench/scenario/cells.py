@@ -65,7 +65,7 @@ class _Cell:
 
     @property
     def needs_db(self) -> bool:
-        return self.workload in DB_WORKLOADS
+        return self.workload in DB_WORKLOADS or "postgres" in self.services
 
     @property
     def needs_upstream(self) -> bool:
@@ -139,8 +139,8 @@ class _Cell:
 
     def params(self) -> dict[str, Any]:
         out = asdict(self)  # type: ignore[call-overload]  (a dataclass: Cell below)
-        out.pop("axes")
-        out.pop("request")
+        for name in ("axes", "request", "services", "db_sql"):
+            out.pop(name)
         return out
 
     def columns(self) -> dict[str, Any]:
@@ -153,7 +153,11 @@ Cell = make_dataclass(
              ("axes", "tuple[str, ...]", field(default=())),
              # the request an `endpoint` cell sends (bench/scenario/appspec.py Endpoint); None: the
              # built-in app's GET of `path`
-             ("request", "Any", field(default=None, compare=False))],
+             ("request", "Any", field(default=None, compare=False)),
+             # a team's app: the services it asked for and the SQL its database starts with
+             # (bench/scenario/appspec.py AppSpec), the same for every cell of a run
+             ("services", "tuple[str, ...]", field(default=(), compare=False)),
+             ("db_sql", "tuple[str, ...]", field(default=(), compare=False))],
     bases=(_Cell,), frozen=True)
 Cell.__module__ = __name__
 

@@ -59,10 +59,12 @@ class Scenario:
     @cached_property
     def _cells(self) -> tuple[Cell, ...]:
         unique: dict[tuple[Any, ...], Cell] = {}
+        resolve = resolve_cell if not self.app.services else resolve_with_services
         for block in self.matrix:
-            for cell in expand(self.defaults, block, resolve_cell):
+            for cell in expand(self.defaults, block, resolve):
                 if cell.endpoint:
-                    cell = replace(cell, request=self.endpoints[cell.endpoint])
+                    cell = replace(cell, request=self.endpoints[cell.endpoint], services=self.app.services,
+                                   db_sql=self.app.db_files())
                 unique.setdefault(tuple(cell.params().values()), cell)  # a cell two blocks share runs once
         cells = list(unique.values())
         sets = sorted({c.db_cpuset for c in cells if c.db_cpuset})
@@ -185,14 +187,16 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
             blocks = [{"endpoint": list(endpoints), **b} for b in blocks]  # every one, each a cell
     checks = data.get("checks", {})
     _validate_checks(checks, where)
+    # a team's app with services places them with db_cpuset, whatever its cells' (neutral) workload
+    read_anyway = {"db_cpuset"} if app.services else set()
     deciding = sorted({on for on, _ in SCOPED.values()})
     runs = [{on: block.get(on, [resolved[on]]) for on in deciding} for block in blocks]
     # a scoped knob in [defaults] or --set must be read by some block; one in a block, by that block
     _check_scoped({on: sorted({v for run in runs for v in run[on]}) for on in deciding},
-                  {k for k in given if _differs(k, given[k])}, where)
+                  {k for k in given if _differs(k, given[k])} - read_anyway, where)
     for block, keys, run in zip(blocks, explicit, runs, strict=True):
         _check_model_keys(block.get("load_model", [resolved["load_model"]]), keys, where)
-        _check_scoped(run, {k for k in block if _differs(k, block[k])}, where)
+        _check_scoped(run, {k for k in block if _differs(k, block[k])} - read_anyway, where)
         if len(block.get("db_cpuset", [])) > 1:
             raise BadInput(f"{where}db_cpuset is one set per run (PostgreSQL and the upstream start once): "
                            "give one value, not an axis")
@@ -306,7 +310,13 @@ def _axes(block: dict[str, Any]) -> dict[str, list[Any]]:
     return axes
 
 
-def resolve_cell(values: dict[str, Any]) -> dict[str, Any]:
+def resolve_with_services(values: dict[str, Any]) -> dict[str, Any]:
+    """resolve_cell for a team's app that asked for services: its cells place them (db_cpuset),
+    as the built-in db workloads do."""
+    return resolve_cell(values, services=True)
+
+
+def resolve_cell(values: dict[str, Any], services: bool = False) -> dict[str, Any]:
     """One cell's words made concrete, from this host and that cell's own CPU sets and users: its
     CPU sets as canonical text, "cores" and "auto" counts as numbers (an axis of target_cpuset
     gives each of its cells its own "cores", and its own automatic Locust set)."""
@@ -322,7 +332,7 @@ def resolve_cell(values: dict[str, Any]) -> dict[str, Any]:
     cap = out["users"] if closed else loadgen_cpus if inflight == "auto" else min(loadgen_cpus, int(inflight))
     out["loadgen_workers"], out["loadgen_processes"] = loadgen_counts(
         out["loadgen_workers"], out["loadgen_processes"], loadgen_cpus, cap)
-    out.update(_scoped_values(out))
+    out.update(_scoped_values(out, services))
     if closed:  # exactly its users outstanding at most; rate and arrivals do not apply
         out.update(max_inflight=out["users"], rate=0.0, arrivals="")
         return out
@@ -332,13 +342,13 @@ def resolve_cell(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _scoped_values(values: dict[str, Any]) -> dict[str, Any]:
+def _scoped_values(values: dict[str, Any], services: bool = False) -> dict[str, Any]:
     """The knobs a cell's workload or server does not read, neutral (so they name no difference
     between cells), and its db_cpuset concrete: CPUs neither the target nor Locust has, else the
-    target's."""
+    target's. A team's app with `services` reads db_cpuset whatever its (neutral) workload."""
     workload = values["workload"]
     out: dict[str, Any] = {key: NEUTRAL[KEYS[key].kind] for key, (on, readers) in SCOPED.items()
-                           if values[on] not in readers}
+                           if values[on] not in readers and not (services and key == "db_cpuset")}
     if workload in DB_WORKLOADS and values["db_query"] != "sleep":
         out.update(db_sleep_ms=0)  # pk: no time asked of the database
     if "db_cpuset" in out:  # no service to place

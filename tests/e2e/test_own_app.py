@@ -9,11 +9,13 @@ gap that the test asks to be 3x.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from bench.results.rundir import RunDir
+from bench.run import postgres
 from tests.runs import bench, run_dir_of
 from tests.servers import free_port
 
@@ -70,3 +72,41 @@ def test_the_example_runs_under_all_four_servers_and_a_wrong_status_fails_only_i
     [failed] = [r for r in rows if r.endpoint == "missing"]
     assert failed.status == "failed"
     assert "GET /items/99999 answered 404, not 200" in failed.error and "no such item" in failed.error
+
+
+def test_an_app_with_services_gets_its_own_postgresql_made_from_its_sql(tmp_path: Path) -> None:
+    """examples/shop/db.toml: the run's PostgreSQL, made from schema.sql and seed.sql, handed to the
+    app in SHOP_DATABASE_URL. `stock` (a sync driver in a `def`, 5 ms per query, 8 connections)
+    waits in the threadpool as written (about 8 / 5 ms) and blocks the loop on_loop (about 1 / 5 ms):
+    8x apart, asked to be 3x."""
+    try:
+        postgres.bindir()
+    except postgres.ServiceError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, and {exc}")
+        pytest.skip(str(exc))
+    text = (SHOP / "db.toml").read_text()
+    head = text[:text.index("[defaults]")].replace('app = "shop.main:app"', f'app = "shop.main:app"\napp_dir = "{SHOP}"')
+    for name in ("schema.sql", "seed.sql"):
+        head = head.replace(f'"{name}"', f'"{SHOP / name}"')
+    path = tmp_path / "db.toml"
+    path.write_text(head + f"[defaults]\nport = {free_port()}\nusers = 20\nduration = 3\nwarmup = 1\n"
+                    'spawn_rate = 500\n[matrix]\nendpoint = ["stock"]\nstyle = ["as_written", "on_loop"]\n')
+    proc = bench("run", str(path), "--backend", "local", "--out", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = run_dir_of(proc)
+    rows = {r.style: r for r in RunDir(run_dir).rows()}
+    assert all(r.status == "ok" and r.requests > 0 and r.failures == 0 for r in rows.values()), rows
+    assert rows["on_loop"].rps * 3 < rows["as_written"].rps, (rows["as_written"].rps, rows["on_loop"].rps)
+    assert rows["on_loop"].loop_lag_p99_ms > 3 * rows["as_written"].loop_lag_p99_ms
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["services"]["postgresql"] and (run_dir / "services" / "postgres.log").is_file()
+
+    # an SQL file that fails: one line naming it and the error, exit 2, before any run directory
+    broken = tmp_path / "broken.sql"
+    broken.write_text("CREATE TABLE stock (item_id integer);\nSELECT * FROM no_such_table;\n")
+    path.write_text(path.read_text().replace(f'"{SHOP / "schema.sql"}"', f'"{broken}"'))
+    proc = bench("run", str(path), "--backend", "local", "--out", str(tmp_path / "r2"))
+    assert proc.returncode == 2 and not (tmp_path / "r2").exists(), proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert "could not run broken.sql" in line and "no_such_table" in line, line

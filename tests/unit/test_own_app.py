@@ -78,6 +78,34 @@ def test_bad_app_keys_are_refused_by_plan_and_run(tmp_path: Path, head: str, end
     run_refused(tmp_path, text, message)
 
 
+@pytest.mark.parametrize(("head", "message"), [
+    ('services = ["postgres"]\n', "services is for your own app"),
+    ('app = "svc:app"\nservices = ["redis"]\n', "'redis' is not a service the run can start"),
+    ('app = "svc:app"\nservices = "postgres"\n', "services: expected a list of names"),
+    ('app = "svc:app"\ndb_init = "schema.sql"\n', "db_init goes with services = [\"postgres\"]"),
+    ('app = "svc:app"\nservices = ["postgres"]\ndb_init = "none.sql"\n', "db_init 'none.sql': no such file"),
+    ('app = "svc:app"\nservices = ["postgres"]\ndb_env = "BENCH_DB"\n', "db_env: 'BENCH_DB' is not"),
+    ('app = "svc:app"\nservices = ["postgres"]\n[app_env]\nDATABASE_URL = "x"\n',
+     "app_env.DATABASE_URL and services"),
+])
+def test_bad_service_keys_are_refused_by_plan_and_run(tmp_path: Path, head: str, message: str) -> None:
+    (tmp_path / "schema.sql").write_text("CREATE TABLE t (id int);\n")
+    text = scenario(tmp_path, head)
+    refused(bench_cli("plan", text), message)
+    run_refused(tmp_path, text, message)
+
+
+def test_an_apps_database_is_placed_and_named_in_the_plan(tmp_path: Path) -> None:
+    (tmp_path / "schema.sql").write_text("CREATE TABLE t (id int);\n")
+    text = scenario(tmp_path, 'app = "svc:app"\nservices = ["postgres"]\ndb_init = "schema.sql"\n'
+                    'db_env = "SVC_DB"\n', tail='db_cpuset = "0"\n[matrix]\nworkers = [1, 5]\n')
+    proc = bench_cli("plan", text)
+    assert proc.returncode == 0, proc.stderr
+    assert "services: PostgreSQL once for the run, on CPUs 0" in proc.stdout
+    assert "max_connections 120" in proc.stdout  # 20 per worker of the largest cell, and a margin
+    assert "the app gets its URL in SVC_DB, after schema.sql" in proc.stdout
+
+
 def test_plan_lists_one_cell_per_endpoint_and_style(tmp_path: Path) -> None:
     body = ENDPOINTS + '[[endpoints]]\nname = "order"\nmethod = "post"\npath = "/o"\njson = {n = 1}\n'
     proc = bench_cli("plan", scenario(tmp_path, 'app = "svc:app"\n', body,

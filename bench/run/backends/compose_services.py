@@ -64,10 +64,12 @@ class ComposeServices:
             self._up(wanted)
             out.meta["images"] = {name: image_id(f"fastapi-bench-{name}:local") for name in wanted}
             if want.db:
-                out.db_dsn = postgres.dsn(db_port)
+                out.db_dsn, out.db_url = postgres.dsn(db_port), postgres.url(db_port)
                 try:
-                    out.meta["postgresql"] = postgres.fill(out.db_dsn, TABLE_ROWS,
+                    out.meta["postgresql"] = postgres.fill(out.db_dsn, TABLE_ROWS, sql=want.sql,
                                                            alive=lambda: running(self.containers["db"]))
+                except postgres.SqlError:
+                    raise
                 except ServiceError as exc:
                     raise ServiceError(f"PostgreSQL (db service) {exc}: {self._log_tail('db')}") from None
                 out.meta["db_max_connections"] = want.max_connections

@@ -92,7 +92,7 @@ class LocalBackend:
         url = procs.free_url(cfg.bind, cfg.port)
         stats_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **cfg.env(), **self.endpoints.target_env(), **self.app.target_env(),
-               "BENCH_STATS_DIR": str(stats_dir)}
+               **self.app.db_url_env(self.endpoints.db_url), "BENCH_STATS_DIR": str(stats_dir)}
         log = stats_dir.parent / "target.log"
         argv = [self.app.app_python or self.python, "-m", "benchagent.serve"]
         # from the app's folder, as its team starts it: its packages first on sys.path, its relative
