@@ -132,6 +132,7 @@ class Agent:
 
 
 def build(spec: str, on_loop: bool) -> Agent:
+    loader.export_db_url()
     inner = loader.load(spec)
     if on_loop:  # every FastAPI app of this process: the app's own, or one it mounts or wraps
         onloop.apply()

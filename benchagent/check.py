@@ -26,6 +26,7 @@ def main() -> None:
     out = {"error": "", "on_loop_error": "", "python": platform.python_version(),
            "python_build": python_build(), "executable": sys.executable, "fastapi_app": False}
     try:
+        loader.export_db_url()
         app = loader.load(os.environ.get("BENCH_APP", ""))
         out["fastapi_app"] = loader.is_fastapi(app)
     except loader.LoadError as exc:

@@ -6,11 +6,21 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from typing import Any
 
 
 class LoadError(Exception):
     """Why the app cannot be loaded, in one line."""
+
+
+def export_db_url() -> None:
+    """A team's image names the variable its database URL goes in (BENCH_APP_DB_ENV, baked into the
+    agent's layer); the run's server, started per run, comes in BENCH_DB_URL. Copied before the app
+    is imported, since settings are often read at import."""
+    name, url = os.environ.get("BENCH_APP_DB_ENV"), os.environ.get("BENCH_DB_URL")
+    if name and url:
+        os.environ[name] = url
 
 
 def split(spec: str) -> tuple[str, str]:

@@ -82,8 +82,8 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     cells = scen.cells()
     from bench.run import appcheck
 
-    app_meta = {} if scen.app.builtin else appcheck.check(scen.app, cells)  # it imports, in its interpreter
     backend = load_backend(args.backend, app=scen.app)
+    app_meta = {} if scen.app.builtin else appcheck.check(scen.app, cells)  # it imports, in its interpreter
     warn_exposed(cells)
     check_ports(cells)
     meta = {**backend_metadata(backend), **({"app": app_meta} if app_meta else {})}

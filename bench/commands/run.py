@@ -30,21 +30,25 @@ from bench.scenario.cells import Cell, work_order
 
 def load_backend(choice: str, app: AppSpec | None = None) -> Backend:
     """Where the target and Locust run: local processes or Compose services. A team's own app runs
-    as local processes for now: the Docker backend builds the built-in app's image."""
+    as local processes from its folder, or, with target_image, as its own image on Docker."""
     app = app or AppSpec()
     from bench.run.backends.local import LocalBackend
 
-    if choice == "local" or (choice == "auto" and not app.builtin):
+    if app.target_image and choice == "local":
+        raise BadInput(f"target_image {app.target_image!r} runs on --backend docker (or auto); --backend "
+                       "local runs the app from its folder (app_dir) on its interpreter (app_python)")
+    if choice == "local" or (choice == "auto" and not app.builtin and not app.target_image):
         return LocalBackend(app=app)
     from bench.run.backends import compose, docker
 
-    if choice == "docker":
-        if not app.builtin:
-            raise BadInput(f"--backend docker runs the built-in app's image; app = {app.app!r} runs on "
-                           "--backend local (its own interpreter, pinned as in a container)")
+    if choice == "docker" and not app.builtin and not app.target_image:
+        raise BadInput(f"--backend docker runs an image: give target_image = \"<your image>\" for app = "
+                       f"{app.app!r}, or run it on --backend local (its own interpreter, pinned)")
+    if choice == "docker" or app.target_image:
         if not compose.docker_available():
-            raise BadInput("--backend docker: no Docker engine with Compose v2 answers (see README, Docker)")
-        return docker.DockerBackend()
+            raise BadInput(f"{'target_image' if app.target_image else '--backend docker'}: no Docker engine "
+                           "with Compose v2 answers (see README, Docker)")
+        return docker.DockerBackend(app)
     if compose.docker_available():
         return docker.DockerBackend()
     return LocalBackend()
@@ -177,9 +181,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     scen, resumed = _resolve(args)
     ci = ci_args(args)
     cells = scen.cells()
-    # a team's app imports, in its own interpreter, before anything starts
-    app_meta = appcheck.check(scen.app, cells) if args.target_url is None and not scen.app.builtin else {}
     backend = make_backend(args.backend, args.target_url, scen.app)  # refused before the run directory exists
+    # a team's app imports, in its own interpreter (or image), before anything starts
+    app_meta = appcheck.check(scen.app, cells) if args.target_url is None and not scen.app.builtin else {}
     if args.target_url is None:
         warn_exposed(cells)
         check_ports(cells)

@@ -46,8 +46,19 @@ def run_check(app: AppSpec, on_loop: bool) -> dict[str, Any]:
     env.pop("BENCH_ON_LOOP", None)
     if on_loop:
         env["BENCH_ON_LOOP"] = "true"
+    argv, cwd = [python, "-m", "benchagent.check"], app.app_dir
+    if app.target_image:  # in the agent's layer on their image, with no network, as the target runs
+        from bench.run.backends import app_image
+
+        python = f"{python} in {app.target_image}"
+        cells_env = {"BENCH_DB_URL": postgres.url(CHECK_DB_PORT)} if app.needs_db else {}
+        cells_env.update({k: v for k, v in env.items() if k == "BENCH_ON_LOOP"})
+        flags = [x for k, v in cells_env.items() for x in ("-e", f"{k}={v}")]
+        argv = ["docker", "run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp",
+                "--user", str(app_image.IMAGE_UID), *flags, app_image.layer(app), *argv]
+        cwd, env = str(ROOT), dict(os.environ)
     try:
-        proc = subprocess.run([python, "-m", "benchagent.check"], cwd=app.app_dir, env=env, text=True,
+        proc = subprocess.run(argv, cwd=cwd, env=env, text=True,
                               capture_output=True, timeout=CHECK_TIMEOUT_S, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise BadInput(f"app_python {python!r}: no such file or command") from None
@@ -73,7 +84,8 @@ def check(app: AppSpec, cells: list[Cell]) -> dict[str, Any]:
     on_loop = any(c.style == "on_loop" for c in cells)
     found = run_check(app, on_loop)
     python = app.app_python or sys.executable
-    where = f"(in {found.get('executable') or python}, from {app.app_dir})"
+    origin = f"{app.app_dir or 'the WORKDIR'} of {app.target_image}" if app.target_image else app.app_dir
+    where = f"(in {found.get('executable') or python}, from {origin})"
     if found["error"]:
         raise BadInput(f"{found['error']} {where}")
     if found["on_loop_error"]:
@@ -82,7 +94,8 @@ def check(app: AppSpec, cells: list[Cell]) -> dict[str, Any]:
     missing_line = missing(cells, packages)
     if missing_line:
         raise BadInput(f"{missing_line} {where}")
-    return {"app": app.app, "app_dir": app.app_dir, "app_python": found.get("executable") or python,
+    image = {"target_image": app.target_image} if app.target_image else {}
+    return {"app": app.app, "app_dir": app.app_dir, **image, "app_python": found.get("executable") or python,
             "python": found.get("python"), "python_build": found.get("python_build"),
             "fastapi_app": found.get("fastapi_app"), "packages": packages}
 

@@ -21,8 +21,9 @@ from bench import ROOT
 from bench.errors import BadInput
 
 BUILTIN = "app.main:app"
-APP_KEYS = ("app", "app_dir", "app_python", "app_env", "endpoints", "services", "db_init", "db_seed",
-            "db_env")
+APP_KEYS = ("app", "app_dir", "app_python", "app_env", "target_image", "endpoints", "services", "db_init",
+            "db_seed", "db_env")
+AGENT_DIR = "/opt/benchagent"  # a target_image's thin layer puts the agent here (backends/app_image.py)
 SERVICES = ("postgres",)  # what an app may ask the run to start (bench/run/services.py)
 DB_KEYS = ("db_init", "db_seed", "db_env")
 DEFAULT_DB_ENV = "DATABASE_URL"
@@ -32,6 +33,7 @@ MAX_BODY = 64 * 1024  # it travels to every Locust process in one environment va
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IMAGE = re.compile(r"[a-z0-9][a-z0-9._/:@-]{0,254}")  # a local image reference (lower-case, as Docker's)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class AppSpec:
     db_init: str = ""  # SQL files run in the run's PostgreSQL before any cell (absolute paths)
     db_seed: str = ""
     db_env: str = ""  # the variable the app reads its database URL from
+    target_image: str = ""  # the team's image (Docker backend): app_dir and app_python are inside it
 
     @property
     def needs_db(self) -> bool:
@@ -80,7 +83,8 @@ class AppSpec:
 
     @property
     def builtin(self) -> bool:
-        return self.app == BUILTIN and Path(self.app_dir) == ROOT and not self.app_python
+        return (self.app == BUILTIN and Path(self.app_dir) == ROOT and not self.app_python
+                and not self.target_image)
 
     def target_env(self) -> dict[str, str]:
         """What the target process gets on top of the runner's environment: the app to import, its
@@ -88,13 +92,17 @@ class AppSpec:
         first on sys.path (the servers run as `python -m`, from it), so a team's own `app` or `db`
         package is found before anything of ours."""
         env = dict(self.app_env)
-        paths = [str(ROOT), *filter(None, [env.get("PYTHONPATH", "")])]
+        paths = [AGENT_DIR if self.target_image else str(ROOT), *filter(None, [env.get("PYTHONPATH", "")])]
         return {**env, "BENCH_APP": self.app, "PYTHONPATH": os.pathsep.join(paths)}
 
     def as_dict(self) -> dict[str, Any]:
         if self.builtin:
             return {}
-        out: dict[str, Any] = {"app": self.app, "app_dir": self.app_dir}
+        out: dict[str, Any] = {"app": self.app}
+        if self.app_dir:
+            out["app_dir"] = self.app_dir
+        if self.target_image:
+            out["target_image"] = self.target_image
         if self.app_python:
             out["app_python"] = self.app_python
         if self.app_env:
@@ -108,7 +116,7 @@ class AppSpec:
 def parse_app(data: dict[str, Any], base: Path) -> AppSpec:
     """The app keys of a scenario file; `app_dir` and `app_python` relative to `base`, the scenario
     file's folder (a stored scenario has them absolute)."""
-    given = {k: data[k] for k in ("app", "app_dir", "app_python", "app_env") if k in data}
+    given = {k: data[k] for k in ("app", "app_dir", "app_python", "app_env", "target_image") if k in data}
     service_keys = [k for k in ("services", *DB_KEYS) if k in data]
     if not given:
         if service_keys:
@@ -117,19 +125,21 @@ def parse_app(data: dict[str, Any], base: Path) -> AppSpec:
         return AppSpec()
     if "app" not in given:
         raise BadInput(f"{', '.join(given)} without app: name the app, e.g. app = \"main:app\"")
-    for key in ("app", "app_dir", "app_python"):
+    for key in ("app", "app_dir", "app_python", "target_image"):
         if key in given and (not isinstance(given[key], str) or not given[key]):
             raise BadInput(f"{key}: expected a non-empty string, got {given[key]!r}")
     if not _SPEC.fullmatch(given["app"]):
         raise BadInput(f"app {given['app']!r}: expected \"package.module:attribute\" (e.g. \"main:app\")")
-    app_dir = (base / given.get("app_dir", ".")).resolve()
-    if not app_dir.is_dir():
-        raise BadInput(f"app_dir {given.get('app_dir', '.')!r}: no such folder ({app_dir})")
-    python = ""
-    if "app_python" in given:
-        path = Path(given["app_python"])
-        path = path if path.is_absolute() or os.sep not in given["app_python"] else base / path
-        python = str(path) if os.sep in given["app_python"] else given["app_python"]
+    image = given.get("target_image", "")
+    if image and not _IMAGE.fullmatch(image):
+        raise BadInput(f"target_image {image!r}: expected an image reference such as \"shop:1.4\"")
+    if image:  # paths inside the image: its WORKDIR and the python on its PATH unless given
+        if not given.get("app_dir", "/").startswith("/"):
+            raise BadInput(f"app_dir {given['app_dir']!r}: with target_image, a folder inside the image "
+                           "(absolute; default: the image's WORKDIR)")
+        app_dir, python = given.get("app_dir", ""), given.get("app_python", "python")
+    else:
+        app_dir, python = _local(given, base)
     env = given.get("app_env", {})
     if not isinstance(env, dict):
         raise BadInput("[app_env] must be a table of NAME = \"value\"")
@@ -139,8 +149,21 @@ def parse_app(data: dict[str, Any], base: Path) -> AppSpec:
                            "(letters, digits and _, and BENCH_ is the stack's)")
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise BadInput(f"app_env.{name}: expected a string or a number, got {value!r}")
-    return AppSpec(given["app"], str(app_dir), python, tuple((k, str(v)) for k, v in env.items()),
-                   **_services(data, base, set(env)))
+    return AppSpec(given["app"], app_dir, python, tuple((k, str(v)) for k, v in env.items()),
+                   **_services(data, base, set(env)), target_image=image)
+
+
+def _local(given: dict[str, Any], base: Path) -> tuple[str, str]:
+    """app_dir and app_python on this host, relative to the scenario file's folder."""
+    app_dir = (base / given.get("app_dir", ".")).resolve()
+    if not app_dir.is_dir():
+        raise BadInput(f"app_dir {given.get('app_dir', '.')!r}: no such folder ({app_dir})")
+    python = ""
+    if "app_python" in given:
+        path = Path(given["app_python"])
+        path = path if path.is_absolute() or os.sep not in given["app_python"] else base / path
+        python = str(path) if os.sep in given["app_python"] else given["app_python"]
+    return str(app_dir), python
 
 
 def _services(data: dict[str, Any], base: Path, app_env: set[str]) -> dict[str, Any]:

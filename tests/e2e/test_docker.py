@@ -173,3 +173,52 @@ def test_compose_up_by_hand_from_a_fresh_folder(tmp_path: Path) -> None:
     assert int(total["Request Count"]) > 0 and int(total["Failure Count"]) == 0, total
     assert json.loads((out / "measure_result.json").read_text())["count"] > 0
     assert (out / "stats").is_dir() and not world_writable(out)
+
+
+SHOP_IMAGE = "fastapi-bench-test-shop:local"
+
+
+def test_a_teams_own_image_runs_under_the_agents_layer_with_its_database(tmp_path: Path) -> None:
+    """target_image: a team's image (here: examples/shop on the target image's Python, started by
+    its own ENTRYPOINT) under the agent's thin layer, with the run's PostgreSQL (the db service)
+    made from its SQL and handed to it in SHOP_DATABASE_URL. `stock`'s sync 5 ms query waits in the
+    threadpool as written (8 connections) and blocks the loop on_loop: 8x, asked to be 3x. The
+    team's image is neither pulled nor rebuilt."""
+    context = tmp_path / "image"
+    shutil.copytree(ROOT / "examples" / "shop" / "shop", context / "shop")
+    (context / "Dockerfile").write_text('FROM fastapi-bench-target:local\nWORKDIR /app\nCOPY shop /app/shop\n'
+                                        'ENTRYPOINT ["uvicorn", "shop.main:app"]\n')
+    built = subprocess.run(["docker", "build", "-q", "-t", SHOP_IMAGE, str(context)], capture_output=True,
+                           text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    before = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", SHOP_IMAGE], capture_output=True,
+                            text=True, timeout=30).stdout.strip()
+    text = (ROOT / "examples" / "shop" / "db.toml").read_text()
+    head = text[:text.index("[defaults]")].replace('app = "shop.main:app"',
+                                                   f'app = "shop.main:app"\ntarget_image = "{SHOP_IMAGE}"')
+    for name in ("schema.sql", "seed.sql"):
+        head = head.replace(f'"{name}"', f'"{ROOT / "examples" / "shop" / name}"')
+    scen = tmp_path / "shop.toml"
+    scen.write_text(head + f"[defaults]\nport = {free_port()}\nusers = 20\nduration = 3\nwarmup = 1\n"
+                    'spawn_rate = 500\n[matrix]\nendpoint = ["stock"]\nstyle = ["as_written", "on_loop"]\n')
+    proc, run_dir = bench(str(scen), "--out", str(tmp_path / "results"))
+    assert proc.returncode == 0, proc.stderr
+    rows = {r.style: r for r in RunDir(run_dir).rows()}
+    assert all(r.status == "ok" and r.requests > 0 and r.failures == 0 for r in rows.values()), rows
+    assert rows["on_loop"].rps * 3 < rows["as_written"].rps, (rows["as_written"].rps, rows["on_loop"].rps)
+    assert rows["on_loop"].loop_lag_p99_ms > 3 * rows["as_written"].loop_lag_p99_ms
+    meta = json.loads((run_dir / "env.json").read_text())["backend_meta"]
+    assert meta["target_image"] == SHOP_IMAGE and meta["images"]["app"] == before
+    assert meta["app"]["target_image"] == SHOP_IMAGE and meta["app"]["packages"]["fastapi"]
+    info = json.loads((run_dir / "cells" / rows["on_loop"].cell_id / "r1" / "target_info.json").read_text())
+    assert info["app"] == "shop.main:app" and info["style"] == "on_loop" and info["pid"] == 1
+    after = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", SHOP_IMAGE], capture_output=True,
+                           text=True, timeout=30).stdout.strip()
+    assert after == before, "the team's image is never rebuilt"
+
+    # an image this engine does not have: one line, exit 2, before anything starts
+    scen.write_text(scen.read_text().replace(SHOP_IMAGE, "fastapi-bench-test-nosuch:1"))
+    proc, _ = bench(str(scen), "--out", str(tmp_path / "r2"))
+    assert proc.returncode == 2 and not (tmp_path / "r2").exists(), proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert "no such image on this Docker engine" in line and "never pulls" in line, line

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -320,3 +321,50 @@ def test_on_loop_runs_def_path_operations_on_the_loop_and_leaves_dependencies(st
     assert got["async"]["at"] == got["loop"]
     assert got["sync"]["dep"] != got["loop"]  # a def dependency: the threadpool, either way
     assert (got["sync"]["at"] == got["loop"]) is (style == "on_loop")
+
+
+# ------------------------------------------------------------------ target_image (Docker)
+
+@pytest.mark.parametrize(("head", "backend", "message"), [
+    ('app = "svc:app"\ntarget_image = "Shop Image"\n', "docker", "expected an image reference"),
+    ('app = "svc:app"\ntarget_image = "shop:1"\napp_dir = "src"\n', "docker", "a folder inside the image"),
+    ('app = "svc:app"\ntarget_image = "shop:1"\n', "local", "runs on --backend docker"),
+    ('app = "svc:app"\n', "docker", "give target_image"),
+])
+def test_target_image_keys_and_backends_are_refused_before_anything_starts(tmp_path: Path, head: str,
+                                                                          backend: str, message: str) -> None:
+    out = tmp_path / "results"
+    refused(bench_cli("run", scenario(tmp_path, head), "--backend", backend, "--out", str(out)), message)
+    assert not out.exists()
+
+
+def test_the_agents_layer_keeps_the_apps_values_literal_and_replaces_its_entrypoint(tmp_path: Path) -> None:
+    from bench.run.backends import app_image
+    from bench.scenario.appspec import parse_app
+
+    (tmp_path / "schema.sql").write_text("CREATE TABLE t (id int);\n")
+    spec = parse_app({"app": "shop.main:app", "target_image": "shop:1.4", "app_dir": "/srv/shop",
+                      "app_python": "/opt/venv/bin/python", "services": ["postgres"], "db_env": "SHOP_DB",
+                      "app_env": {"SECRET": 'a"b$HOME\\c', "N": 3}}, tmp_path)
+    text = app_image.dockerfile(spec)
+    lines = text.splitlines()
+    assert lines[0] == "FROM shop:1.4" and lines[-2:] == [
+        "ENTRYPOINT []", 'CMD ["/opt/venv/bin/python", "-m", "benchagent.serve"]']
+    assert 'ENV SECRET="a\\"b\\$HOME\\\\c"' in lines  # quotes, backslashes and $ arrive as written
+    assert 'ENV N="3"' in lines and 'ENV BENCH_APP="shop.main:app"' in lines
+    assert 'ENV BENCH_APP_DB_ENV="SHOP_DB"' in lines and "WORKDIR /srv/shop" in lines
+    assert 'ENV PYTHONPATH="/opt/benchagent${PYTHONPATH:+:$PYTHONPATH}"' in lines
+    # the image's own python and WORKDIR when none is named
+    plain = app_image.dockerfile(parse_app({"app": "main:app", "target_image": "shop:1.4"}, tmp_path))
+    assert "WORKDIR" not in plain and 'CMD ["python", "-m", "benchagent.serve"]' in plain
+
+
+def test_the_agent_hands_the_runs_database_url_to_the_apps_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_DB", "")  # so that what export_db_url sets is undone after the test
+    monkeypatch.delenv("SHOP_DB")
+    monkeypatch.setenv("BENCH_DB_URL", "postgresql://bench@127.0.0.1:5999/postgres")
+    loader.export_db_url()  # no BENCH_APP_DB_ENV: nothing asked
+    assert "SHOP_DB" not in os.environ
+    monkeypatch.setenv("BENCH_APP_DB_ENV", "SHOP_DB")
+    loader.export_db_url()
+    assert os.environ["SHOP_DB"] == "postgresql://bench@127.0.0.1:5999/postgres"

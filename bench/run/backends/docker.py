@@ -22,6 +22,7 @@ from bench.run import procs
 from bench.run.backends.compose import PROJECT, Compose, PidCache, build_failed, give_dir
 from bench.run.loadspec import LoadSpec, env_for, master_argv, users_env, worker_argv
 from bench.run.services import Endpoints, Needs
+from bench.scenario.appspec import AppSpec
 from bench.scenario.cells import ServerConfig
 from benchagent import HEALTHZ
 
@@ -115,10 +116,12 @@ class DockerLoad:
 class DockerBackend:
     name = "docker"
 
-    def __init__(self) -> None:
+    def __init__(self, app: AppSpec | None = None) -> None:
         from bench.run.backends.compose_services import ComposeServices
 
         self.compose = Compose()
+        self.app = app or AppSpec()  # the built-in app's image, or a team's (target_image)
+        self.image = ""  # the team's image with the agent's layer (bench/run/backends/app_image.py)
         self._built = False
         self.services = ComposeServices(self.compose)
         self.endpoints = Endpoints()
@@ -130,10 +133,16 @@ class DockerBackend:
     def _build(self) -> None:
         # cached layers make this quick; it guarantees the images match the checkout
         if not self._built:
-            proc = self.compose.run(["build", "target", "loadgen"], timeout=1200, check=False)
+            # a team's image is theirs: never built here, only the agent's layer on it
+            services = ["loadgen"] if self.app.target_image else ["target", "loadgen"]
+            proc = self.compose.run(["build", *services], timeout=1200, check=False)
             why = build_failed(proc)
             if why:
                 raise TargetError(f"docker compose build failed: {why}")
+            if self.app.target_image:
+                from bench.run.backends import app_image
+
+                self.image = app_image.layer(self.app)
             self._built = True
 
     def start_target(self, cfg: ServerConfig, stats_dir: Path) -> DockerTarget:
@@ -143,7 +152,10 @@ class DockerBackend:
         env = {**cfg.env(), "TARGET_PIDS_LIMIT": str(target_pids_limit(cfg)),
                "TARGET_CPUSET": cfg.target_cpuset,
                "DB_DSN": self.endpoints.db_dsn, "UPSTREAM_URL": self.endpoints.upstream_url,
+               "DB_URL": self.endpoints.db_url if self.app.needs_db else "",
                "STATS_DIR": str(stats_dir.resolve())}  # compose reads a bare relative path as a volume name
+        if self.image:
+            env["TARGET_IMAGE"] = self.image
         up = self.compose.run(["up", "-d", "--force-recreate", "--no-deps", "target"], env, timeout=120)
         container = self.compose.run(["ps", "-aq", "target"], env, timeout=30).stdout.strip()
         if not container:  # Compose 2.40 exits 0 on some project errors (an undefined volume)
@@ -182,15 +194,21 @@ class DockerBackend:
             return ""
 
         self._build()
-        images = {name: out(["docker", "image", "inspect", "-f", "{{.Id}}", f"fastapi-bench-{name}:local"])
-                  for name in ("target", "loadgen")}  # db and upstream: env.json services.images
+        names = {"target": self.image or "fastapi-bench-target:local",
+                 "loadgen": "fastapi-bench-loadgen:local"}
+        if self.app.target_image:
+            names["app"] = self.app.target_image  # the team's, under the agent's layer (target)
+        images = {name: out(["docker", "image", "inspect", "-f", "{{.Id}}", image])
+                  for name, image in names.items()}  # db and upstream: env.json services.images
         version = out(["docker", "version", "--format", "{{json .}}"])
         try:
             engine = json.loads(version).get("Server", {}).get("Version", "")
         except json.JSONDecodeError:
             engine = version
+        base = {"target_image": self.app.target_image, "target_layer": self.image} if self.image else {
+            "base_image": os.environ.get("BASE_IMAGE", "python:3.12-slim")}
         return {"docker_engine": engine, "compose": out(["docker", "compose", "version", "--short"]),
-                "images": images, "base_image": os.environ.get("BASE_IMAGE", "python:3.12-slim")}
+                "images": images, **base}
 
     def close(self) -> None:
         if self.services.wanted:  # the run's db and upstream stay until run_cmd stops them (logs kept)
