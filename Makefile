@@ -35,12 +35,13 @@ bench: venv ## run SCENARIO (default: default) on BACKEND (auto|local|docker); S
 	$(if $(filter docker,$(BACKEND)),$(MAKE) images &&) $(BIN)/python -m bench run $(SCENARIO) --backend $(BACKEND) --out $(OUT) $(SET_ARGS)
 
 GATE_OUT ?= results/ci
-gate: venv ## the CI gate: the ci preset, judged against BASELINE (a kept run) when given; THRESHOLD, JUNIT, SET
+GATE_SCENARIO ?= ci
+gate: venv ## the CI gate: GATE_SCENARIO (default: the ci preset; or your app's), judged against BASELINE (a kept run) when given; THRESHOLD, JUNIT, SET
 	$(if $(filter docker,$(BACKEND)),$(MAKE) images)
 	$(if $(and $(BASELINE),$(filter $(abspath $(GATE_OUT))/%,$(abspath $(BASELINE))/)),$(error BASELINE=$(BASELINE) lies in GATE_OUT=$(GATE_OUT), which make gate empties: keep it elsewhere))
-	rm -rf $(GATE_OUT)/*-ci $(GATE_OUT)/junit.xml && mkdir -p $(GATE_OUT)  # one run: the pipelines keep $(GATE_OUT)/*-ci
+	rm -rf $(GATE_OUT)/[0-9]*-[0-9]*-* $(GATE_OUT)/junit.xml && mkdir -p $(GATE_OUT)  # one run: the pipelines keep $(GATE_OUT)/*-<its name>
 	$(if $(BASELINE),$(if $(wildcard $(BASELINE)),,@echo "gate: no baseline at $(BASELINE) yet (a first run, an evicted cache): only the checks judge this run"))
-	$(BIN)/python -m bench run ci --backend $(BACKEND) --out $(GATE_OUT) --junit $(or $(JUNIT),$(GATE_OUT)/junit.xml) \
+	$(BIN)/python -m bench run $(GATE_SCENARIO) --backend $(BACKEND) --out $(GATE_OUT) --junit $(or $(JUNIT),$(GATE_OUT)/junit.xml) \
 		$(if $(wildcard $(BASELINE)),--baseline $(BASELINE) $(if $(THRESHOLD),--threshold $(THRESHOLD))) $(SET_ARGS)
 
 capacity: venv ## per cell of SCENARIO (default: capacity), the highest rate within p99 SLO ms (default: its [capacity])

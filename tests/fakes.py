@@ -97,7 +97,7 @@ class FakeTarget:
                  tokens: int | None = None, broken_path: str | None = None, busy: bool = False,
                  on_stop: Callable[[FakeTarget], None] = lambda target: None, workers_shown: int | None = None,
                  late_workers_s: float = 0.0, misplace: str = "", worker_list: bool = True,
-                 pool_off_by: int = 0, runs_server: str = "") -> None:
+                 pool_off_by: int = 0, runs_server: str = "", routes: dict[str, int] | None = None) -> None:
         self.on_stop = on_stop
         self.stats_dir = stats_dir
         self.proc = subprocess.Popen([sys.executable, "-c", BURNER if busy else SLEEPER])
@@ -128,12 +128,19 @@ class FakeTarget:
             def do_GET(self) -> None:
                 seen.append(self.path)
                 broken = broken_path is not None and self.path.split("?")[0] == broken_path
-                status = 500 if broken else app_status(self.path)
+                route = (routes or {}).get(self.path.split("?")[0])  # a team's app: its own paths
+                status = 500 if broken else route if route is not None else app_status(self.path)
                 body = json.dumps(info_now() if self.path == "/__bench/info" else {"ok": status == 200}).encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def do_POST(self) -> None:  # a team's app's other methods: the body read, then as GET
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.do_GET()
+
+            do_PUT = do_PATCH = do_DELETE = do_POST
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -292,6 +299,7 @@ class FakeBackend:
     closed: bool = False
     services: FakeServices = field(default_factory=FakeServices)
     pool_off_by: int = 0  # /info reports a db pool this much larger than asked for
+    routes: dict[str, int] = field(default_factory=dict)  # a team's app: path -> the status it answers
 
     def start_services(self, want: Needs) -> Endpoints:
         return self.services.start(want)
@@ -308,7 +316,7 @@ class FakeBackend:
         target = FakeTarget(cfg, affinity, stats_dir, tokens, self.broken_path, busy=self.run_s > 0,
                             on_stop=self.live.remove, workers_shown=self.workers_shown,
                             late_workers_s=self.late_workers_s, misplace=self.misplace,
-                            pool_off_by=self.pool_off_by, runs_server=self.runs_server)
+                            pool_off_by=self.pool_off_by, runs_server=self.runs_server, routes=self.routes)
         self.live.append(target)
         self.made.append(target)
         return target

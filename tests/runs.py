@@ -4,6 +4,7 @@ bench`), for the end-to-end tests and the ones that read its stderr and exit cod
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,9 +42,9 @@ def one_row(tmp_path: Path, *args: str, body: str = ONE) -> tuple[int, SummaryRo
 
 # ---------------------------------------------------------------- as a subprocess
 
-def bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+def bench(*args: str, timeout: float = 300, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def scenario(tmp_path: Path, body: str, port: int) -> str:

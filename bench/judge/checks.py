@@ -17,7 +17,8 @@ from bench.scenario.sections import KNOWN_KEYS, validate
 
 
 def effective(checks: dict[str, Any], workload: str) -> dict[str, Any]:
-    """The checks that apply to one workload: globals, overridden by its table."""
+    """The checks that apply to one workload (or a team's endpoint, by name): globals, overridden
+    by its table."""
     base = {k: v for k, v in checks.items() if k in KNOWN_KEYS}
     return {**base, **checks.get(workload, {})}
 
@@ -67,23 +68,28 @@ def _cell_failures(s: CellStats, rules: dict[str, Any]) -> list[str]:
 def verdicts(rows: list[SummaryRow], checks: dict[str, Any]) -> list[Verdict]:
     """Per cell, "ran" (every repeat ok, else the first failure's reason), then each rule of
     `checks` that applies to it, passed or not; a cell with no ok repeat has no figure to judge."""
-    validate(checks)
+    validate(checks, _endpoints(rows))
     out: list[Verdict] = []
     for s in summarize(rows):
         failed = [r for r in rows if r.cell_id == s.cell_id and r.status != "ok"]
         out.append(Verdict(s.cell_id, "ran", not failed, float(s.n), float(s.n + len(failed)),
                            "; ".join(f"repeat {r.repeat}: {r.error or 'no error recorded'}" for r in failed)))
         if s.n:
-            out.extend(_cell_verdicts(s, effective(checks, s.workload)))
+            out.extend(_cell_verdicts(s, effective(checks, s.subject)))
     return out
 
 
 def evaluate(rows: list[SummaryRow], checks: dict[str, Any]) -> list[str]:
     """One message per failed check, naming the cell and the values; an empty list is a pass."""
-    validate(checks)
+    validate(checks, _endpoints(rows))
     messages = [f"{r.cell_id} repeat {r.repeat}: failed: {r.error or 'no error recorded'}"
                 for r in rows if r.status != "ok"]
     for s in summarize(rows):
         if s.n:  # a cell with no ok repeat is already reported by its failed rows
-            messages.extend(_cell_failures(s, effective(checks, s.workload)))
+            messages.extend(_cell_failures(s, effective(checks, s.subject)))
     return messages
+
+
+def _endpoints(rows: list[SummaryRow]) -> tuple[str, ...]:
+    """A team's app's endpoint names (its [checks] tables), or () for the built-in app."""
+    return tuple(dict.fromkeys(r.endpoint for r in rows if r.endpoint))

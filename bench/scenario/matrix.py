@@ -186,7 +186,7 @@ def from_dict(data: dict[str, Any], sets: dict[str, Any], source: str = "", orig
         if "endpoint" not in defaults and not any("endpoint" in b for b in blocks):
             blocks = [{"endpoint": list(endpoints), **b} for b in blocks]  # every one, each a cell
     checks = data.get("checks", {})
-    _validate_checks(checks, where)
+    _validate_checks(checks, where, tuple(endpoints))
     # a team's app with services places them with db_cpuset, whatever its cells' (neutral) workload
     read_anyway = {"db_cpuset"} if app.services else set()
     deciding = sorted({on for on, _ in SCOPED.values()})
@@ -375,10 +375,10 @@ def loadgen_counts(workers: int | str, processes: int | str, cpus: int, users: i
     return n_workers, int(processes)
 
 
-def _validate_checks(checks: Any, where: str) -> None:
+def _validate_checks(checks: Any, where: str, endpoints: tuple[str, ...] = ()) -> None:
     if not isinstance(checks, dict):
         raise BadInput(f"{where}[checks] must be a table")
     try:
-        sections.validate(checks)
+        sections.validate(checks, endpoints)
     except ValueError as exc:
         raise BadInput(f"{where}{exc}") from None

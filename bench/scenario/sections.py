@@ -8,7 +8,7 @@
     max_p99_ms = 250
     fail_on_saturation = true     # a saturated load generator makes rps a floor, not a figure
     [checks.sleep]                # per-workload table: overrides the globals for that workload
-    max_p99_ms = 500
+    max_p99_ms = 500              # (a team's app: per endpoint, [checks.<endpoint name>])
 
     [capacity]
     slo_p99_ms = 250              # the objective; --slo-p99 overrides it
@@ -47,23 +47,27 @@ def _check_value(where: str, kind: str, value: Any) -> None:
         raise ValueError(f"{where}: must be {allowed}, got {value!r}")
 
 
-def validate(checks: dict[str, Any]) -> None:
-    """Raise ValueError("checks.<key>: ...") for unknown keys, unknown workloads and bad values."""
+def validate(checks: dict[str, Any], endpoints: tuple[str, ...] = ()) -> None:
+    """Raise ValueError("checks.<key>: ...") for unknown keys, unknown workloads (or, for a team's
+    app, endpoint names) and bad values."""
+    tables = endpoints or WORKLOADS
     if not isinstance(checks, dict):
         raise ValueError(f"checks: expected a table, got {checks!r}")
     for key, value in checks.items():
         if key in KNOWN_KEYS:
             _check_value(f"checks.{key}", KNOWN_KEYS[key], value)
-        elif key in WORKLOADS:
+        elif key in tables:
+            what = "endpoint" if endpoints else "workload"
             if not isinstance(value, dict):
-                raise ValueError(f"checks.{key}: expected a table of checks for the {key} workload")
+                raise ValueError(f"checks.{key}: expected a table of checks for the {key} {what}")
             for sub, subvalue in value.items():
                 if sub not in KNOWN_KEYS:
                     raise ValueError(f"checks.{key}.{sub}: unknown check (known: {', '.join(KNOWN_KEYS)})")
                 _check_value(f"checks.{key}.{sub}", KNOWN_KEYS[sub], subvalue)
         else:
-            raise ValueError(f"checks.{key}: unknown check or workload (known checks: "
-                             f"{', '.join(KNOWN_KEYS)}; workload tables: {', '.join(WORKLOADS)})")
+            what = "endpoint" if endpoints else "workload"
+            raise ValueError(f"checks.{key}: unknown check or {what} (known checks: "
+                             f"{', '.join(KNOWN_KEYS)}; {what} tables: {', '.join(tables)})")
 
 
 

@@ -149,3 +149,34 @@ def test_make_gate_refuses_a_baseline_inside_the_folder_it_empties(tmp_path) -> 
     proc = gate_dry_run(f"GATE_OUT={tmp_path / 'out'}", f"BASELINE={kept}")
     assert proc.returncode != 0 and "which make gate empties" in proc.stderr
     assert gate_dry_run(f"GATE_OUT={tmp_path / 'out'}", f"BASELINE={tmp_path / 'outside'}").returncode == 0
+
+
+def test_make_gate_judges_a_teams_app_scenario_as_it_judges_the_ci_preset(tmp_path, fake: FakeBackend,
+                                                                          monkeypatch) -> None:
+    """GATE_SCENARIO=examples/shop/ci.toml: the app is imported for real (in its own interpreter),
+    its endpoints answered by the fake target; the checks per endpoint, a baseline kept by the
+    pipelines' own line, and every endpoint's slowdown judged by the same rule as the ci preset's."""
+    job = tmp_path / "job"
+    job.mkdir()
+    monkeypatch.chdir(job)
+    fake.routes = {"/items/42": 200, "/export": 200, "/quote": 200, "/orders": 201}
+    fake.rps_per_user = 50.0  # 10 users: 500 req/s, over [checks.export] and [checks.quote]'s 400
+    fake.hdr_values = [v // 2 for v in HDR_VALUES_US]  # a p99 under their 60 ms
+    env = {**os.environ, "BASELINE": "baseline/shop"}
+    line = f'make gate GATE_SCENARIO={ROOT / "examples" / "shop" / "ci.toml"} BASELINE="$BASELINE"'
+    port = ["--set", f"port={free_port()}"]
+    first = make_gate(line, job, env)
+    assert first[:2] == ["run", str(ROOT / "examples" / "shop" / "ci.toml")] and "--baseline" not in first
+    assert cli.main([*first, *port]) == 0
+    subprocess.run(["bash", "-c", 'mkdir -p baseline && cp -r results/ci/*-shop-ci "$BASELINE"'], cwd=job,
+                   check=True, env=env)
+    second = make_gate(line, job, env)
+    assert second[second.index("--baseline") + 1] == "baseline/shop"
+    fake.hdr_values = [v * 2 for v in fake.hdr_values]  # every endpoint twice as slow
+    assert cli.main([*second, *port]) == 1
+    junit = (job / "results" / "ci" / "junit.xml").read_text()
+    assert junit.count('type="regression"') == 4  # the p50 of each endpoint
+    for name in ("item", "export", "quote", "order"):
+        assert f"{name}-as_written" in junit
+    # the per-endpoint checks judge too: export's p99 is now over its 60 ms
+    assert "export" in junit and "max_p99_ms" in junit

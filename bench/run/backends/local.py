@@ -92,7 +92,8 @@ class LocalBackend:
         url = procs.free_url(cfg.bind, cfg.port)
         stats_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **cfg.env(), **self.endpoints.target_env(), **self.app.target_env(),
-               **self.app.db_url_env(self.endpoints.db_url), "BENCH_STATS_DIR": str(stats_dir)}
+               # absolute: the target runs from the app's folder, and --out may be relative to ours
+               **self.app.db_url_env(self.endpoints.db_url), "BENCH_STATS_DIR": str(stats_dir.resolve())}
         log = stats_dir.parent / "target.log"
         argv = [self.app.app_python or self.python, "-m", "benchagent.serve"]
         # from the app's folder, as its team starts it: its packages first on sys.path, its relative
@@ -112,6 +113,7 @@ class LocalBackend:
             self._live.remove(item)
 
     def start_load(self, spec: LoadSpec, out_dir: Path) -> LocalLoad:
+        out_dir = out_dir.resolve()  # Locust runs from the stack's folder, --out may be relative to another
         out_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **env_for(spec, str(out_dir))}
         locustfile = str(ROOT / "loadgen" / "locustfile.py")
