@@ -28,7 +28,9 @@ ON_THE_LOOP = ("async", "on_loop")
 UNBLOCK = {
     "async": "move blocking calls out of async def (a def endpoint, or run_in_threadpool)",
     "def": "move blocking calls out of async def (a def endpoint, or run_in_threadpool)",
-    "on_loop": "keep this endpoint def: its body blocks, and on the loop it holds up every request",
+    # on_loop cannot tell a def moved onto the loop from an async def that was there already
+    "on_loop": "its body blocks the loop: a def endpoint should stay def; an async def one blocks as "
+               "written too (make it def, or wrap the call in run_in_threadpool)",
     "as_written": "an async def path operation or dependency blocks: make it def, or wrap the call in "
                   "run_in_threadpool",
 }

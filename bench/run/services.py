@@ -61,9 +61,9 @@ class Endpoints:
     """Where the target finds the services, and what env.json records about them."""
 
     db_dsn: str = ""
-    db_url: str = ""  # the same server as a URL: what a team's app gets in its db_env
     upstream_url: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    db_url: str = ""  # db_dsn as a URL: what a team's app gets in its db_env
 
     def target_env(self) -> dict[str, str]:
         return {"BENCH_DB_DSN": self.db_dsn, "BENCH_UPSTREAM_URL": self.upstream_url}

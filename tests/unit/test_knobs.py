@@ -33,7 +33,7 @@ def test_the_check_fails_on_a_table_edited_by_hand(tmp_path, monkeypatch) -> Non
 
 
 def test_every_key_is_a_cell_field_and_a_column_in_the_tables_order() -> None:
-    assert [f.name for f in fields(Cell)] == [*KEYS, "axes", "request"]
+    assert [f.name for f in fields(Cell)] == [*KEYS, "axes", "request", "services", "db_sql"]
     expected = [k.column if k.column is not None else name for name, k in KEYS.items() if k.column != ""]
     assert list(PARAM_COLUMNS) == expected
     assert list(COLUMNS[len(IDENTITY):len(IDENTITY) + len(PARAM_COLUMNS)]) == expected

@@ -60,7 +60,7 @@ def test_an_app_that_cannot_load_is_refused_from_its_own_interpreter(tmp_path: P
     run_refused(tmp_path, scenario(tmp_path, head), message)
 
 
-@pytest.mark.parametrize(("head", "endpoints", "tail", "message"), [
+KEY_CASES = [
     ('app = "svc:app"\n', ENDPOINTS, '[matrix]\nendpoint = ["hi", "bye"]\n', "bye"),
     ('app = "svc:app"\n', ENDPOINTS * 2, "", "the name 'hi' is used twice"),
     ('app = "svc:app"\n', ENDPOINTS + 'method = "FETCH"\n', "", "'FETCH' is not one of GET"),
@@ -71,7 +71,10 @@ def test_an_app_that_cannot_load_is_refused_from_its_own_interpreter(tmp_path: P
     ('app = "svc:app"\n', "", "", "needs [[endpoints]]"),
     ('app_dir = "."\n', ENDPOINTS, "", "app_dir without app"),
     ('app = "svc"\n', ENDPOINTS, "", "expected \"package.module:attribute\""),
-])
+]
+
+
+@pytest.mark.parametrize(("head", "endpoints", "tail", "message"), KEY_CASES)
 def test_bad_app_keys_are_refused_by_plan_and_run(tmp_path: Path, head: str, endpoints: str, tail: str,
                                                   message: str) -> None:
     text = scenario(tmp_path, head, endpoints, tail)
@@ -79,7 +82,7 @@ def test_bad_app_keys_are_refused_by_plan_and_run(tmp_path: Path, head: str, end
     run_refused(tmp_path, text, message)
 
 
-@pytest.mark.parametrize(("head", "message"), [
+SERVICE_CASES = [
     ('services = ["postgres"]\n', "services is for your own app"),
     ('app = "svc:app"\nservices = ["redis"]\n', "'redis' is not a service the run can start"),
     ('app = "svc:app"\nservices = "postgres"\n', "services: expected a list of names"),
@@ -88,12 +91,63 @@ def test_bad_app_keys_are_refused_by_plan_and_run(tmp_path: Path, head: str, end
     ('app = "svc:app"\nservices = ["postgres"]\ndb_env = "BENCH_DB"\n', "db_env: 'BENCH_DB' is not"),
     ('app = "svc:app"\nservices = ["postgres"]\n[app_env]\nDATABASE_URL = "x"\n',
      "app_env.DATABASE_URL and services"),
-])
+]
+
+
+@pytest.mark.parametrize(("head", "message"), SERVICE_CASES)
 def test_bad_service_keys_are_refused_by_plan_and_run(tmp_path: Path, head: str, message: str) -> None:
     (tmp_path / "schema.sql").write_text("CREATE TABLE t (id int);\n")
     text = scenario(tmp_path, head)
     refused(bench_cli("plan", text), message)
     run_refused(tmp_path, text, message)
+
+
+@pytest.mark.parametrize(("head", "endpoints", "tail", "message"),
+                         [*KEY_CASES, *((head, ENDPOINTS, "", message) for head, message in SERVICE_CASES)])
+def test_the_same_keys_are_refused_by_the_scenario_reader_itself(tmp_path: Path, head: str, endpoints: str,
+                                                                  tail: str, message: str) -> None:
+    """In-process, as `bench plan` reads them (what mutation testing can follow)."""
+    from bench.errors import BadInput
+    from bench.scenario import matrix
+
+    (tmp_path / "schema.sql").write_text("CREATE TABLE t (id int);\n")
+    with pytest.raises(BadInput) as err:
+        matrix.load(scenario(tmp_path, head, endpoints, tail))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_app_scenario_reads_into_its_spec_and_cells(tmp_path: Path) -> None:
+    from bench.scenario import matrix
+
+    (tmp_path / "schema.sql").write_text("CREATE TABLE t (id int);\n")
+    (tmp_path / "seed.sql").write_text("INSERT INTO t VALUES (1);\n")
+    body = ENDPOINTS + ('[[endpoints]]\nname = "o"\nmethod = "post"\npath = "/o?x=1"\njson = {n = 1}\n'
+                        'headers = {X-Key = "k"}\nexpect_status = 201\n')
+    scen = matrix.load(scenario(tmp_path, 'app = "svc:make"\napp_python = "python3"\nservices = ["postgres"]\n'
+                                'db_init = "schema.sql"\ndb_seed = "seed.sql"\n[app_env]\nA = 1\n', body,
+                                '[matrix]\nstyle = ["as_written", "on_loop"]\n'))
+    app = scen.app
+    assert (app.app, app.app_dir, app.app_python, app.app_env) == ("svc:make", str(tmp_path), "python3",
+                                                                   (("A", "1"),))
+    assert app.services == ("postgres",) and app.db_env == "DATABASE_URL" and not app.builtin
+    assert app.db_files() == (str(tmp_path / "schema.sql"), str(tmp_path / "seed.sql"))
+    assert app.db_url_env("postgresql://x") == {"DATABASE_URL": "postgresql://x"}
+    env = app.target_env()
+    assert env["BENCH_APP"] == "svc:make" and env["A"] == "1" and env["PYTHONPATH"] == str(ROOT)
+    order = scen.endpoints["o"]
+    assert (order.method, order.path, order.body, order.expect_status) == ("POST", "/o?x=1", '{"n":1}', 201)
+    assert dict(order.headers) == {"X-Key": "k", "Content-Type": "application/json"}
+    cells = scen.cells()
+    assert sorted((c.endpoint, c.style) for c in cells) == [
+        ("hi", "as_written"), ("hi", "on_loop"), ("o", "as_written"), ("o", "on_loop")]
+    assert all(c.needs_db and c.db_cpuset and c.db_sql == app.db_files() for c in cells)
+    assert [c.server_config.on_loop for c in cells if c.endpoint == "hi"] == [False, True]
+    stored = scen.as_dict()  # what scenario.toml keeps for --resume: every key of the app
+    assert stored["app"] == "svc:make" and stored["services"] == ["postgres"]
+    assert stored["db_init"] == str(tmp_path / "schema.sql") and stored["app_env"] == {"A": "1"}
+    assert stored["endpoints"][1] == {"name": "o", "method": "POST", "path": "/o?x=1", "body": '{"n":1}',
+                                      "headers": {"X-Key": "k", "Content-Type": "application/json"},
+                                      "expect_status": 201}
 
 
 def test_an_apps_database_is_placed_and_named_in_the_plan(tmp_path: Path) -> None:

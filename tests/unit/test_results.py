@@ -85,7 +85,7 @@ def test_every_cell_parameter_is_a_column_in_cell_order() -> None:
     scen = from_dict({"matrix": {"loop": ["asyncio", "uvloop"]}}, {})
     a, b = (identity_row(c, 1, 1, "r", "local") for c in scen.cells())
     assert (a["loop"], b["loop"]) == ("asyncio", "uvloop") and a["cell_id"] != b["cell_id"]
-    assert set(Cell.__dataclass_fields__) - {"repeats", "axes", "request", "duration", "warmup"} <= set(COLUMNS)
+    assert set(Cell.__dataclass_fields__) - {"repeats", "axes", "request", "services", "db_sql", "duration", "warmup"} <= set(COLUMNS)
 
 
 def test_run_directory_names_stay_inside_out(tmp_path: Path) -> None:

@@ -311,7 +311,7 @@ def test_an_own_app_line_names_the_endpoint_and_pairs_on_loop_with_as_written() 
     assert "as_written 950.0 req/s, p99 300.0 ms, bound by the load itself" in text
     # on the loop the sync body blocks: the advice is to keep it def, not to move it out of async def
     assert ("on_loop 47.5 req/s, p99 300.0 ms, bound by the event loop (its timers fired up to 780 ms late "
-            "(p99) with the CPU at 3 %: a call blocks it): keep this endpoint def") in text
+            "(p99) with the CPU at 3 %: a call blocks it): its body blocks the loop: a def endpoint should stay def") in text
 
 
 def test_an_own_app_endpoint_is_judged_on_its_evidence_not_on_its_style() -> None:
