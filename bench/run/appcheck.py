@@ -42,7 +42,8 @@ def run_check(app: AppSpec, on_loop: bool) -> dict[str, Any]:
     python = app.app_python or sys.executable
     # the database's URL as the target will get it, on a port nothing listens on: an app whose
     # settings read it at import finds it, and one that connects at import fails here, saying so
-    env = {**os.environ, **app.target_env(), **app.db_url_env(postgres.url(CHECK_DB_PORT))}
+    no_db = postgres.url(CHECK_DB_PORT)
+    env = {**os.environ, **app.target_env(), **app.db_url_env(no_db)}
     env.pop("BENCH_ON_LOOP", None)
     if on_loop:
         env["BENCH_ON_LOOP"] = "true"
@@ -51,9 +52,8 @@ def run_check(app: AppSpec, on_loop: bool) -> dict[str, Any]:
         from bench.run.backends import app_image
 
         python = f"{python} in {app.target_image}"
-        cells_env = {"BENCH_DB_URL": postgres.url(CHECK_DB_PORT)} if app.needs_db else {}
-        cells_env.update({k: v for k, v in env.items() if k == "BENCH_ON_LOOP"})
-        flags = [x for k, v in cells_env.items() for x in ("-e", f"{k}={v}")]
+        given = {"BENCH_DB_URL": no_db if app.needs_db else "", "BENCH_ON_LOOP": "true" if on_loop else ""}
+        flags = [x for k, v in given.items() if v for x in ("-e", f"{k}={v}")]
         argv = ["docker", "run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp",
                 "--user", str(app_image.IMAGE_UID), *flags, app_image.layer(app), *argv]
         cwd, env = str(ROOT), dict(os.environ)
