@@ -28,7 +28,9 @@ $(VENV)/.installed: requirements-dev.txt app/requirements.txt loadgen/requiremen
 	@# import, which writes nothing where PYTHONDONTWRITEBYTECODE is set (as on our CI machines), so
 	@# that every Python process (a target, a Locust, each bench run) would compile its imports again
 	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .  # the `bench` command
+	@# this checkout on the venv's path and the `bench` command; not `pip install -e .`, whose walk of
+	@# the tree never ends while CI's image build has /proc mounted in build/rootfs (the script says)
+	$(BIN)/python scripts/link-project.py
 	touch $@
 
 bench: venv ## run SCENARIO (default: default) on BACKEND (auto|local|docker); SET="k=v k2=a,b"
