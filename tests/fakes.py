@@ -234,7 +234,12 @@ class FakeServices:
     def start(self, want: Needs) -> Endpoints:
         self.started.append(want)
         if self.burns:
-            self.proc = subprocess.Popen([sys.executable, "-c", BURNER])
+            # burning before start() returns, as a real PostgreSQL is up by then: a CI run that
+            # built images meanwhile saw a burner still starting through most of the window
+            self.proc = subprocess.Popen([sys.executable, "-c", "print(flush=True)\n" + BURNER],
+                                         stdout=subprocess.PIPE)
+            assert self.proc.stdout is not None
+            self.proc.stdout.readline()
         return Endpoints("host=127.0.0.1 port=1 user=bench", "http://127.0.0.1:2", {"postgresql": "fake"})
 
     def down(self, cell: Cell) -> str:

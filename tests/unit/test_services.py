@@ -297,6 +297,8 @@ def test_the_services_cpu_is_measured_for_the_cells_that_use_them(tmp_path, fake
     code, run_dir = run(tmp_path, scen_file(tmp_path, '[[matrix]]\nworkload = ["db"]\n[[matrix]]\nworkload = ["noop"]\n'))
     rows = {r.workload: r for r in RunDir(run_dir).rows()}
     assert code == 0
-    assert rows["db"].services_cpu_pct > 20, rows["db"]
+    # a core's worth alone; > 5 % still holds with the CPUs shared by pytest's workers and CI's image
+    # build (9 % seen there with a burner still starting), and an unmeasured service reads 0
+    assert rows["db"].services_cpu_pct > 5, rows["db"]
     assert rows["noop"].services_cpu_pct == 0.0, "a cell without I/O: the services are not its concern"
     assert fake.services.proc is not None and fake.services.proc.poll() is not None, "stopped with the run"
