@@ -19,7 +19,7 @@ PTH = "fastapi_def_vs_async_bench.pth"
 def main() -> int:
     site = Path(sysconfig.get_paths()["purelib"])
     (site / PTH).write_text(f"{ROOT}\n")
-    # the launcher pyproject's [project.scripts] names, for whoever installs with pip instead
+    # the command pyproject's [project.scripts] declares, as pip would have written it
     launcher = Path(sys.executable).parent / "bench"
     launcher.write_text(f"#!{sys.executable}\nimport sys\nfrom bench.cli import main\nsys.exit(main())\n")
     launcher.chmod(0o755)
