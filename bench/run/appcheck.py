@@ -90,7 +90,7 @@ def check(app: AppSpec, cells: list[Cell]) -> dict[str, Any]:
         raise BadInput(f"{found['error']} {where}")
     if found["on_loop_error"]:
         raise BadInput(f"{found['on_loop_error']} {where}")
-    packages = found.get("packages", {})
+    packages = found["packages"]  # benchagent/check.py always lists them
     missing_line = missing(cells, packages)
     if missing_line:
         raise BadInput(f"{missing_line} {where}")

@@ -92,7 +92,8 @@ class AppSpec:
         first on sys.path (the servers run as `python -m`, from it), so a team's own `app` or `db`
         package is found before anything of ours."""
         env = dict(self.app_env)
-        paths = [AGENT_DIR if self.target_image else str(ROOT), *filter(None, [env.get("PYTHONPATH", "")])]
+        theirs = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
+        paths = [AGENT_DIR if self.target_image else str(ROOT), *theirs]
         return {**env, "BENCH_APP": self.app, "PYTHONPATH": os.pathsep.join(paths)}
 
     def as_dict(self) -> dict[str, Any]:
@@ -155,15 +156,14 @@ def parse_app(data: dict[str, Any], base: Path) -> AppSpec:
 
 def _local(given: dict[str, Any], base: Path) -> tuple[str, str]:
     """app_dir and app_python on this host, relative to the scenario file's folder."""
-    app_dir = (base / given.get("app_dir", ".")).resolve()
+    named = given.get("app_dir", ".")
+    app_dir = (base / named).resolve()
     if not app_dir.is_dir():
-        raise BadInput(f"app_dir {given.get('app_dir', '.')!r}: no such folder ({app_dir})")
-    python = ""
-    if "app_python" in given:
-        path = Path(given["app_python"])
-        path = path if path.is_absolute() or os.sep not in given["app_python"] else base / path
-        python = str(path) if os.sep in given["app_python"] else given["app_python"]
-    return str(app_dir), python
+        raise BadInput(f"app_dir {named!r}: no such folder ({app_dir})")
+    # a bare name ("python3.12") is looked up on PATH; a path is taken from the scenario's folder
+    # (base / an absolute path is that path)
+    python = given.get("app_python", "")
+    return str(app_dir), str(base / python) if os.sep in python else python
 
 
 def _services(data: dict[str, Any], base: Path, app_env: set[str]) -> dict[str, Any]:

@@ -93,11 +93,13 @@ def test_the_pool_the_threadpool_and_a_blocked_loop_each_set_the_rate(tmp_path: 
     pool = rows["def-db-u40"]
     assert pool.status == "ok" and near(pool.rps, 200), pool
     assert pool.db_pool_busy_max == 10 and pool.db_pool_waiting_max > 0, "the pool is the limit"
-    assert pool.services_cpu_pct > 0, "PostgreSQL's own CPU is measured beside the target's"
     # async, pool 40 at 40 users: near 40 / 0.05 = 800 (nothing waits for a connection)
     wide = rows["async-db-u40"]
     assert wide.status == "ok" and near(wide.rps, 800), wide
     assert wide.rps > 2.5 * pool.rps
+    # judged on the cell with the most queries: at 200 pg_sleep queries/s over a 2 s window
+    # PostgreSQL's CPU is a few 10 ms ticks of /proc, and one CI run read none
+    assert wide.services_cpu_pct > 0, "PostgreSQL's own CPU is measured beside the target's"
     # the sync driver inside async def: one query at a time per worker, 1 / 0.05 = 20 req/s
     blocked = rows["async-db_blocking-u10"]
     assert blocked.status == "ok" and near(blocked.rps, 20), blocked

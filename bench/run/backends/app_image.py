@@ -35,14 +35,17 @@ def dockerfile(app: AppSpec) -> str:
     env = {k: v for k, v in app.target_env().items() if k != "PYTHONPATH"}
     if app.needs_db:
         env["BENCH_APP_DB_ENV"] = app.db_env  # the agent copies BENCH_DB_URL into it (benchagent/loader.py)
+    # the agent's folder, then the scenario's own PYTHONPATH ([app_env]), then the image's
+    paths = AGENT_DIR + "".join(":" + _quoted(v)[1:-1] for k, v in app.app_env if k == "PYTHONPATH" and v)
     lines = [f"FROM {app.target_image}",
              f"COPY benchagent/ {AGENT_DIR}/benchagent/",
-             f'ENV PYTHONPATH="{AGENT_DIR}${{PYTHONPATH:+:$PYTHONPATH}}"',
+             f'ENV PYTHONPATH="{paths}${{PYTHONPATH:+:$PYTHONPATH}}"',
              *(f"ENV {k}={_quoted(v)}" for k, v in env.items())]
     if app.app_dir:
         lines.append(f"WORKDIR {app.app_dir}")
-    # the agent starts the server named per cell; the image's own entrypoint would start its own
-    lines += ["ENTRYPOINT []", f"CMD {json.dumps([app.app_python or 'python', '-m', 'benchagent.serve'])}"]
+    # the agent starts the server named per cell; the image's own entrypoint would start its own.
+    # app_python is the image's `python` unless the scenario named one (appspec.parse_app)
+    lines += ["ENTRYPOINT []", f"CMD {json.dumps([app.app_python, '-m', 'benchagent.serve'])}"]
     return "\n".join(lines) + "\n"
 
 
@@ -64,7 +67,7 @@ def layer(app: AppSpec) -> str:
     tag = f"{LAYER_REPO}:{digest.hexdigest()[:16]}"
     if image_id(tag):
         return tag
-    with tempfile.TemporaryDirectory(prefix="bench-layer-") as ctx:
+    with tempfile.TemporaryDirectory() as ctx:
         (Path(ctx) / "benchagent").mkdir()
         for path in agent_files():
             shutil.copyfile(path, Path(ctx) / "benchagent" / path.name)
