@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from bench import ROOT
 from bench.errors import BadInput
 from bench.run import appcheck
 from bench.run.backends.compose import IMAGE_UID
@@ -207,7 +208,6 @@ def test_in_the_teams_image_the_check_runs_in_the_agents_layer_offline(engine: P
                             str(IMAGE_UID), "-e", f"BENCH_DB_URL={NO_DB}", "-e", "BENCH_ON_LOOP=true",
                             layer.replace("_", ":", 1), "python", "-m", "benchagent.check"]
     # run from the stack's folder with the runner's environment: the app's variables are in the layer
-    from bench import ROOT
     assert (engine / "run.where").read_text().split() == [str(ROOT), "no-BENCH_APP"]
     assert found == {"app": "shop.main:app", "app_dir": "", "target_image": "shop:1.4",
                      "app_python": "/usr/local/bin/python", "python": "3.12.8",

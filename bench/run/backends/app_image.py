@@ -32,11 +32,11 @@ def _quoted(value: str) -> str:
 def dockerfile(app: AppSpec) -> str:
     """The layer: the agent on PYTHONPATH (after nothing of theirs is shadowed: the agent's one
     package is `benchagent`), the app and its variables, and the agent as the command."""
-    env = {k: v for k, v in app.target_env().items() if k != "PYTHONPATH"}
+    env = app.target_env()
+    # the agent's folder and the scenario's own PYTHONPATH (target_env's order), then the image's
+    paths = _quoted(env.pop("PYTHONPATH"))[1:-1]
     if app.needs_db:
         env["BENCH_APP_DB_ENV"] = app.db_env  # the agent copies BENCH_DB_URL into it (benchagent/loader.py)
-    # the agent's folder, then the scenario's own PYTHONPATH ([app_env]), then the image's
-    paths = AGENT_DIR + "".join(":" + _quoted(v)[1:-1] for k, v in app.app_env if k == "PYTHONPATH" and v)
     lines = [f"FROM {app.target_image}",
              f"COPY benchagent/ {AGENT_DIR}/benchagent/",
              f'ENV PYTHONPATH="{paths}${{PYTHONPATH:+:$PYTHONPATH}}"',
