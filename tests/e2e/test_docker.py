@@ -199,7 +199,7 @@ def test_a_teams_own_image_runs_under_the_agents_layer_with_its_database(tmp_pat
     for name in ("schema.sql", "seed.sql"):
         head = head.replace(f'"{name}"', f'"{ROOT / "examples" / "shop" / name}"')
     scen = tmp_path / "shop.toml"
-    scen.write_text(head + f"[defaults]\nport = {free_port()}\nusers = 20\nduration = 3\nwarmup = 1\n"
+    scen.write_text(head + f"[defaults]\nport = {free_port()}\nusers = 20\nduration = 1.5\nwarmup = 0.5\n"
                     'spawn_rate = 500\n[matrix]\nendpoint = ["stock"]\nstyle = ["as_written", "on_loop"]\n')
     proc, run_dir = bench(str(scen), "--out", str(tmp_path / "results"))
     assert proc.returncode == 0, proc.stderr

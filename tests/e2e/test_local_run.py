@@ -115,12 +115,13 @@ def test_target_url_loads_a_running_target_and_a_taken_port_is_refused(tmp_path:
 def test_saturated_load_generator_is_flagged_and_an_idle_one_is_not(tmp_path: Path) -> None:
     # one Locust process on one core against a no-op: Locust, not the target, is the limit (a
     # uvicorn worker serves async no-ops about twice as fast as one Locust process sends them,
-    # so Locust runs flat out). 6 s windows: a few samples of noise cannot pull the mean under 90 %.
+    # so Locust runs flat out). A 6 s window: a few samples of noise cannot pull the mean under 90 %;
+    # the idle one reads well under 50 % in 2 s.
     target, loadgen = split(host_cpus())
     body = ('duration = 6\nwarmup = 1\n'
             f'target_cpuset = "{target}"\nloadgen_cpuset = "{loadgen.split(",")[0].split("-")[0]}"\n'
             '[[matrix]]\nworkload = ["noop"]\nstyle = ["async"]\nusers = [50]\n'
-            '[[matrix]]\nworkload = ["sleep"]\nstyle = ["async"]\nusers = [10]\nsleep_ms = [100]\n')
+            '[[matrix]]\nworkload = ["sleep"]\nstyle = ["async"]\nusers = [10]\nsleep_ms = [100]\nduration = [2]\n')
     proc = bench("run", scenario(tmp_path, body, free_port()), "--backend", "local", "--out", str(tmp_path / "r"),
                  "--no-report")
     assert proc.returncode == 0, proc.stderr

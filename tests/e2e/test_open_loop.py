@@ -50,7 +50,7 @@ def test_open_loop_shows_the_queue_a_closed_loop_hides(tmp_path: Path) -> None:
 def test_capacity_finds_the_threadpool_limit_of_def_and_more_for_async(tmp_path: Path) -> None:
     # 4 tokens / 50 ms = 80 requests/s for def; async has no such limit below max_rps
     body = ('workload = "sleep"\nsleep_ms = 50\nthreadpool_tokens = 4\n[matrix]\nstyle = ["def", "async"]\n'
-            '[capacity]\nslo_p99_ms = 150\nstart_rps = 20\nmax_rps = 320\nstep_s = 1.5\nstep_warmup_s = 1\n')
+            '[capacity]\nslo_p99_ms = 150\nstart_rps = 40\nmax_rps = 320\nstep_s = 1.5\nstep_warmup_s = 1\n')
     proc = bench("capacity", scenario(tmp_path, body, free_port()), "--backend", "local", "--out",
                  str(tmp_path / "r"), timeout=400)
     assert proc.returncode == 0, proc.stderr

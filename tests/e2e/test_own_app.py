@@ -34,7 +34,7 @@ def shop(tmp_path: Path, endpoints: str, body: str) -> str:
 
 
 def test_on_loop_shows_a_blocking_def_endpoint_holding_up_the_loop(tmp_path: Path) -> None:
-    body = ('server = "uvicorn"\nworkers = 1\nusers = 20\nduration = 3\nwarmup = 1\n'
+    body = ('server = "uvicorn"\nworkers = 1\nusers = 20\nduration = 1.5\nwarmup = 0.5\n'
             '[matrix]\nendpoint = ["export", "quote"]\nstyle = ["as_written", "on_loop"]\n')
     proc = bench("run", shop(tmp_path, "", body), "--backend", "local", "--out", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stderr
@@ -90,7 +90,7 @@ def test_an_app_with_services_gets_its_own_postgresql_made_from_its_sql(tmp_path
     for name in ("schema.sql", "seed.sql"):
         head = head.replace(f'"{name}"', f'"{SHOP / name}"')
     path = tmp_path / "db.toml"
-    path.write_text(head + f"[defaults]\nport = {free_port()}\nusers = 20\nduration = 3\nwarmup = 1\n"
+    path.write_text(head + f"[defaults]\nport = {free_port()}\nusers = 20\nduration = 1.5\nwarmup = 0.5\n"
                     'spawn_rate = 500\n[matrix]\nendpoint = ["stock"]\nstyle = ["as_written", "on_loop"]\n')
     # --out relative to where bench runs, as `make bench` gives it: the target runs from the app's
     # folder, and its sampler must still write into the run directory

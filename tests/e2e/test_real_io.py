@@ -97,9 +97,11 @@ def test_the_pool_the_threadpool_and_a_blocked_loop_each_set_the_rate(tmp_path: 
     wide = rows["async-db-u40"]
     assert wide.status == "ok" and near(wide.rps, 800), wide
     assert wide.rps > 2.5 * pool.rps
-    # judged on the cell with the most queries: at 200 pg_sleep queries/s over a 2 s window
-    # PostgreSQL's CPU is a few 10 ms ticks of /proc, and one CI run read none
-    assert wide.services_cpu_pct > 0, "PostgreSQL's own CPU is measured beside the target's"
+    # judged on the whole run: a pg_sleep query costs PostgreSQL a few 10 µs, so even 800 of them a
+    # second over a 2 s window are a handful of /proc's 10 ms ticks spread over 40 backends, and CI
+    # read 0.0 for this cell once (0.6 and 10.4 in two runs here); the upstream stub's Python reads
+    # 3-4 % in every http cell, and a sampler that missed the services would read 0 in all of them
+    assert sum(r.services_cpu_pct for r in rows.values()) > 1, "the services' CPU is measured beside the target's"
     # the sync driver inside async def: one query at a time per worker, 1 / 0.05 = 20 req/s
     blocked = rows["async-db_blocking-u10"]
     assert blocked.status == "ok" and near(blocked.rps, 20), blocked

@@ -22,7 +22,7 @@ def test_each_server_runs_def_and_async_measured_alike_and_worker_pinning_core_p
     over the two), `async` with `core` (worker i pinned to CPU i, from inside the worker); /info
     reports every worker and the runner checks them all. Each cell is also the servers' smoke test:
     measured the same way under each (CPU and memory of all its processes, the in-worker sampler)."""
-    body = ('duration = 1.5\nwarmup = 0.5\nusers = 4\nworkers = 2\nworkload = "sleep"\nsleep_ms = 10\n'
+    body = ('duration = 1\nwarmup = 0.25\nusers = 4\nworkers = 2\nworkload = "sleep"\nsleep_ms = 10\n'
             # one Locust process: two would cost 2 s a cell to connect and stop (tests/e2e/test_locustfile.py
             # has --processes)
             'target_cpuset = "0-1"\nloadgen_cpuset = "0-1"\nloadgen_processes = 1\n'
@@ -54,7 +54,7 @@ def test_def_queues_behind_the_threadpool_and_async_does_not_under_uvicorn_grani
     # users = 2 x tokens: half the def requests wait a whole sleep for a thread -> p50 ~ 2 x sleep.
     # Granian's and Hypercorn's own threads change nothing here: a def endpoint runs in anyio's pool.
     # Seen from inside the target too: every token busy, requests waiting for one; none under async.
-    body = ('duration = 2\nwarmup = 1\nusers = 8\nthreadpool_tokens = 4\nsleep_ms = 200\nworkload = "sleep"\n'
+    body = ('duration = 1.5\nwarmup = 0.5\nusers = 8\nthreadpool_tokens = 4\nsleep_ms = 100\nworkload = "sleep"\n'
             '[matrix]\nserver = ["uvicorn", "granian", "hypercorn"]\nstyle = ["def", "async"]\n')
     proc = bench("run", scenario(tmp_path, body, free_port()), "--backend", "local", "--out", str(tmp_path / "r"),
                  "--no-report")
@@ -62,7 +62,7 @@ def test_def_queues_behind_the_threadpool_and_async_does_not_under_uvicorn_grani
     rows = {(r.server, r.style): r for r in RunDir(run_dir_of(proc)).rows()}
     for server in ("uvicorn", "granian", "hypercorn"):
         queued, direct = rows[server, "def"], rows[server, "async"]
-        assert queued.p50_ms >= 1.8 * 200, queued
-        assert direct.p50_ms < 1.3 * 200, direct
+        assert queued.p50_ms >= 1.8 * 100, queued
+        assert direct.p50_ms < 1.3 * 100, direct
         assert queued.threadpool_busy_max == 4 and queued.threadpool_waiting_max >= 2, queued
         assert direct.threadpool_waiting_max == 0, direct
