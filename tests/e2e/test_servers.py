@@ -54,7 +54,8 @@ def test_def_queues_behind_the_threadpool_and_async_does_not_under_uvicorn_grani
     # users = 2 x tokens: half the def requests wait a whole sleep for a thread -> p50 ~ 2 x sleep.
     # Granian's and Hypercorn's own threads change nothing here: a def endpoint runs in anyio's pool.
     # Seen from inside the target too: every token busy, requests waiting for one; none under async.
-    body = ('duration = 1.5\nwarmup = 0.5\nusers = 8\nthreadpool_tokens = 4\nsleep_ms = 100\nworkload = "sleep"\n'
+    sleep = 100
+    body = (f'duration = 1.5\nwarmup = 0.5\nusers = 8\nthreadpool_tokens = 4\nsleep_ms = {sleep}\nworkload = "sleep"\n'
             '[matrix]\nserver = ["uvicorn", "granian", "hypercorn"]\nstyle = ["def", "async"]\n')
     proc = bench("run", scenario(tmp_path, body, free_port()), "--backend", "local", "--out", str(tmp_path / "r"),
                  "--no-report")
@@ -62,7 +63,7 @@ def test_def_queues_behind_the_threadpool_and_async_does_not_under_uvicorn_grani
     rows = {(r.server, r.style): r for r in RunDir(run_dir_of(proc)).rows()}
     for server in ("uvicorn", "granian", "hypercorn"):
         queued, direct = rows[server, "def"], rows[server, "async"]
-        assert queued.p50_ms >= 1.8 * 100, queued
-        assert direct.p50_ms < 1.3 * 100, direct
+        assert queued.p50_ms >= 1.8 * sleep, queued
+        assert direct.p50_ms < 1.3 * sleep, direct
         assert queued.threadpool_busy_max == 4 and queued.threadpool_waiting_max >= 2, queued
         assert direct.threadpool_waiting_max == 0, direct
