@@ -9,8 +9,10 @@ by BENCH_ARRIVALS "constant" or "poisson", with at most BENCH_MAX_INFLIGHT outst
 measures each latency from its due time: loadgen/openloop.py), BENCH_WARMUP_S
 (seconds from the start, ramp included, before the measured window opens; 0: as soon as every user
 runs), BENCH_DURATION_S (the window's length: Locust stops then; 0: --run-time decides),
-BENCH_WAIT_READY_S (seconds to wait for the target's /__bench/healthz before loading it; 0, the
-default, does not wait), BENCH_RESULT_OUT (where the local or master process writes its result
+BENCH_WINDOW_OUT (where the process that owns the window writes {"t_start", "duration_s"} the
+moment it opens: the runner's CPU profiler samples the target from then on), BENCH_WAIT_READY_S
+(seconds to wait for the target's /__bench/healthz before loading it; 0, the default, does not
+wait), BENCH_RESULT_OUT (where the local or master process writes its result
 JSON at exit):
 
     {"hdr": base64 HdrHistogram.encode() ("" when empty), "count": requests in it,
@@ -57,6 +59,7 @@ HEADERS = json.loads(os.environ.get("BENCH_HEADERS") or "{}") or None
 EXPECT_STATUS = int(os.environ.get("BENCH_EXPECT_STATUS") or 200)
 PLAIN = (METHOD, BODY, HEADERS, EXPECT_STATUS) == ("GET", None, None, 200)
 RESULT_OUT = os.environ.get("BENCH_RESULT_OUT", "")
+WINDOW_OUT = os.environ.get("BENCH_WINDOW_OUT", "")
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_S") or 0)
 DURATION_S = float(os.environ.get("BENCH_DURATION_S") or 0)
 WAIT_READY_S = float(os.environ.get("BENCH_WAIT_READY_S") or 0)
@@ -91,7 +94,12 @@ def _clear() -> None:
     _open.reset()
 
 
-_window = Window(WARMUP_S, DURATION_S, on_reset=_clear)
+def _opened(t_start: float, duration_s: float) -> None:
+    if WINDOW_OUT:
+        _write_json(WINDOW_OUT, {"t_start": t_start, "duration_s": duration_s})
+
+
+_window = Window(WARMUP_S, DURATION_S, on_reset=_clear, on_open=_opened)
 _env: dict[str, Environment] = {}
 
 
@@ -229,10 +237,15 @@ def _write(environment: Environment, **kw: Any) -> None:
     }
     if OPEN:
         result.update(open=_open.as_dict(), late_hdr=_encoded(_open.late_hist))
-    tmp = f"{RESULT_OUT}.tmp"
+    _write_json(RESULT_OUT, result)
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    # whole or not at all: the runner reads these files while Locust runs, or after it died
+    tmp = f"{path}.tmp"
     with open(tmp, "w") as fh:
-        json.dump(result, fh)
-    os.replace(tmp, RESULT_OUT)
+        json.dump(data, fh)
+    os.replace(tmp, path)
 
 
 def _encoded(hist: HdrHistogram) -> str:

@@ -36,6 +36,8 @@ class Window:
     warmup_s: float
     duration_s: float  # 0: no stop of its own (by hand, `docker compose up`: --run-time decides)
     on_reset: Callable[[], None]  # clears this process's own recordings (histograms)
+    # told (t_start, duration_s) the moment the window opens: the runner's profiler starts then
+    on_open: Callable[[float, float], None] = lambda t_start, duration_s: None
     t_begin: float = 0.0  # test start: the warmup counts from here
     t_start: float = 0.0  # the reset: the measured window opens
     t_stop: float = 0.0
@@ -82,6 +84,7 @@ class Window:
         self.t_start = time.time()
         if isinstance(runner, MasterRunner):
             runner.send_message(RESET)  # to every worker
+        self.on_open(self.t_start, self.duration_s)
         if self.duration_s > 0:
             # outside the runner's group, as Locust's own --run-time timer: quit() kills that group
             gevent.spawn_later(self.duration_s, runner.quit)

@@ -72,6 +72,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     from bench.commands.run import (
         backend_metadata,
         check_ports,
+        check_profile,
         load_backend,
         start_services,
         stop_services,
@@ -80,6 +81,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
 
     scen, settings, notes = load_for_search(args.scenario, args.set, args.slo_p99)
     cells = scen.cells()
+    check_profile(cells)
     from bench.run import appcheck
 
     backend = load_backend(args.backend, app=scen.app)

@@ -109,6 +109,21 @@ def warn_exposed(cells: list[Cell]) -> None:
               "hosts", file=sys.stderr)
 
 
+def check_profile(cells: list[Cell], target_url: str | None = None) -> None:
+    """profile = "cpu" samples the target's workers with py-spy on this host: a target someone else
+    runs has none we can see, and py-spy missing or refused by the kernel would fail every cell."""
+    if not any(cell.profile == "cpu" for cell in cells):
+        return
+    if target_url is not None:
+        raise BadInput('profile = "cpu" samples the workers of a target this bench starts; --target-url '
+                       "measures one it cannot see (profile it where it runs: py-spy record --pid ...)")
+    from bench.run import profiler
+
+    why = profiler.refusal()
+    if why:
+        raise BadInput(why)
+
+
 def check_ports(cells: list[Cell]) -> None:
     """A port something else already listens on would fail every cell (or measure that other
     server): refuse before anything starts. A port taken later still fails just its cells."""
@@ -181,6 +196,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     scen, resumed = _resolve(args)
     ci = ci_args(args)
     cells = scen.cells()
+    check_profile(cells, args.target_url)
     backend = make_backend(args.backend, args.target_url, scen.app)  # refused before the run directory exists
     # a team's app imports, in its own interpreter (or image), before anything starts
     app_meta = appcheck.check(scen.app, cells) if args.target_url is None and not scen.app.builtin else {}

@@ -31,7 +31,9 @@ from bench.scenario.cells import PARAM_COLUMNS, PARAM_TYPES  # noqa: F401  (PARA
 #   7 - a team's own app: the endpoint parameter (the [[endpoints]] name; "" for the built-in
 #       app, whose style x workload are its endpoints) and the styles as_written / on_loop;
 #       env.json's "app" (the app, its folder, interpreter and its own package versions).
-SCHEMA_VERSION = 7
+#   8 - the CPU profile: profile and profile_rate parameters; profile_samples, profile_gil_pct and
+#       cpu_{hop,loop,server,framework,app,agent,rest}_pct figures (0 where profile = "off").
+SCHEMA_VERSION = 8
 
 
 # identity: the spec travels with its results
@@ -80,6 +82,18 @@ OUTCOME_FIELDS: tuple[tuple[Any, ...], ...] = (
     ("db_pool_busy_max", "int", 0),  # connections in use, most at once in one worker (app/db.py)
     ("db_pool_waiting_max", "int", 0),  # requests waiting for a connection, most at once in one worker
     ("loop_lag_p99_ms", "float", 0.0),
+    # profile = "cpu" (bench/run/profiler.py): py-spy's samples of the GIL holder over the window,
+    # those against window x rate x workers (how busy the interpreters were), and each part's share
+    # of them (bench/run/attribution.py says which frame is whose)
+    ("profile_samples", "int", 0),
+    ("profile_gil_pct", "float", 0.0),
+    ("cpu_hop_pct", "float", 0.0),
+    ("cpu_loop_pct", "float", 0.0),
+    ("cpu_server_pct", "float", 0.0),
+    ("cpu_framework_pct", "float", 0.0),
+    ("cpu_app_pct", "float", 0.0),
+    ("cpu_agent_pct", "float", 0.0),
+    ("cpu_rest_pct", "float", 0.0),
     ("started_at", "str", ""),
     ("ended_at", "str", ""),
 )

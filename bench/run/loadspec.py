@@ -98,6 +98,7 @@ def env_for(spec: LoadSpec, out_dir: str) -> dict[str, str]:
         "BENCH_WARMUP_S": f"{spec.warmup_s:g}",
         "BENCH_DURATION_S": f"{spec.duration_s:g}",
         "BENCH_RESULT_OUT": f"{out_dir}/{spec.prefix}_result.json",
+        "BENCH_WINDOW_OUT": f"{out_dir}/{spec.prefix}_window.json",
     }
 
 

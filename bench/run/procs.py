@@ -55,18 +55,18 @@ def tree_pids(pid: int) -> list[int]:
 def own_pids(pids: list[int]) -> set[int]:
     """Each process's pid as it sees itself: inside a container that is its pid in the container's
     namespace (the last NSpid field), which is what the target's workers write in their file names."""
-    out = set()
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("NSpid:"):
-                    out.add(int(line.split()[-1]))
-                    break
-            else:
-                out.add(pid)
-        except (OSError, ValueError):
-            continue
-    return out
+    return {own for own in map(own_pid, pids) if own}
+
+
+def own_pid(pid: int) -> int:
+    """One host pid's pid as the process sees itself (own_pids); 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("NSpid:"):
+                return int(line.split()[-1])
+        return pid
+    except (OSError, ValueError):
+        return 0
 
 
 def port_in_use(host: str, port: int) -> bool:

@@ -15,12 +15,13 @@ from typing import Any
 from bench.errors import RunDirWriteError, TargetError
 from bench.results.row import SummaryRow
 from bench.results.rundir import RunDir
-from bench.run import hdr, procs
+from bench.run import attribution, hdr, procs
 from bench.run.backends.base import Backend, LoadRun, Target
 from bench.run.headroom import cpu_ms_per_request, headroom, is_saturated, late_flags, stuck
 from bench.run.loadspec import load_spec
 from bench.run.locust_csv import most_frequent_failure, read_aggregated
 from bench.run.monitor import Monitor
+from bench.run.profiler import CpuProfile, Outcome, pyspy_path
 from bench.scenario import cpuset
 from bench.scenario.cells import Cell, ServerConfig
 from benchagent import (
@@ -127,7 +128,7 @@ class Runner:
                     raise CellFailed(f"target {pool} is {info.get(pool, 0)}, not the requested "
                                      f"{getattr(cell, pool)} (/info)")
         self._verify_endpoint(target, cell)
-        return self._locust(cell, cell_dir, target)
+        return self._locust(cell, cell_dir, target, info)
 
     def _info(self, target: Target, cell: Cell) -> dict[str, Any]:
         """/__bench/info once every worker of a started target has pinned itself and said where:
@@ -159,16 +160,21 @@ class Runner:
             raise CellFailed(f"{ask.method} {ask.path} answered {status}, not {ask.expect_status}, before "
                              f"the load: {_first_line(body)}")
 
-    def _locust(self, cell: Cell, cell_dir: Path, target: Target) -> dict[str, Any]:
+    def _locust(self, cell: Cell, cell_dir: Path, target: Target, info: dict[str, Any]) -> dict[str, Any]:
         spec = load_spec(cell, target.url)
+        profile = self._profile(cell, cell_dir, target, info, spec.prefix)
         started = self.clock()
-        load = self.backend.start_load(spec, cell_dir)
+        outcome = None
         try:
-            with Monitor({"target": target.pids, "loadgen": load.pids,
-                          "services": self.backend.services.pids}) as mon:
-                code = self._wait(load, spec.run_time_s + LOCUST_GRACE_S)
-        finally:
-            load.kill()
+            load = self.backend.start_load(spec, cell_dir)
+            try:
+                with Monitor({"target": target.pids, "loadgen": load.pids,
+                              "services": self.backend.services.pids}) as mon:
+                    code = self._wait(load, spec.run_time_s + LOCUST_GRACE_S)
+            finally:
+                load.kill()
+        finally:  # no sampler outlives its cell
+            outcome = profile.finish() if profile is not None else None
         ended = self.clock()
         self._drain(ended, target)  # returns at once when the target is dead
         if not target.alive():
@@ -178,7 +184,38 @@ class Runner:
             log = cell_dir / f"{spec.prefix}_locust.log"
             raise CellFailed(f"Locust exited with code {code}: {procs.tail(log, 5)}")
         window_start = started + max(cell.ramp_s, cell.warmup)  # unless Locust says when it was
-        return self._figures(cell, cell_dir, mon, window_start, ended, target.managed)
+        out = self._figures(cell, cell_dir, mon, window_start, ended, target.managed)
+        if outcome is not None:
+            notes = self._profile_figures(out, cell_dir, outcome, cell.profile_rate)
+            if notes:
+                out["error"] = "; ".join(filter(None, [out.get("error", ""), *notes]))
+        return out
+
+    def _profile(self, cell: Cell, cell_dir: Path, target: Target, info: dict[str, Any],
+                 prefix: str) -> CpuProfile | None:
+        """py-spy on every worker /info listed, from when the window opens (bench/run/profiler.py);
+        the workers' own pids (in a container, its namespace's) mapped to this host's."""
+        if cell.profile != "cpu":
+            return None
+        exe = pyspy_path()
+        if exe is None:  # checked before the run started (bench/commands/run.py): gone since
+            raise CellFailed("profile = \"cpu\": py-spy is no longer installed")
+        host = {procs.own_pid(pid): pid for pid in target.pids()}
+        host.pop(0, None)  # gone meanwhile
+        workers = {f"worker-{w['pid']}": host[int(w["pid"])] for w in info.get("worker_affinity", [])
+                   if int(w.get("pid", 0)) in host}
+        if not workers:
+            raise CellFailed("profile = \"cpu\": /info listed no worker this host can see")
+        return CpuProfile(workers, cell.profile_rate, cell_dir / f"{prefix}_window.json",
+                          cell_dir / "profile", exe, clock=self.clock).start()
+
+    @staticmethod
+    def _profile_figures(out: dict[str, Any], cell_dir: Path, outcome: Outcome, rate: int) -> list[str]:
+        """The profile's columns into the row's figures, profile.folded beside them; its notes."""
+        (cell_dir / "profile.folded").write_text(attribution.to_text(outcome.stacks))
+        out.update(attribution.figures(outcome.stacks, outcome.window_s, rate, outcome.workers))
+        return outcome.notes + attribution.notes(outcome.samples, outcome.errors, outcome.seconds,
+                                                 outcome.window_s)
 
     def _drain(self, since: float, target: Target) -> None:
         """Wait (bounded) until the target finished what Locust abandoned at its stop: with a full

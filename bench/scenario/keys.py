@@ -182,6 +182,11 @@ KEYS: dict[str, Key] = {
     "granian_blocking_threads": Key(int, 1, "`granian` only: the threads per worker that run Python; Granian allows "
                                     "only 1 for an ASGI app (a `def` endpoint runs in anyio's threadpool: "
                                     "`threadpool_tokens`)", lo=1, hi=1024, allowed="1", scope=_GRANIAN, target="env"),
+    "profile": Key(str, "off", "`cpu`: py-spy samples every worker of the target during the measured window; "
+                   "`profile.folded`, `profile.svg` and the CPU shares per part (hop, loop, server, framework, app) "
+                   "in `summary.csv` ([Why](#why-the-cpu-profile))", choices=("off", "cpu")),
+    "profile_rate": Key(int, 20, "`profile = \"cpu\"`: samples per second per worker (20 costs the target "
+                        "under 10 %: docs/profiling.md)", lo=1, hi=1000, scope=("profile", ("cpu",))),
     "repeats": Key(int, 1, "runs of each cell, interleaved; `summary_stats.csv` gives mean, sd and 95 % CI", lo=1,
                    hi=1_000, column=""),
 }

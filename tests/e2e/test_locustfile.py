@@ -74,7 +74,11 @@ def run_load(load: LoadSpec, out: Path) -> tuple[subprocess.CompletedProcess[str
     result_path = Path(env["BENCH_RESULT_OUT"])
     assert result_path.exists(), proc.stderr[-3000:]
     assert not Path(f"{result_path}.tmp").exists()
-    return proc, json.loads(result_path.read_text()), csv_count
+    result = json.loads(result_path.read_text())
+    # the owner of the window said when it opened, for the runner's profiler, as it opened
+    opened = json.loads(Path(env["BENCH_WINDOW_OUT"]).read_text())
+    assert opened == {"t_start": result["t_start"], "duration_s": load.duration_s}, opened
+    return proc, result, csv_count
 
 
 def check(result: dict[str, Any], csv_count: int, role: str) -> None:

@@ -137,7 +137,8 @@ def test_locust_standalone_command_whole() -> None:
         "--html", "/out/c/r1/measure.html", "--only-summary", "--exit-code-on-error", "0", "--stop-timeout", "0"]
     assert env_for(spec, "/out/c/r1") == {"BENCH_PATH": "/async/noop", "BENCH_LOAD_MODEL": "closed",
                                           "BENCH_WARMUP_S": "3", "BENCH_DURATION_S": "10",
-                                          "BENCH_RESULT_OUT": "/out/c/r1/measure_result.json"}
+                                          "BENCH_RESULT_OUT": "/out/c/r1/measure_result.json",
+                                          "BENCH_WINDOW_OUT": "/out/c/r1/measure_window.json"}
 
 
 def test_open_loop_splits_rate_and_inflight_over_the_processes_in_its_environment() -> None:
