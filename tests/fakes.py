@@ -111,7 +111,8 @@ class FakeTarget:
             placed = [[affinity[i % len(affinity)]] for i in range(cfg.workers)]
         else:
             placed = [list(affinity)] * cfg.workers
-        listed = [{"pid": 1000 + i, "slot": i, "cpus": c} for i, c in enumerate(placed)]
+        # the first worker is the process itself (its pid is what a profiler samples), the others made up
+        listed = [{"pid": self.proc.pid if i == 0 else 1000 + i, "slot": i, "cpus": c} for i, c in enumerate(placed)]
         shown = len(listed) if workers_shown is None else workers_shown
         info = {"cpu_affinity": placed[0], "server": runs_server or cfg.server, "workers": cfg.workers,
                 "threadpool_tokens": cfg.threadpool_tokens if tokens is None else tokens,
@@ -386,6 +387,9 @@ class FakeBackend:
             "lag_hdr": hdr.encode(lag) if self.lag_values else "", "warmup_requests": 123}
         if not self.no_window:
             result.update(t_begin=t_start - 1.0, t_start=t_start, t_stop=t_stop)
+            # as the locustfile says when the window opens, for the profiler
+            (path.parent / f"{spec.prefix}_window.json").write_text(
+                json.dumps({"t_start": t_start, "duration_s": t_stop - t_start}))
         if spec.load_model == "open":
             self._open_loop(result, spec, t_stop - t_start)
         path.write_text(json.dumps(result))
@@ -419,3 +423,28 @@ class FakeBackend:
         for target in list(self.live):
             target.stop()
         self.closed = True
+
+
+# py-spy as the profiler runs it. `record`: wait for SIGINT, then write one stack (FAKE_STACK, or an
+# endpoint of the app's) with FAKE_SAMPLES samples (default: the pid) and py-spy's last line;
+# FAKE_EARLY: end at once, as py-spy does when its process exits. `dump`: FAKE_DUMP_RC decides.
+PYSPY = """#!/bin/bash
+if [ "$1" = dump ]; then echo "${FAKE_DUMP_SAYS:-Error: Permission Denied}" >&2; exit "${FAKE_DUMP_RC:-0}"; fi
+while [ $# -gt 0 ]; do case "$1" in --pid) pid=$2; shift;; --output) out=$2; shift;; esac; shift; done
+if [ -n "$FAKE_EARLY" ]; then echo "py-spy> Stopped sampling because process exited"; exit 0; fi
+finish() {
+  echo "${FAKE_STACK:-main (/srv/app/main.py:1);cpu (/srv/app/main.py:9)} ${FAKE_SAMPLES:-$pid}" > "$out"
+  echo "py-spy> Wrote raw flamegraph data to '$out'. Samples: ${FAKE_SAMPLES:-$pid} Errors: ${FAKE_ERRORS:-0}"
+  exit 0
+}
+trap finish INT
+while true; do sleep 0.05; done
+"""
+
+
+def fake_pyspy(folder: Path) -> str:
+    exe = folder / "py-spy"
+    exe.write_text(PYSPY)
+    exe.chmod(0o755)
+    return str(exe)
+

@@ -119,6 +119,9 @@ class CpuProfile:
             return
         t_start, duration = window
         self._window_s = duration
+        self._stop.wait(max(0.0, t_start - self.clock()))  # written as it opens: at most a moment ahead
+        if self._stop.is_set():
+            return
         self._started = self.clock()
         for name, pid in self.pids.items():
             log = (self.out_dir / f"{name}.log").open("wb")
