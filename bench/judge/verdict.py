@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bench.results.row import SummaryRow
 from bench.results.stats import PARAMS, CellStats
+from bench.run.attribution import FEW_SAMPLES, PARTS
 from bench.scenario import cpuset
 from bench.scenario.keys import CLOSED_ONLY, OPEN_ONLY, SCOPED, differs
 
@@ -20,6 +21,10 @@ CPU_FULL = 0.9  # of the cores the target's workers can use
 LOOP_LAG_MS = 10.0  # p99 lateness of the target's 10 ms timer: the loop is late
 BUSY_LOOP = 0.5  # a late loop with at least this share of its cores busy is overloaded, not blocked
 NOT_PAIRED = ("style", "port")
+PART_NAMES = {"hop": "thread hop", "loop": "event loop", "server": "server", "framework": "framework",
+              "app": "app code", "agent": "bench agent", "rest": "other libraries"}
+SHOWN_SHARE = 10.0  # parts of a profile named in the verdict: at least this % of its samples
+HOP_GONE = 0.5  # on the loop, a hop share under half of def's: the hop is gone, not merely smaller
 # the styles compared within a group, the second over the first
 PAIRS = (("def", "async"), ("as_written", "on_loop"))
 # where a style's path operation runs its body: async def (the built-in app's "async"), or a
@@ -161,8 +166,10 @@ def lines(stats: list[CellStats], rows: list[SummaryRow],
                                  d.cpu_ms_per_request_mean, d.cpu_ms_per_request_ci95, n)]
             floor = " (floors: Locust saturated)" if a.any_saturated or d.any_saturated else ""
             text += f"{second} / {first} {'; '.join(p for p in parts if p)}{floor}. "
+            text += hop_text(by_cell[d.cell_id], by_cell[a.cell_id], first, second)
         text += " ".join(f"{s.style} {s.rps_mean:.1f} req/s, p99 {s.p99_ms_mean:.1f} ms, bound by "
-                         f"{limit_of(by_cell[s.cell_id]).text()}." for s in group)
+                         f"{limit_of(by_cell[s.cell_id]).text()}.{profile_text(by_cell[s.cell_id])}"
+                         for s in group)
         out.append(text)
     return out
 
@@ -199,3 +206,40 @@ def _capacity_line(group: list[dict[str, str]], steps: list[dict[str, str]],
         else:
             text += f" (stopped: {r['stopped_by']}). "
     return text.strip()
+
+
+def profile_shares(rows: list[SummaryRow]) -> tuple[int, dict[str, float]]:
+    """A cell's samples over its profiled repeats and each part's share of them (weighted by
+    each repeat's samples)."""
+    profiled = [r for r in rows if r.profile == "cpu" and r.profile_samples > 0]
+    samples = sum(r.profile_samples for r in profiled)
+    if not samples:
+        return 0, {}
+    return samples, {part: sum(getattr(r, f"cpu_{part}_pct") * r.profile_samples for r in profiled) / samples
+                     for part in PARTS}
+
+
+def profile_text(rows: list[SummaryRow]) -> str:
+    """" Its CPU: 48 % the framework, 29 % the thread hop (83 samples)." for a profiled cell."""
+    samples, shares = profile_shares(rows)
+    if not any(r.profile == "cpu" for r in rows):
+        return ""
+    if samples < FEW_SAMPLES:
+        return f" Its profile has {samples} samples: too few to say where its CPU went."
+    named = sorted(((share, part) for part, share in shares.items() if share >= SHOWN_SHARE), reverse=True)
+    where = ", ".join(f"{share:.0f} % {PART_NAMES[part]}" for share, part in named)
+    return f" Its CPU: {where or 'no part above ' + format(SHOWN_SHARE, 'g') + ' %'} ({samples} samples)."
+
+
+def hop_text(first: list[SummaryRow], second: list[SummaryRow], first_style: str, second_style: str) -> str:
+    """What the profiles say of the thread hop between the pair: def pays it, on the loop it is gone."""
+    n1, s1 = profile_shares(first)
+    n2, s2 = profile_shares(second)
+    if min(n1, n2) < FEW_SAMPLES or s1["hop"] < SHOWN_SHARE:
+        return ""
+    if second_style in ON_THE_LOOP and s2["hop"] < HOP_GONE * s1["hop"]:
+        return (f"The thread hop is {s1['hop']:.0f} % of {first_style}'s CPU and {s2['hop']:.0f} % of "
+                f"{second_style}'s: {second_style} removes it. ")
+    return (f"The thread hop is {s1['hop']:.0f} % of {first_style}'s CPU and {s2['hop']:.0f} % of "
+            f"{second_style}'s. ")
+

@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.judge import checks as checks_mod
 from bench.judge import verdict
+from bench.report import profiles
 from bench.report.plots import FIGURES, capacity_figure
 from bench.results.row import SummaryRow
 from bench.results.rundir import RunDir, atomic_write, writing
@@ -39,6 +40,8 @@ class Report:
     links: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # cell -> (text, href)
     says: list[str] = field(default_factory=list)  # "What this run says" (bench/judge/verdict.py)
     capacity: Table = ([], [])  # bench capacity's result per searched cell
+    profile: Table = ([], [])  # where the target's CPU went, per profiled cell (bench/report/profiles.py)
+    flames: dict[str, str] = field(default_factory=dict)  # cell -> its flame graph, relative
 
 
 CAPACITY_HEADER = ["search", "objective p99 ms", "capacity req/s", "p50 ms there", "p99 ms there",
@@ -194,6 +197,12 @@ def render_markdown(rep: Report) -> str:
     out += ["", NOTE_CI, ""]
     if rep.inside[1]:
         out += ["## Inside the target", "", *_md_table(rep.inside), "", NOTE_INSIDE, ""]
+    if rep.profile[1]:
+        header, rows = rep.profile
+        out += ["## Where the target's CPU went", "",
+                *_md_table(([*header, "flame graph"],
+                            [[*row, f"[profile.svg]({rep.flames[row[0]]})"] for row in rows])),
+                "", profiles.NOTE, ""]
     if rep.failed:
         out += ["## Failed", "", *(f"- {_md_cell(f)}" for f in rep.failed), ""]
     others = [(n, c) for n, c in rep.plots if n != "capacity"]
@@ -259,6 +268,12 @@ def render_html(rep: Report, images: dict[str, bytes]) -> str:
     if rep.inside[1]:
         parts.append("<h2>Inside the target</h2>" + _html_table(*_escaped(rep.inside))
                      + f"<p>{esc(NOTE_INSIDE)}</p>")
+    if rep.profile[1]:
+        header, rows = _escaped(rep.profile)
+        graphs = [f"<a href='{esc(rep.flames[raw[0]])}'>profile.svg</a>" for raw in rep.profile[1]]
+        table = _html_table([*header, "flame graph"], [[*r, g] for r, g in zip(rows, graphs, strict=True)])
+        parts.append("<h2>Where the target's CPU went</h2>" + table
+                     + f"<p>{esc(profiles.NOTE)}</p>")
     if rep.failed:
         items = "".join(f"<li class='fail'>{esc(f)}</li>" for f in rep.failed)
         parts.append(f"<h2>Failed</h2><ul>{items}</ul>")
@@ -316,10 +331,12 @@ def write_report(run: RunDir, rows: list[SummaryRow], stats: list[CellStats],
     title = f"Benchmark report: {env.get('run_id') or run.name}"
     if scenario.get("name"):
         title += f" ({scenario['name']})"
+    profile, flames = profiles.profile_table(run, rows)
     rep = Report(title=title, env=env_table(env), stats=stats_table(stats),
                  inside=inside_table(rows), failed=failed_list(rows),
                  checks=checks, plots=plots, links=locust_links(run, rows),
-                 says=verdict.lines(stats, rows, capacity, steps), capacity=capacity_table(capacity))
+                 says=verdict.lines(stats, rows, capacity, steps), capacity=capacity_table(capacity),
+                 profile=profile, flames=flames)
     for path, text in ((run.path / "report.md", render_markdown(rep)),
                        (run.path / "report.html", render_html(rep, images))):
         atomic_write(path, text.encode("utf-8"))
