@@ -103,7 +103,8 @@ def test_granian_and_hypercorn_in_the_target_image_each_worker_pinned(tmp_path: 
     # runtime alike), each worker on its own CPU from inside the container, named in /info
     proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=18606", "duration=3", "warmup=1",
                           "workload=noop", "style=def", "server=granian,hypercorn", "workers=2",
-                          "worker_pinning=core", "target_cpuset=0-1", "loadgen_cpuset=0-1", "loadgen_processes=1")
+                          "worker_pinning=core", "target_cpuset=0-1", "loadgen_cpuset=0-1", "loadgen_processes=1",
+                          "profile=cpu", "profile_rate=50")
     assert proc.returncode == 0, proc.stderr
     rows = RunDir(run_dir).rows()
     assert sorted(r.server for r in rows) == ["granian", "hypercorn"]
@@ -113,6 +114,10 @@ def test_granian_and_hypercorn_in_the_target_image_each_worker_pinned(tmp_path: 
         info = json.loads((run_dir / "cells" / row.cell_id / "r1" / "target_info.json").read_text())
         assert info["server"] == row.server and info["server_version"] and info["loop"] == "uvloop.Loop", info
         assert sorted(w["cpus"] for w in info["worker_affinity"]) == [[0], [1]]
+        # py-spy on this host read both workers inside the container (their host pids), images untouched
+        logs = list((run_dir / "cells" / row.cell_id / "r1" / "profile").glob("worker-*.log"))
+        assert len(logs) == 2 and all("Sampling process" in log.read_text() for log in logs), logs
+        assert row.profile_samples > 0 and row.cpu_framework_pct > 0, row
 
 
 def test_broken_target_fails_its_cell_with_the_container_log_and_the_run_goes_on(tmp_path: Path) -> None:

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.results.row import SummaryRow
 from bench.results.rundir import RunDir
+from bench.run.attribution import PARTS
 from bench.run.procs import port_in_use
 from bench.scenario.cpuset import host_cpus, parse, split
 from tests.runs import bench, run_dir_of, scenario
@@ -24,6 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
+def row_shares(row: SummaryRow) -> dict[str, float]:
+    return {part: getattr(row, f"cpu_{part}_pct") for part in PARTS}
+
+
 def ctrl_c_on() -> None:
     """SIGINT as a terminal's Ctrl-C: a suite started in the background of a non-interactive shell
     inherits SIGINT ignored, and Python then never raises KeyboardInterrupt for it."""
@@ -31,13 +37,14 @@ def ctrl_c_on() -> None:
 
 
 def test_tiny_matrix_all_ok_with_precise_latencies_and_report(tmp_path: Path) -> None:
-    body = ('duration = 2\nwarmup = 1\nusers = 5\nsleep_ms = 20\n'
-            '[matrix]\nworkload = ["noop", "sleep"]\nstyle = ["def", "async"]\n')
+    # every cell profiled (at 100 Hz: enough samples in 2 s; docs/profiling.md says what it costs)
+    body = ('duration = 2\nwarmup = 1\nusers = 5\nsleep_ms = 20\ncpu_iterations = 100000\nprofile = "cpu"\n'
+            'profile_rate = 100\n[matrix]\nworkload = ["noop", "sleep", "cpu"]\nstyle = ["def", "async"]\n')
     proc = bench("run", scenario(tmp_path, body, port := free_port()), "--backend", "local", "--out", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stderr
     run_dir = run_dir_of(proc)
     rows = RunDir(run_dir).rows()
-    assert len(rows) == 4
+    assert len(rows) == 6
     target_cpus = split(host_cpus())[0]
     for row in rows:
         assert row.status == "ok" and row.requests > 0 and row.rps > 0, row
@@ -49,12 +56,23 @@ def test_tiny_matrix_all_ok_with_precise_latencies_and_report(tmp_path: Path) ->
         assert row.loadgen_processes == min(len(parse(split(host_cpus())[1])), 5)  # "auto": one per Locust CPU
         cell = run_dir / "cells" / row.cell_id / "r1"
         for name in ("measure_stats.csv", "measure_stats_history.csv", "measure.html", "target.log",
-                     "target_info.json", "measure_locust.log", "measure_result.json"):
+                     "target_info.json", "measure_locust.log", "measure_result.json", "measure_window.json",
+                     "profile.folded"):
             assert (cell / name).exists(), name
+        assert row.profile_samples > 0 and sum(row_shares(row).values()) == pytest.approx(100, abs=0.1)
+        assert len(list((cell / "profile").glob("worker-*.log"))) == 1  # one sampler: one worker
+        assert (cell.parent / "profile.svg").exists()  # the report's flame graph of the cell's repeats
         assert not list(cell.glob("warmup*")), "one Locust run: the warmup leaves no files of its own"
     sleep_rows = [r for r in rows if r.workload == "sleep"]
     assert all(r.p50_ms >= 20 for r in sleep_rows)
     assert (run_dir / "report.html").exists() and (run_dir / "summary_stats.csv").exists()
+    # why, from the profiles: def pays the thread hop on every request, async does not; an async
+    # CPU loop is the app's own code (wide margins: 2 noisy cores, a few hundred samples)
+    by = {(r.style, r.workload): row_shares(r) for r in rows}
+    assert by[("def", "noop")]["hop"] >= 8 and by[("def", "noop")]["hop"] >= 3 * by[("async", "noop")]["hop"], by
+    assert by[("async", "cpu")]["app"] >= 60, by
+    report = (run_dir / "report.md").read_text()
+    assert "## Where the target's CPU went" in report and "The thread hop is" in report
     assert not port_in_use("127.0.0.1", port), "the target is stopped at the end"
 
 

@@ -26,6 +26,8 @@ def test_each_server_runs_def_and_async_measured_alike_and_worker_pinning_core_p
             # one Locust process: two would cost 2 s a cell to connect and stop (tests/e2e/test_locustfile.py
             # has --processes)
             'target_cpuset = "0-1"\nloadgen_cpuset = "0-1"\nloadgen_processes = 1\n'
+            # py-spy on every worker of every server (Granian's Python workers too)
+            'profile = "cpu"\nprofile_rate = 100\n'
             f'[[matrix]]\nserver = {json.dumps(list(SERVERS))}\nstyle = ["def"]\nworker_pinning = ["set"]\n'
             f'[[matrix]]\nserver = {json.dumps(list(SERVERS))}\nstyle = ["async"]\nworker_pinning = ["core"]\n')
     proc = bench("run", scenario(tmp_path, body, free_port()), "--backend", "local", "--out", str(tmp_path / "r"),
@@ -46,6 +48,10 @@ def test_each_server_runs_def_and_async_measured_alike_and_worker_pinning_core_p
         workers = info["worker_affinity"]
         assert len({w["pid"] for w in workers}) == 2, workers
         assert sorted(w["cpus"] for w in workers) == {"set": [[0, 1], [0, 1]], "core": [[0], [1]]}[mode], workers
+        logs = sorted((run_dir / "cells" / row.cell_id / "r1" / "profile").glob("worker-*.log"))
+        assert [log.name for log in logs] == sorted(f"worker-{w['pid']}.log" for w in workers), logs
+        assert all("Sampling process" in log.read_text() for log in logs), [log.read_text() for log in logs]
+        assert row.profile_samples > 0 and row.cpu_app_pct + row.cpu_framework_pct + row.cpu_server_pct > 0, row
     env = json.loads((run_dir / "env.json").read_text())
     assert {"granian", "hypercorn", "gunicorn", "uvicorn"} <= set(env["packages"]), "versions on record"
 

@@ -10,7 +10,7 @@ from bench.run import attribution as at
 
 STD = "/usr/local/lib/python3.12"
 LIB = "/venv/lib/python3.12/site-packages"
-MAIN = (f"_run_module_as_main (<frozen runpy>:198)", f"<module> ({LIB}/uvicorn/__main__.py:4)",
+MAIN = ("_run_module_as_main (<frozen runpy>:198)", f"<module> ({LIB}/uvicorn/__main__.py:4)",
         f"run ({STD}/asyncio/runners.py:118)")
 ROUTE = (f"run_asgi ({LIB}/uvicorn/protocols/http/httptools_impl.py:409)",
          f"__call__ ({LIB}/fastapi/applications.py:1054)", f"handle ({LIB}/starlette/routing.py:289)",
