@@ -185,8 +185,9 @@ KEYS: dict[str, Key] = {
     "profile": Key(str, "off", "`cpu`: py-spy samples every worker of the target during the measured window; "
                    "`profile.folded`, `profile.svg` and the CPU shares per part (hop, loop, server, framework, app) "
                    "in `summary.csv` ([Why](#why-the-cpu-profile))", choices=("off", "cpu")),
-    "profile_rate": Key(int, 20, "`profile = \"cpu\"`: samples per second per worker (20 costs the target "
-                        "under 10 %: docs/profiling.md)", lo=1, hi=1000, scope=("profile", ("cpu",))),
+    "profile_rate": Key(int, 20, "`profile = \"cpu\"`: samples per second per worker (at 20, requests of a "
+                        "millisecond or more cost no measurable more; a `def` no-op under 100 users lost 14 % of "
+                        "its requests/s: docs/profiling.md)", lo=1, hi=1000, scope=("profile", ("cpu",))),
     "repeats": Key(int, 1, "runs of each cell, interleaved; `summary_stats.csv` gives mean, sd and 95 % CI", lo=1,
                    hi=1_000, column=""),
 }

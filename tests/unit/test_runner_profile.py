@@ -3,6 +3,7 @@ row's profile columns, profile.folded beside it, its notes, and what is refused 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,34 @@ def test_py_spy_missing_is_one_line_and_exit_2(tmp_path: Path, fake: FakeBackend
     assert code == 2 and not out.exists() and not fake.loads
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'needs py-spy, which is not installed' in err[0] and "py-spy==0.4.3" in err[0]
+
+
+def test_the_report_merges_a_cells_repeats_draws_its_flame_graph_and_drops_a_stale_one(
+        tmp_path: Path, fake_run: FakeBackend, pyspy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_SAMPLES", "30")
+    monkeypatch.setenv("FAKE_STACK", HOP)
+    code, run_dir = run(tmp_path, scen_file(tmp_path, "repeats = 2\n" + PROFILED))
+    assert code == 0
+    [cell] = {r.cell_id for r in RunDir(run_dir).rows()}
+    stale = run_dir / "cells" / "other" / "profile.svg"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("<svg/>")
+    assert cli.main(["report", str(run_dir)]) == 0
+    md = (run_dir / "report.md").read_text()
+    # two repeats of 30 samples: one row of 60, every one of them the hop, and its flame graph
+    assert re.search(rf"\| {cell} \| 60 \| \d+ \| 100\.0 \| 0\.0 \| 0\.0 \| 0\.0 \| 0\.0 \| 0\.0 \| 0\.0 "
+                     rf"\| \[profile\.svg\]\(cells/{cell}/profile\.svg\) \|", md)
+    assert "Its CPU: 100 % thread hop (60 samples)." in md
+    svg = (run_dir / "cells" / cell / "profile.svg").read_text()
+    assert svg.startswith("<svg") and "60 samples" in svg
+    assert not stale.exists()
+    assert "profile.svg" in (run_dir / "report.html").read_text()
+
+
+def test_an_unprofiled_run_has_no_profile_section(tmp_path: Path, fake_run: FakeBackend) -> None:
+    code, run_dir = run(tmp_path, scen_file(tmp_path, '[matrix]\nstyle = ["def"]\n'))
+    assert code == 0 and cli.main(["report", str(run_dir)]) == 0
+    md = (run_dir / "report.md").read_text()
+    assert "## Per-cell results" in md
+    assert "Where the target's CPU went" not in md and "Its CPU" not in md
+    assert not list(run_dir.glob("cells/*/profile.svg"))
