@@ -428,6 +428,8 @@ class FakeBackend:
 # py-spy as the profiler runs it. `record`: wait for SIGINT, then write one stack (FAKE_STACK, or an
 # endpoint of the app's) with FAKE_SAMPLES samples (default: the pid) and py-spy's last line;
 # FAKE_EARLY: end at once, as py-spy does when its process exits. `dump`: FAKE_DUMP_RC decides.
+# Its first line, as py-spy's, says it samples: from then on a SIGINT gets its output (a test that
+# stops it earlier, on a loaded machine, would kill the shell before its trap is set).
 PYSPY = """#!/bin/bash
 if [ "$1" = dump ]; then echo "${FAKE_DUMP_SAYS:-Error: Permission Denied}" >&2; exit "${FAKE_DUMP_RC:-0}"; fi
 while [ $# -gt 0 ]; do case "$1" in --pid) pid=$2; shift;; --output) out=$2; shift;; esac; shift; done
@@ -438,6 +440,7 @@ finish() {
   exit 0
 }
 trap finish INT
+echo "py-spy> Sampling process 100 times a second. Press Control-C to exit."  # as py-spy: ready for SIGINT
 while true; do sleep 0.05; done
 """
 

@@ -26,17 +26,29 @@ def opened(path: Path, duration_s: float, t_start: float | None = None) -> None:
                                 "duration_s": duration_s}))
 
 
+def sampling(log: Path, said: str = "Sampling process") -> None:
+    """Until the fake py-spy's log says it (bounded: a loaded machine starts a shell slowly)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not (log.exists() and said in log.read_text()):
+        time.sleep(0.05)
+    assert said in log.read_text()
+
+
 def test_samplers_start_when_the_window_opens_and_stop_when_it_is_over(fake: str, tmp_path: Path) -> None:
     window = tmp_path / "measure_window.json"
     prof = CpuProfile({"worker-11": 101, "worker-12": 102}, 20, window, tmp_path / "profile", fake).start()
     time.sleep(0.2)
     assert not (tmp_path / "profile" / "worker-11.log").exists()  # the warmup is not sampled
-    opened(window, 0.3)
-    time.sleep(1.0)  # the window is over by now: both samplers were told to stop
-    assert (tmp_path / "profile" / "worker-11.folded").exists()
+    opened(window, 1.0)
+    # the samplers stop at the window's end on their own, before the cell calls finish() (the
+    # window is long enough for a loaded machine to start the fake and its SIGINT trap first)
+    folded, deadline = tmp_path / "profile" / "worker-11.folded", time.monotonic() + 15
+    while not folded.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert folded.exists()
     out = prof.finish()
-    assert out.workers == 2 and out.window_s == 0.3
-    assert 0.25 <= out.seconds < 0.9, out.seconds
+    assert out.workers == 2 and out.window_s == 1.0
+    assert 0.5 <= out.seconds < 1.5, out.seconds
     assert out.stacks == {("main (/srv/app/main.py:1)", "cpu (/srv/app/main.py:9)"): 101 + 102}
     assert out.samples == 203 and out.errors == 0 and out.notes == []
 
@@ -45,7 +57,7 @@ def test_a_cell_that_ends_first_stops_its_samplers_at_once(fake: str, tmp_path: 
     window = tmp_path / "w.json"
     opened(window, 60.0)
     prof = CpuProfile({"worker-5": 5}, 20, window, tmp_path / "p", fake).start()
-    time.sleep(0.3)
+    sampling(tmp_path / "p" / "worker-5.log")
     began = time.monotonic()
     out = prof.finish()
     assert time.monotonic() - began < 5
@@ -65,9 +77,10 @@ def test_a_window_that_never_opened_samples_nothing_and_says_so(fake: str, tmp_p
 def test_errors_are_summed_over_the_workers(fake: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_ERRORS", "7")
     window = tmp_path / "w.json"
-    opened(window, 0.2)
+    opened(window, 1.0)
     out = CpuProfile({"worker-1": 31, "worker-2": 32}, 20, window, tmp_path / "p", fake).start()
-    time.sleep(0.6)
+    for worker in ("worker-1", "worker-2"):  # stopped at the window's end
+        sampling(tmp_path / "p" / f"{worker}.log", "Samples:")
     assert out.finish().errors == 14
 
 
@@ -90,8 +103,8 @@ def test_a_torn_window_file_is_waited_past(fake: str, tmp_path: Path) -> None:
     prof = CpuProfile({"worker-3": 3}, 20, window, tmp_path / "p", fake).start()
     time.sleep(0.15)
     assert not (tmp_path / "p" / "worker-3.log").exists()
-    opened(window, 0.2)
-    time.sleep(0.6)
+    opened(window, 1.0)
+    sampling(tmp_path / "p" / "worker-3.log", "Samples:")
     assert prof.finish().samples == 3
 
 
