@@ -428,26 +428,37 @@ class FakeBackend:
 # py-spy as the profiler runs it. `record`: wait for SIGINT, then write one stack (FAKE_STACK, or an
 # endpoint of the app's) with FAKE_SAMPLES samples (default: the pid) and py-spy's last line;
 # FAKE_EARLY: end at once, as py-spy does when its process exits. `dump`: FAKE_DUMP_RC decides.
-# Its first line, as py-spy's, says it samples: from then on a SIGINT gets its output (a test that
-# stops it earlier, on a loaded machine, would kill the shell before its trap is set).
-PYSPY = """#!/bin/bash
-if [ "$1" = dump ]; then echo "${FAKE_DUMP_SAYS:-Error: Permission Denied}" >&2; exit "${FAKE_DUMP_RC:-0}"; fi
-while [ $# -gt 0 ]; do case "$1" in --pid) pid=$2; shift;; --output) out=$2; shift;; esac; shift; done
-if [ -n "$FAKE_EARLY" ]; then echo "py-spy> Stopped sampling because process exited"; exit 0; fi
-finish() {
-  echo "${FAKE_STACK:-main (/srv/app/main.py:1);cpu (/srv/app/main.py:9)} ${FAKE_SAMPLES:-$pid}" > "$out"
-  echo "py-spy> Wrote raw flamegraph data to '$out'. Samples: ${FAKE_SAMPLES:-$pid} Errors: ${FAKE_ERRORS:-0}"
-  exit 0
-}
-trap finish INT
-echo "py-spy> Sampling process 100 times a second. Press Control-C to exit."  # as py-spy: ready for SIGINT
-while true; do sleep 0.05; done
+# Its first line, as py-spy's, says it samples: from then on a SIGINT gets its output. In Python,
+# not bash: a bash started with SIGINT ignored (any background job of a script, mutmut's runner)
+# cannot trap it, while py-spy, like this fake, sets its own handler.
+PYSPY = """#!{python}
+import os, signal, sys, time
+args = sys.argv[1:]
+if args[0] == "dump":
+    print(os.environ.get("FAKE_DUMP_SAYS", "Error: Permission Denied"), file=sys.stderr)
+    sys.exit(int(os.environ.get("FAKE_DUMP_RC", "0")))
+pid, out = args[args.index("--pid") + 1], args[args.index("--output") + 1]
+if os.environ.get("FAKE_EARLY"):
+    print("py-spy> Stopped sampling because process exited", flush=True)
+    sys.exit(0)
+def finish(*_):
+    samples = os.environ.get("FAKE_SAMPLES", pid)
+    stack = os.environ.get("FAKE_STACK", "main (/srv/app/main.py:1);cpu (/srv/app/main.py:9)")
+    with open(out, "w") as f:
+        f.write(f"{{stack}} {{samples}}\\n")
+    print(f"py-spy> Wrote raw flamegraph data to '{{out}}'. Samples: {{samples}} "
+          f"Errors: {{os.environ.get('FAKE_ERRORS', '0')}}", flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGINT, finish)
+print("py-spy> Sampling process 100 times a second. Press Control-C to exit.", flush=True)
+while True:
+    time.sleep(0.05)
 """
 
 
 def fake_pyspy(folder: Path) -> str:
     exe = folder / "py-spy"
-    exe.write_text(PYSPY)
+    exe.write_text(PYSPY.format(python=sys.executable))
     exe.chmod(0o755)
     return str(exe)
 
