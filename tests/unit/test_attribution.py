@@ -157,3 +157,17 @@ def test_notes_name_a_small_profile_lost_samples_and_a_short_one() -> None:
         "profile covers 8.9 s of the 10.0 s window"]
     assert at.notes(samples=400, errors=0, sampled_s=9.0, window_s=10) == []
     assert at.notes(samples=400, errors=0, sampled_s=0, window_s=0) == []
+
+
+def test_a_single_file_package_and_a_frame_without_a_file() -> None:
+    te = "get_origin (/venv/lib/python3.12/site-packages/typing_extensions.py:10)"
+    assert at.module_of(te) == ("lib", "typing_extensions", "get_origin")
+    assert at.part_of_frame(te) == "framework"
+    assert at.module_of("<native>") == ("stdlib", "", "<native>")
+    assert not at.is_hop("<native>")
+
+
+def test_a_window_under_one_sample_still_gives_a_gil_share() -> None:
+    stacks = at.parse("main (/srv/app/main.py:1) 1\n")
+    assert at.figures(stacks, 0.5, 1, 1)["profile_gil_pct"] == pytest.approx(200.0)
+    assert at.figures(stacks, 0.0, 20, 1)["profile_gil_pct"] == 0.0
