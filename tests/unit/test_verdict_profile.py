@@ -9,9 +9,10 @@ import pytest
 
 from bench.judge.verdict import hop_text, profile_shares, profile_text
 from bench.results.row import SummaryRow
+from bench.run.attribution import PARTS
 from tests.rows import make_row
 
-ZERO = {f"cpu_{part}_pct": 0.0 for part in ("hop", "loop", "server", "framework", "app", "agent", "rest")}
+ZERO = {f"cpu_{part}_pct": 0.0 for part in PARTS}
 
 
 def prof(samples: int, **shares: float) -> SummaryRow:
@@ -25,7 +26,7 @@ def test_shares_are_weighted_by_each_repeats_samples_and_skip_empty_or_unprofile
     samples, shares = profile_shares(rows)
     assert samples == 400
     assert shares["hop"] == pytest.approx(10.0) and shares["app"] == pytest.approx(90.0)
-    assert shares["loop"] == 0.0 and set(shares) == set(s.removeprefix("cpu_").removesuffix("_pct") for s in ZERO)
+    assert shares["loop"] == 0.0 and set(shares) == set(PARTS)
     assert profile_shares([prof(0, hop=50.0)]) == (0, {})
 
 
@@ -36,8 +37,8 @@ def test_the_parts_of_ten_percent_or_more_are_named_largest_first() -> None:
 
 
 def test_a_profile_with_no_part_of_ten_percent_says_so() -> None:
-    even = dict(hop=9.0, loop=9.0, server=9.0, framework=9.0, app=9.0, agent=9.0, rest=46.0)
-    assert profile_text([prof(60, **{**even, "rest": 9.9})]) == " Its CPU: no part above 10 % (60 samples)."
+    under = {part: 9.9 if part == "rest" else 9.0 for part in PARTS}
+    assert profile_text([prof(60, **under)]) == " Its CPU: no part above 10 % (60 samples)."
 
 
 def test_too_few_samples_or_no_profile_at_all() -> None:
