@@ -11,6 +11,11 @@ UV_VERSION := 0.13.8
 export BASE_IMAGE
 
 SET_ARGS := $(foreach s,$(SET),--set $(s))
+# the Docker images, a prerequisite where BACKEND=docker: never `$(MAKE) images` in a recipe, as
+# make runs a line that names $(MAKE) even under `make -n`, and the rest of that line with it
+IMAGES := $(if $(filter docker,$(BACKEND)),images)
+# `bench run` of one scenario, as bench and smoke give it
+RUN = $(BIN)/python -m bench run $(1) --backend $(BACKEND) --out $(OUT) $(SET_ARGS)
 # a command `make test` runs before the Docker tests (CI: wait for the images it builds in the
 # background meanwhile, while the unit and the other end-to-end tests run)
 BEFORE_DOCKER ?=
@@ -38,24 +43,23 @@ $(VENV)/.installed: requirements-dev.txt app/requirements.txt loadgen/requiremen
 	$(BIN)/python scripts/link-project.py
 	touch $@
 
-bench: venv ## run SCENARIO (default: default) on BACKEND (auto|local|docker); SET="k=v k2=a,b"
-	$(if $(filter docker,$(BACKEND)),$(MAKE) images &&) $(BIN)/python -m bench run $(SCENARIO) --backend $(BACKEND) --out $(OUT) $(SET_ARGS)
+bench: venv $(IMAGES) ## run SCENARIO (default: default) on BACKEND (auto|local|docker); SET="k=v k2=a,b"
+	$(call RUN,$(SCENARIO))
 
 GATE_OUT ?= results/ci
 GATE_SCENARIO ?= ci
-gate: venv ## the CI gate: GATE_SCENARIO (default: the ci preset; or your app's), judged against BASELINE (a kept run) when given; THRESHOLD, JUNIT, SET
-	$(if $(filter docker,$(BACKEND)),$(MAKE) images)
+gate: venv $(IMAGES) ## the CI gate: GATE_SCENARIO (default: the ci preset; or your app's), judged against BASELINE (a kept run) when given; THRESHOLD, JUNIT, SET
 	$(if $(and $(BASELINE),$(filter $(abspath $(GATE_OUT))/%,$(abspath $(BASELINE))/)),$(error BASELINE=$(BASELINE) lies in GATE_OUT=$(GATE_OUT), which make gate empties: keep it elsewhere))
 	rm -rf $(GATE_OUT)/[0-9]*-[0-9]*-* $(GATE_OUT)/junit.xml && mkdir -p $(GATE_OUT)  # one run: the pipelines keep $(GATE_OUT)/*-<its name>
 	$(if $(BASELINE),$(if $(wildcard $(BASELINE)),,@echo "gate: no baseline at $(BASELINE) yet (a first run, an evicted cache): only the checks judge this run"))
 	$(BIN)/python -m bench run $(GATE_SCENARIO) --backend $(BACKEND) --out $(GATE_OUT) --junit $(or $(JUNIT),$(GATE_OUT)/junit.xml) \
 		$(if $(wildcard $(BASELINE)),--baseline $(BASELINE) $(if $(THRESHOLD),--threshold $(THRESHOLD))) $(SET_ARGS)
 
-capacity: venv ## per cell of SCENARIO (default: capacity), the highest rate within p99 SLO ms (default: its [capacity])
-	$(if $(filter docker,$(BACKEND)),$(MAKE) images &&) $(BIN)/python -m bench capacity $(if $(filter default,$(SCENARIO)),capacity,$(SCENARIO)) --backend $(BACKEND) --out $(OUT) $(if $(SLO),--slo-p99 $(SLO)) $(SET_ARGS)
+capacity: venv $(IMAGES) ## per cell of SCENARIO (default: capacity), the highest rate within p99 SLO ms (default: its [capacity])
+	$(BIN)/python -m bench capacity $(if $(filter default,$(SCENARIO)),capacity,$(SCENARIO)) --backend $(BACKEND) --out $(OUT) $(if $(SLO),--slo-p99 $(SLO)) $(SET_ARGS)
 
-smoke: ## the smoke scenario (under 2 minutes)
-	$(MAKE) bench SCENARIO=smoke
+smoke: venv $(IMAGES) ## the smoke scenario (under 2 minutes)
+	$(call RUN,smoke)
 
 plan: venv ## print the cells of SCENARIO and the estimated wall time
 	$(BIN)/python -m bench plan $(SCENARIO) $(SET_ARGS)
@@ -88,13 +92,13 @@ mutation: venv ## mutation testing of the modules that carry figures with the fa
 	$(BIN)/mutmut run > build/mutmut.log 2>&1 || (tail -c 3000 build/mutmut.log; exit 1)
 	$(BIN)/python scripts/mutation_score.py
 
-breaks: venv ## the ten one-line breaks of issue 14, each of which the fast suite must catch
+breaks: venv ## ten one-line breaks of the code (scripts/breaks.py), each of which the fast suite must catch
 	$(BIN)/python scripts/breaks.py
 
-knobs: venv ## rewrite README's knob table, .env.example's and compose.yaml's target settings from bench/scenario/keys.py
+knobs: venv ## rewrite docs/knobs.md's table, .env.example's and compose.yaml's target settings from bench/scenario/keys.py
 	$(BIN)/python scripts/knobs.py
 
-lint: venv
+lint: venv ## ruff over every Python folder
 	$(BIN)/ruff check bench app loadgen upstream tests scripts
 
 base-image: ## a local base image from Debian's registry, for hosts that cannot pull python:3.12-slim

@@ -3,21 +3,41 @@
 Exit codes live here alone: 2 for bad input (a BadInput, raised before anything starts: one line
 on stderr, no run directory); 0 every cell ok and every check passed; 1 some cell or check failed;
 3 the run directory could not be written (no space, read-only: one line naming the file, the rows
-kept and how to finish the run); 130 interrupted. A failing cell is not bad input: the runner
-records it and goes on.
+kept and how to finish the run); 130 interrupted; 141 the reader of the output went away
+(`bench plan default | head`): quietly, as a command killed by SIGPIPE. A failing cell is not bad
+input: the runner records it and goes on.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import select
 import signal
 import sys
+import textwrap
+import tomllib
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from bench import ROOT
 from bench.errors import BadInput, RunDirWriteError
+
+PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for `yes | head`'s yes
+
+# one example per command: `bench --help` lists them all, each command's --help its own
+EXAMPLES = {
+    "plan": ("bench plan default --set users=10,100", "the cells and the estimated wall time, nothing run"),
+    "run": ("bench run smoke --backend local --set duration=5", "run a preset, results/<run_id>/"),
+    "capacity": ("bench capacity capacity --slo-p99 250", "the highest rate within a p99 of 250 ms"),
+    "serve": ("bench serve default --set port=8001", "the target alone, to look at by hand"),
+    "report": ("bench report results/<run_id>", "write the report of a run again"),
+    "compare": ("bench compare results/<a> results/<b> --threshold 5", "B against A, per cell"),
+}
+BACKENDS = ("auto", "local", "docker")
+BACKEND_HELP = "where the target and Locust run: local processes, Docker Compose, or auto (Docker when " \
+               "an engine answers, else local)"
 
 
 def _signal_to_interrupt(signum: int, frame: object) -> NoReturn:
@@ -26,7 +46,43 @@ def _signal_to_interrupt(signum: int, frame: object) -> NoReturn:
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, like every other refusal (no usage dump)
+        if message.startswith("unrecognized arguments:") and "=" in message:
+            message += " (each --set takes one KEY=VALUE: --set users=10 --set workers=2)"
         self.exit(2, f"bench: error: {message} (see {self.prog} --help)\n")
+
+
+class TopParser(Parser):
+    def format_help(self) -> str:
+        # the presets are read when help is asked for, not on every command: a broken file in
+        # scenarios/ must not stop `bench run` of another one
+        self.epilog = f"{_presets()}\n\n{_examples()}"
+        return super().format_help()
+
+
+def _first_line(text: str, width: int) -> str:
+    line = next((s.strip() for s in text.splitlines() if s.strip()), "")
+    return textwrap.shorten(line, width, placeholder=" …")
+
+
+def _presets() -> str:
+    """The scenarios in scenarios/, each with the first line of its description."""
+    files = sorted((ROOT / "scenarios").glob("*.toml"))
+    pad = max((len(p.stem) for p in files), default=0) + 2
+    lines = ["presets (scenarios/*.toml; any other TOML file by its path):"]
+    for path in files:
+        try:
+            description = tomllib.loads(path.read_text(encoding="utf-8")).get("description", "")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            description = "(unreadable: `bench plan` says why)"
+        text = _first_line(description, 96 - pad) if isinstance(description, str) else ""
+        lines.append(f"  {path.stem:<{pad}}{text}".rstrip())
+    return "\n".join(lines)
+
+
+def _examples() -> str:
+    pad = max(len(line) for line, _ in EXAMPLES.values()) + 2
+    return "\n".join(["examples:", *(f"  {line:<{pad}}{what}" for line, what in EXAMPLES.values()),
+                      "", "each --set takes one KEY=VALUE; repeat it for more (the keys: docs/knobs.md)"])
 
 
 def _percentage(text: str, positive: bool) -> float:
@@ -52,19 +108,34 @@ def threshold(text: str) -> float:
 def with_scenario(p: argparse.ArgumentParser, optional: bool = False) -> None:
     p.add_argument("scenario", nargs="?" if optional else None,
                    help="a name in scenarios/ (e.g. smoke) or a path to a TOML file")
-    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override a key; a comma list makes it a matrix axis (';' for cpusets)")
+    # one KEY=VALUE per flag: with several (nargs) the flag swallowed the scenario after it
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key (repeat the flag for more); a comma list makes it a matrix axis "
+                        "(';' for cpusets)")
+
+
+def with_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help=BACKEND_HELP)
+    p.add_argument("--out", type=Path, default=ROOT / "results", metavar="DIR",
+                   help="where the run directory <run_id>/ is made (default: results/)")
+
+
+def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+    example, what = EXAMPLES[name]
+    return sub.add_parser(name, help=help, description=help, epilog=f"example ({what}):\n  {example}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="bench", description="FastAPI def vs async benchmark matrix")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = TopParser(prog="bench", description="FastAPI def vs async benchmark matrix",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser,
+                                help="one of these; `bench COMMAND --help` for its options")
 
-    with_scenario(sub.add_parser("plan", help="print the cells and the estimated wall time"))
-    run = sub.add_parser("run", help="run the matrix and write results/<run_id>/")
+    with_scenario(_command(sub, "plan", "print the cells and the estimated wall time"))
+    run = _command(sub, "run", "run the matrix and write results/<run_id>/")
     with_scenario(run, optional=True)
-    run.add_argument("--backend", choices=("auto", "local", "docker"), default="auto")
-    run.add_argument("--out", type=Path, default=ROOT / "results")
+    with_output(run)
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="run only the cells RUN_DIR lacks")
     run.add_argument("--retry-failed", action="store_true",
                      help="with --resume: run failed cells again too (the failed rows are kept)")
@@ -79,20 +150,50 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--junit", type=Path, metavar="FILE",
                      help="write a JUnit XML report: one test case per cell and check")
     _capacity_parser(sub)
-    serve = sub.add_parser("serve", help="run the target alone in the foreground (Ctrl-C stops it)")
+    serve = _command(sub, "serve", "run the target alone in the foreground (Ctrl-C stops it)")
     with_scenario(serve, optional=True)
-    rep = sub.add_parser("report", help="(re)write report.html, report.md and plots of a run")
-    rep.add_argument("run_dir", type=Path)
-    cmp_ = sub.add_parser("compare", help="per-cell change of rps and p99 between two runs")
-    cmp_.add_argument("run_a", type=Path)
-    cmp_.add_argument("run_b", type=Path)
+    rep = _command(sub, "report", "(re)write report.html, report.md and plots of a run")
+    rep.add_argument("run_dir", type=Path, help="a run directory (results/<run_id>)")
+    cmp_ = _command(sub, "compare", "per-cell change of rps and p99 between two runs")
+    cmp_.add_argument("run_a", type=Path, help="the baseline run directory (A)")
+    cmp_.add_argument("run_b", type=Path,
+                      help="the run directory compared with it (B); compare.csv is written into it")
     cmp_.add_argument("--threshold", type=percent, metavar="PCT",
                       help="exit 1 when rps drops or p99 rises by more than PCT percent")
     return parser
 
 
+def _capacity_parser(sub: Any) -> None:
+    cap = _command(sub, "capacity", "per cell, the highest open-loop rate whose p99 meets an objective")
+    with_scenario(cap)
+    cap.add_argument("--slo-p99", type=float, metavar="MS", help="the p99 objective in milliseconds "
+                     "(else [capacity] slo_p99_ms)")
+    with_output(cap)
+    cap.add_argument("--no-report", action="store_true", help="skip report.html/report.md at the end")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # flushed here, where a closed pipe can still be caught, not at exit, where Python
+            # prints "Exception ignored ... BrokenPipeError" (also after --help's SystemExit)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        gone = [s for s in (sys.stdout, sys.stderr) if _gone(s)]
+        if not gone:
+            raise  # a pipe or socket of the run's own (a target, a child), not our output
+        _to_devnull(gone)
+        return PIPE_CLOSED
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "scenario", None) and "=" in args.scenario and not Path(args.scenario).exists():
+        parser.error(f"scenario {args.scenario!r} looks like a KEY=VALUE: give each its own --set "
+                     "(--set users=10 --set workers=2)")
     previous = signal.signal(signal.SIGTERM, _signal_to_interrupt)
     try:
         return _dispatch(args)
@@ -104,6 +205,25 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _gone(stream: TextIO | None) -> bool:
+    """Whether the pipe or socket behind a stream lost its reader (poll: POLLERR or POLLHUP)."""
+    try:
+        fd = stream.fileno() if stream is not None else -1
+        poll = select.poll()
+        poll.register(fd, select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # no file behind it (a test's capture), no poll
+        return False
+
+
+def _to_devnull(streams: list[TextIO]) -> None:
+    """Point the streams at /dev/null: what they still buffer goes there at exit, quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in streams:
+        os.dup2(devnull, stream.fileno())  # _gone() found its file
+    os.close(devnull)
 
 
 def _kept(exc: RunDirWriteError) -> str:
@@ -144,16 +264,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     from bench.judge.compare import run_compare
 
     return run_compare(args.run_a, args.run_b, args.threshold)
-
-
-def _capacity_parser(sub: Any) -> None:
-    cap = sub.add_parser("capacity", help="per cell, the highest open-loop rate whose p99 meets an objective")
-    with_scenario(cap)
-    cap.add_argument("--slo-p99", type=float, metavar="MS", help="the p99 objective in milliseconds "
-                     "(else [capacity] slo_p99_ms)")
-    cap.add_argument("--backend", choices=("auto", "local", "docker"), default="auto")
-    cap.add_argument("--out", type=Path, default=ROOT / "results")
-    cap.add_argument("--no-report", action="store_true", help="skip report.html/report.md at the end")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,18 @@
 """Write (or, with --check, verify) what is derived from the key table (bench/scenario/keys.py):
-README's table of knobs, .env.example's target block and compose.yaml's target environment.
+docs/knobs.md's table of knobs, .env.example's target block and compose.yaml's target environment.
 Each lives between two marker lines; `make knobs` rewrites them, `make test` fails on drift."""
 
 from __future__ import annotations
 
+import re
 import sys
 
 from bench import ROOT
 from bench.scenario.keys import KEYS, TARGET_ENV, allowed_text, by_hand, default_text, env_name, env_text
 
-README_BEGIN = "<!-- knobs: written by `make knobs` from bench/scenario/keys.py -->"
-README_END = "<!-- end of knobs -->"
+KNOBS_DOC = "docs/knobs.md"
+DOC_BEGIN = "<!-- knobs: written by `make knobs` from bench/scenario/keys.py -->"
+DOC_END = "<!-- end of knobs -->"
 ENV_BEGIN = "# knobs: written by `make knobs` from bench/scenario/keys.py (the target's settings)"
 ENV_END = "# end of knobs"
 COMPOSE_BEGIN = ("      # knobs: written by `make knobs` from bench/scenario/keys.py: the runner sets each "
@@ -18,9 +20,27 @@ COMPOSE_BEGIN = ("      # knobs: written by `make knobs` from bench/scenario/key
 COMPOSE_END = "      # end of knobs"
 
 
-def readme_table() -> list[str]:
+# A help text may link to a section of the README as it was (`[Real I/O](#real-io)`); each of those
+# sections is a page of docs/ now, beside docs/knobs.md. A help that names the page itself
+# (`[Real I/O](real-io.md)`) is written as it is.
+SECTION_PAGES = {
+    "#closed-vs-open-loop": "load-models.md",
+    "#on-a-cloud-vm": "cloud-vm.md",
+    "#real-io": "real-io.md",
+    "#servers": "servers.md",
+    "#why-the-cpu-profile": "profiling.md",
+    "#your-own-app": "own-app.md",
+}
+
+
+def linked(text: str) -> str:
+    return re.sub(r"\]\((#[^)]*)\)", lambda m: f"]({SECTION_PAGES.get(m[1], m[1])})", text)
+
+
+def knobs_table() -> list[str]:
     rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
-    rows += [f"| `{key}` | {default_text(key)} | {allowed_text(key)} | {k.help} |" for key, k in KEYS.items()]
+    rows += [f"| `{key}` | {default_text(key)} | {allowed_text(key)} | {linked(k.help)} |"
+             for key, k in KEYS.items()]
     return rows
 
 
@@ -48,7 +68,7 @@ def splice(text: str, begin: str, end: str, body: list[str], where: str) -> str:
 
 
 TARGETS = (
-    ("README.md", README_BEGIN, README_END, readme_table),
+    (KNOBS_DOC, DOC_BEGIN, DOC_END, knobs_table),
     (".env.example", ENV_BEGIN, ENV_END, env_block),
     ("compose.yaml", COMPOSE_BEGIN, COMPOSE_END, compose_block),
 )

@@ -11,6 +11,7 @@ from bench.run.services import needs
 from bench.scenario import cpuset
 from bench.scenario import matrix as scenario_mod
 from bench.scenario.cells import Cell, work_order
+from bench.scenario.collapse import merged_axes
 from bench.scenario.search import load_for_search
 
 
@@ -18,7 +19,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     scen = scenario_mod.load(args.scenario, args.set)
     items = work_order(scen.cells())
     warn_exposed(scen.cells())
-    print(f"scenario {scen.name}: {len(scen.cells())} cells, {len(items)} runs with repeats")
+    print(f"scenario {scen.name}: {len(scen.cells())} cells, {repeats_text(scen.cells())}: {len(items)} runs")
+    for sentence in merged_axes(scen):
+        print(f"  note: {sentence}")
     print(split_reason(sorted(cpuset.host_cpus())))
     configs = []
     for i, (cell, repeat) in enumerate(items, 1):
@@ -55,6 +58,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def repeats_text(cells: list[Cell]) -> str:
+    """"1 repeat each", "3 interleaved repeats each" or "1-3 interleaved repeats"."""
+    counts = sorted({c.repeats for c in cells}) or [0]
+    span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    kind = "interleaved repeats" if counts[-1] > 1 else "repeat"
+    return f"{span} {kind}" + (" each" if len(counts) == 1 else "")
+
+
 def split_reason(cpus: list[int]) -> str:
     """What `auto` CPU sets mean on this host, and why (bench plan's first line)."""
     target, loadgen = cpuset.split(cpus)
@@ -63,7 +74,7 @@ def split_reason(cpus: list[int]) -> str:
                 "together (their figures cannot be told apart)")
     return (f"host CPUs {cpuset.format(cpus)}: 'auto' gives the target {target} and Locust {loadgen} "
             "(a third for the target, at least one: Locust needs about two cores per target core to "
-            "keep up with a no-op endpoint; README, On a cloud VM)")
+            "keep up with a no-op endpoint; docs/cloud-vm.md)")
 
 
 def _generators(cell: Cell) -> str:

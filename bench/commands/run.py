@@ -26,6 +26,7 @@ from bench.run.services import Endpoints, Needs, ServiceError, needs
 from bench.scenario import matrix as scenario_mod
 from bench.scenario.appspec import AppSpec
 from bench.scenario.cells import Cell, work_order
+from bench.scenario.collapse import merged_axes
 
 
 def load_backend(choice: str, app: AppSpec | None = None) -> Backend:
@@ -47,7 +48,7 @@ def load_backend(choice: str, app: AppSpec | None = None) -> Backend:
     if choice == "docker" or app.target_image:
         if not compose.docker_available():
             raise BadInput(f"{'target_image' if app.target_image else '--backend docker'}: no Docker engine "
-                           "with Compose v2 answers (see README, Docker)")
+                           "with Compose v2 answers (see docs/docker.md)")
         return docker.DockerBackend(app)
     if compose.docker_available():
         return docker.DockerBackend()
@@ -226,6 +227,7 @@ def _open_run(args: argparse.Namespace, scen: scenario_mod.Scenario, resumed: Ru
         run = RunDir.create(args.out, scen.name)
         run.write_scenario(scen.source)
         env = envinfo.collect(run.name, backend.name, meta, scen.as_dict(), args.target_url)
+        env["merged_axes"] = merged_axes(scen)  # the report says which question was not tested here
     else:
         run = resumed
         torn = run.set_aside_torn()
@@ -246,6 +248,8 @@ def _run(args: argparse.Namespace, scen: scenario_mod.Scenario, run: RunDir, bac
     runner = Runner(backend, run, on_row=progress.row)
     print(f"bench: {len(items)} runs of {len(cells)} cells ({n_done} already done) on the "
           f"{backend.name} backend -> {run.path}", file=sys.stderr)
+    for sentence in env.get("merged_axes", []):
+        print(f"bench: note: {sentence}", file=sys.stderr)
     with run.ending(env):
         try:
             runner.run_all(items, attempts)
@@ -263,6 +267,7 @@ def _run(args: argparse.Namespace, scen: scenario_mod.Scenario, run: RunDir, bac
 
 def _finish(run: RunDir, name: str, checks: dict[str, Any], no_report: bool, ci: CiArgs | None = None) -> int:
     from bench.judge import checks as checks_mod
+    from bench.judge.answer import answer
     from bench.judge.outcome import Outcome
     from bench.report.publish import publish
     from bench.results import stats
@@ -293,15 +298,20 @@ def _finish(run: RunDir, name: str, checks: dict[str, Any], no_report: bool, ci:
             print(f"    {advice(row)}", file=sys.stderr)
     for message in failed_checks or []:
         print(f"  check failed: {message}", file=sys.stderr)
+    said = answer(cell_stats, rows, env.get("merged_axes"))
+    if said.lines:
+        print("\nthe answer:\n" + said.text(), file=sys.stderr)
     verdicts = tuple(checks_mod.verdicts(rows, checks or {}))
+    floors = tuple(s.cell_id for s in cell_stats if s.any_saturated)
     if ci.baseline is None:
-        outcome = Outcome(run.name, name, verdicts)
+        outcome = Outcome(run.name, name, verdicts, answer=tuple(said.markdown()), floors=floors)
     else:
         current = (str(env.get("cpu_model") or ""), env["target_python_build"])
         outcome = Outcome(run.name, name, verdicts,
                           tuple(gate.judge(ci.baseline, cell_stats, *current, threshold=ci.threshold)),
                           str(ci.baseline.source), ci.threshold,
-                          gate.machine_differs(ci.baseline, *current) or gate.unchecked(ci.baseline))
+                          gate.machine_differs(ci.baseline, *current) or gate.unchecked(ci.baseline),
+                          answer=tuple(said.markdown()), floors=floors)
     for line in outcome.lines():  # nothing without a baseline
         print(line, file=sys.stderr)
     for path in publish(outcome, run, ci.junit):

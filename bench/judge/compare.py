@@ -161,7 +161,8 @@ def format_table(changes: list[Change]) -> str:
 
 def run_compare(dir_a: Path, dir_b: Path, threshold: float | None, out: Path | None = None,
                 stream: TextIO | None = None) -> int:
-    """Compare run B against baseline A: print the table, write compare.csv (default: in B).
+    """Compare run B against baseline A: print the table, write compare.csv (default: in B, said
+    on stderr).
 
     Returns the exit code: 1 when some cell regressed beyond the threshold, else 0.
     """
@@ -172,7 +173,10 @@ def run_compare(dir_a: Path, dir_b: Path, threshold: float | None, out: Path | N
     warning = build_warning(run_a.python_build(), run_b.python_build())
     note = "interpreter builds differ" if warning else ""
     changes = compare(run_a.latest_rows(), run_b.latest_rows(), threshold, build_note=note)
-    write_compare(out or run_b.path / "compare.csv", changes)
+    path = out or run_b.path / "compare.csv"
+    write_compare(path, changes)
+    # a file written into someone's run directory is said, on stderr: stdout is the table
+    print(f"wrote {path}" + ("" if out else " (into run B)"), file=sys.stderr)
     stream = stream or sys.stdout
     if warning:
         print(f"warning: {warning}", file=stream)

@@ -36,6 +36,21 @@ class Outcome:
     baseline: str = ""  # the file the baseline's figures came from; "" when there was none
     threshold_pct: float = gate.DEFAULT_THRESHOLD_PCT
     note: str = ""  # about the baseline as a whole: another machine, unchecked
+    answer: tuple[str, ...] = ()  # the answer table and its sentences, as Markdown (bench/judge/answer.py)
+    floors: tuple[str, ...] = ()  # cells where Locust was the limit: their figures judge nothing
+
+    @property
+    def not_judged(self) -> list[str]:
+        """What a "passed" does not cover: said beside it, so that it never reads as all clear."""
+        out = []
+        if self.floors:
+            out.append(f"{len(self.floors)} cell(s) where Locust was the limit (their req/s are floors)")
+        if not self.baseline:
+            out.append("no baseline: regressions not looked for")
+        unjudged = [j for j in self.judgements if j.verdict not in (gate.PASS, gate.REGRESSION)]
+        if unjudged:
+            out.append(f"{len(unjudged)} cell(s) the baseline could not judge")
+        return out
 
     @property
     def failed_checks(self) -> list[Verdict]:

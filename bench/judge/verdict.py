@@ -63,7 +63,9 @@ def limit_of(rows: list[SummaryRow]) -> Limit:
         more = ("add workers (workers = \"cores\")" if r.workers < len(cpuset.parse(r.target_cpuset))
                 else "give the target more cores (target_cpuset) and workers")
         return Limit("the target's CPU", f"{cpu:.0f} % of {cores} core(s)", more)
-    lag = max(row.loop_lag_p99_ms for row in rows)
+    # the middle repeat's lag (the higher of two): one repeat's late timer, a neighbour's burst,
+    # would otherwise name the loop where the other repeats show none
+    lag = sorted(row.loop_lag_p99_ms for row in rows)[len(rows) // 2]
     blocked = Limit("the event loop", f"its timers fired up to {lag:.0f} ms late (p99) with the CPU at "
                     f"{cpu:.0f} %: a call blocks it", UNBLOCK[r.style])
     # a def endpoint (as_written: the app's sync ones) runs off the loop, so a late loop with its
@@ -119,12 +121,12 @@ def _ratio_text(name: str, a: float, a_half: float, b: float, b_half: float, n: 
 
 
 def _label(s: CellStats, varying: list[str]) -> str:
-    extra = ", ".join(f"{p} {getattr(s, p)}" for p in varying if _reads(s, p))
+    extra = ", ".join(f"{p} {getattr(s, p)}" for p in varying if reads(s, p))
     what = f"endpoint {s.endpoint}" if s.endpoint else s.workload
     return str(what) + (f", {extra}" if extra else "")
 
 
-def _reads(s: CellStats, param: str) -> bool:
+def reads(s: CellStats, param: str) -> bool:
     """Whether this cell's load model and workload use the parameter (another cell's knob, at its
     neutral value here, would only lengthen the line)."""
     if param in OPEN_ONLY:
@@ -134,6 +136,9 @@ def _reads(s: CellStats, param: str) -> bool:
     if param in SCOPED:  # a knob its cell does not read is neutral there (scenario._scoped_values)
         return getattr(s, param) not in ("", 0)
     return True
+
+
+_reads = reads  # the name plots.py may know it by
 
 
 def lines(stats: list[CellStats], rows: list[SummaryRow],

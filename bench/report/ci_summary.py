@@ -22,9 +22,14 @@ def _change(f: gate.Figure) -> str:
 
 
 def render(o: Outcome) -> str:
-    lines = [f"## bench {o.scenario}: {'passed' if o.passed else 'FAILED'}", "",
-             f"Run `{o.run_id}`: {len({v.cell_id for v in o.verdicts})} cells, "
-             f"failed checks: {len(o.failed_checks)}, regressions: {len(o.regressions)}.", ""]
+    status = "passed" if o.passed else "FAILED"
+    if o.passed and o.not_judged:
+        status += f" (not judged: {'; '.join(o.not_judged)})"
+    lines = [f"## bench {o.scenario}: {status}", ""]
+    if o.answer:
+        lines += [*o.answer, ""]
+    lines += [f"Run `{o.run_id}`: {len({v.cell_id for v in o.verdicts})} cells, "
+              f"failed checks: {len(o.failed_checks)}, regressions: {len(o.regressions)}.", ""]
     if o.failed_checks:
         lines += ["### Failed checks", ""]
         lines += [f"- `{v.cell_id}` **{v.check}**: {_cell(v.message)}" for v in o.failed_checks]

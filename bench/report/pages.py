@@ -12,14 +12,15 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.judge import checks as checks_mod
 from bench.judge import verdict
+from bench.judge.answer import Answer, answer
 from bench.report import profiles
+from bench.report.environment import env_table, facts_table
 from bench.report.plots import FIGURES, capacity_figure
 from bench.results.row import SummaryRow
 from bench.results.rundir import RunDir, atomic_write, writing
@@ -42,6 +43,8 @@ class Report:
     capacity: Table = ([], [])  # bench capacity's result per searched cell
     profile: Table = ([], [])  # where the target's CPU went, per profiled cell (bench/report/profiles.py)
     flames: dict[str, str] = field(default_factory=dict)  # cell -> its flame graph, relative
+    answer: Answer = field(default_factory=lambda: Answer((), ()))  # the first screen
+    facts: Table = ([], [])  # the environment's facts that change results; env holds the rest
 
 
 CAPACITY_HEADER = ["search", "objective p99 ms", "capacity req/s", "p50 ms there", "p99 ms there",
@@ -64,19 +67,6 @@ NOTE_CAPACITY = ("Open loop: requests leave at the offered rate whatever the tar
                  "it served at least 99 % of the rate offered; the search doubles the rate from start_rps, "
                  "then bisects to within 5 %. Every step is in capacity_steps.csv and, as a cell, in the "
                  "tables below.")
-
-
-def env_table(env: dict[str, Any]) -> Table:
-    """env.json flattened one level (scenario.name, packages.fastapi, ...), values as text."""
-    rows: list[list[str]] = []
-    for key, value in env.items():
-        if isinstance(value, dict):
-            for sub, subvalue in value.items():
-                text = subvalue if isinstance(subvalue, str) else json.dumps(subvalue, sort_keys=True)
-                rows.append([f"{key}.{sub}", text])
-        else:
-            rows.append([key, str(value)])
-    return ["key", "value"], rows
 
 
 def _ci(mean: float, half: float, n: int, digits: int) -> str:
@@ -177,16 +167,28 @@ def _md_table(table: Table) -> list[str]:
     return out + ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
 
 
+def _answer_md(rep: Report) -> list[str]:
+    if not rep.answer.lines:
+        return [f"- {_md_cell(line)}" for line in rep.says] or ["No ok cell to draw a conclusion from."]
+    return rep.answer.markdown()
+
+
 def render_markdown(rep: Report) -> str:
-    out = [f"# {rep.title}", "", "## What this run says", ""]
-    out += [f"- {_md_cell(line)}" for line in rep.says] or ["No ok cell to draw a conclusion from."]
-    out.append("")
+    """The answer first, then the plots, then the tables behind them; the environment last."""
+    out = [f"# {rep.title}", "", "## The answer", "", *_answer_md(rep), ""]
+    if rep.checks is not None:
+        out += ["## Checks", "", *([f"- FAIL: {m}" for m in rep.checks] or ["All checks passed."]), ""]
+    others = [(n, c) for n, c in rep.plots if n != "capacity"]
+    if others or not rep.capacity[1]:
+        out += ["## Plots", ""]
+    for name, cap in others:
+        out += [f"![{cap}](report/{name}.png)", "", cap, ""]
+    if not rep.plots:
+        out += ["No ok cell to plot.", ""]
     if rep.capacity[1]:
         out += ["## Capacity at the objective", "", *_md_table(rep.capacity), "", NOTE_CAPACITY, ""]
         if any(name == "capacity" for name, _ in rep.plots):
             out += ["![capacity](report/capacity.png)", ""]
-    if rep.checks is not None:
-        out += ["## Checks", "", *([f"- FAIL: {m}" for m in rep.checks] or ["All checks passed."]), ""]
     out += ["## Per-cell results", ""]
     header, rows = rep.stats
     if rows:
@@ -203,16 +205,12 @@ def render_markdown(rep: Report) -> str:
                 *_md_table(([*header, "flame graph"],
                             [[*row, f"[profile.svg]({rep.flames[row[0]]})"] for row in rows])),
                 "", profiles.NOTE, ""]
+    if rep.answer.lines and rep.says:
+        out += ["## Each comparison in full", "", *(f"- {_md_cell(line)}" for line in rep.says), ""]
     if rep.failed:
         out += ["## Failed", "", *(f"- {_md_cell(f)}" for f in rep.failed), ""]
-    others = [(n, c) for n, c in rep.plots if n != "capacity"]
-    if others or not rep.capacity[1]:
-        out += ["## Plots", ""]
-    for name, cap in others:
-        out += [f"![{cap}](report/{name}.png)", "", cap, ""]
-    if not rep.plots:
-        out += ["No ok cell to plot.", ""]
-    out += ["## Environment", "", *_md_table(rep.env), ""]
+    out += ["## Environment", "", *_md_table(rep.facts), "", "<details><summary>everything env.json holds"
+            "</summary>", "", *_md_table(rep.env), "", "</details>", ""]
     return "\n".join(out)
 
 
@@ -230,7 +228,8 @@ def _escaped(table: Table) -> tuple[list[str], list[list[str]]]:
 
 CSS = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
        "table{border-collapse:collapse;font-size:0.9em}td,th{border:1px solid #ccc;padding:2px 6px}"
-       "th{background:#eee}img{max-width:100%}.fail{color:#b00}")
+       "th{background:#eee}img{max-width:100%}.fail{color:#b00}"
+       "#answer td:first-child{font-weight:bold}.notes{font-size:0.9em}")
 
 
 def _figure(name: str, caption: str, images: dict[str, bytes]) -> str:
@@ -239,22 +238,38 @@ def _figure(name: str, caption: str, images: dict[str, bytes]) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
+def _answer_html(rep: Report) -> str:
+    esc = html.escape
+    if not rep.answer.lines:
+        says = "".join(f"<li>{esc(line)}</li>" for line in rep.says)
+        return f"<ul>{says}</ul>" if says else "<p>No ok cell to draw a conclusion from.</p>"
+    notes = "".join(f"<li>{esc(n)}</li>" for n in rep.answer.notes)
+    return (_html_table(*_escaped(rep.answer.table())).replace("<table>", "<table id='answer'>", 1)
+            + (f"<ul class='notes'>{notes}</ul>" if notes else ""))
+
+
 def render_html(rep: Report, images: dict[str, bytes]) -> str:
-    """One file with everything in it: images as data URIs, links relative to the run directory."""
+    """One file with everything in it: images as data URIs, links relative to the run directory;
+    the answer first, then the plots, then the tables behind them."""
     esc = html.escape
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(rep.title)}</title>"
-             f"<style>{CSS}</style></head><body><h1>{esc(rep.title)}</h1>"]
-    says = "".join(f"<li>{esc(line)}</li>" for line in rep.says)
-    parts.append("<h2>What this run says</h2>"
-                 + (f"<ul>{says}</ul>" if says else "<p>No ok cell to draw a conclusion from.</p>"))
+             f"<style>{CSS}</style></head><body><h1>{esc(rep.title)}</h1>",
+             "<h2>The answer</h2>" + _answer_html(rep)]
+    if rep.checks is not None:
+        items = "".join(f"<li class='fail'>FAIL: {esc(m)}</li>" for m in rep.checks)
+        parts.append("<h2>Checks</h2>" + (f"<ul>{items}</ul>" if items else "<p>All checks passed.</p>"))
+    others = [(n, c) for n, c in rep.plots if n != "capacity"]
+    if others or not rep.capacity[1]:
+        parts.append("<h2>Plots</h2>")
+    for name, cap in others:
+        parts.append(_figure(name, cap, images))
+    if not rep.plots:
+        parts.append("<p>No ok cell to plot.</p>")
     if rep.capacity[1]:
         parts.append("<h2>Capacity at the objective</h2>" + _html_table(*_escaped(rep.capacity))
                      + f"<p>{esc(NOTE_CAPACITY)}</p>")
         if "capacity" in images:
             parts.append(_figure("capacity", "latency against offered rate", images))
-    if rep.checks is not None:
-        items = "".join(f"<li class='fail'>FAIL: {esc(m)}</li>" for m in rep.checks)
-        parts.append("<h2>Checks</h2>" + (f"<ul>{items}</ul>" if items else "<p>All checks passed.</p>"))
     parts.append("<h2>Per-cell results</h2>")
     header, rows = _escaped(rep.stats)
     if rows:
@@ -274,17 +289,15 @@ def render_html(rep: Report, images: dict[str, bytes]) -> str:
         table = _html_table([*header, "flame graph"], [[*r, g] for r, g in zip(rows, graphs, strict=True)])
         parts.append("<h2>Where the target's CPU went</h2>" + table
                      + f"<p>{esc(profiles.NOTE)}</p>")
+    if rep.answer.lines and rep.says:
+        says = "".join(f"<li>{esc(line)}</li>" for line in rep.says)
+        parts.append(f"<h2>Each comparison in full</h2><ul>{says}</ul>")
     if rep.failed:
         items = "".join(f"<li class='fail'>{esc(f)}</li>" for f in rep.failed)
         parts.append(f"<h2>Failed</h2><ul>{items}</ul>")
-    others = [(n, c) for n, c in rep.plots if n != "capacity"]
-    if others or not rep.capacity[1]:
-        parts.append("<h2>Plots</h2>")
-    for name, cap in others:
-        parts.append(_figure(name, cap, images))
-    if not rep.plots:
-        parts.append("<p>No ok cell to plot.</p>")
-    parts.append("<h2>Environment</h2>" + _html_table(*_escaped(rep.env)) + "</body></html>")
+    parts.append("<h2>Environment</h2>" + _html_table(*_escaped(rep.facts))
+                 + "<details><summary>everything env.json holds</summary>"
+                 + _html_table(*_escaped(rep.env)) + "</details></body></html>")
     return "\n".join(parts)
 
 
@@ -332,7 +345,11 @@ def write_report(run: RunDir, rows: list[SummaryRow], stats: list[CellStats],
     if scenario.get("name"):
         title += f" ({scenario['name']})"
     profile, flames = profiles.profile_table(run, rows)
-    rep = Report(title=title, env=env_table(env), stats=stats_table(stats),
+    merged = env.get("merged_axes") if isinstance(env.get("merged_axes"), list) else []
+    said = answer(stats, rows, merged) if not capacity else Answer((), ())
+    servers = sorted({s.server for s in stats})
+    rep = Report(title=title, env=env_table(env), facts=facts_table(env, servers), answer=said,
+                 stats=stats_table(stats),
                  inside=inside_table(rows), failed=failed_list(rows),
                  checks=checks, plots=plots, links=locust_links(run, rows),
                  says=verdict.lines(stats, rows, capacity, steps), capacity=capacity_table(capacity),

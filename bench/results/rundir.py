@@ -32,7 +32,7 @@ from typing import Any
 
 from bench.errors import BadInput, RunDirWriteError
 from bench.results.row import COLUMNS, SCHEMA_VERSION, SummaryRow, from_record, latest, to_record
-from bench.results.stats import CellStats, stats_records
+from bench.results.stats import CellStats, key_records, stats_records
 
 
 class RunDirError(BadInput):
@@ -148,6 +148,10 @@ class RunDir:
     @property
     def stats_path(self) -> Path:
         return self.path / "summary_stats.csv"
+
+    @property
+    def key_path(self) -> Path:
+        return self.path / "key.csv"
 
     # --- env.json and scenario.toml ---------------------------------------------------------
     def env(self) -> dict[str, Any]:
@@ -291,9 +295,11 @@ class RunDir:
         return list(csv.DictReader(io.StringIO(text)))
 
     def write_stats(self, stats: list[CellStats]) -> None:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(stats_records(stats))
-        atomic_write(self.stats_path, buf.getvalue().encode())
+        """summary_stats.csv, and key.csv: its figures people open first."""
+        for path, records in ((self.stats_path, stats_records(stats)), (self.key_path, key_records(stats))):
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerows(records)
+            atomic_write(path, buf.getvalue().encode())
 
     # --- per-cell and per-target folders ----------------------------------------------------
     @staticmethod

@@ -128,3 +128,21 @@ def from_stats_record(record: dict[str, str]) -> CellStats:
 def stats_records(stats: list[CellStats]) -> list[list[str]]:
     """The CSV's rows as text, header first (pure, so tests need no file)."""
     return [list(STATS_COLUMNS)] + [[to_text(getattr(s, c)) for c in STATS_COLUMNS] for s in stats]
+
+
+# key.csv: the figures people open first, one line per cell, in this order (summary_stats.csv has
+# every parameter and the intervals; summary.csv every repeat)
+KEY_COLUMNS: tuple[str, ...] = ("cell_id", "style", "subject", "load", "workers", "n", "rps", "p50_ms",
+                                "p99_ms", "cpu_ms_per_request", "saturated")
+
+
+def key_records(stats: list[CellStats]) -> list[list[str]]:
+    """key.csv's rows as text, header first: means over the ok repeats, the load as it was offered."""
+    out = [list(KEY_COLUMNS)]
+    for s in stats:
+        load = f"{s.rate:g} req/s" if s.load_model == "open" else f"{s.users} users"
+        out.append([s.cell_id, s.style, s.subject, load, str(s.workers), str(s.n),
+                    *(f"{getattr(s, f'{m}_mean'):.{d}f}" if s.n else ""
+                      for m, d in (("rps", 1), ("p50_ms", 3), ("p99_ms", 3), ("cpu_ms_per_request", 3))),
+                    to_text(s.any_saturated)])
+    return out

@@ -124,7 +124,7 @@ def advice(row: SummaryRow) -> str:
 def stuck(cell: Cell, inside: dict[str, Any]) -> str:
     """What the target's workers were doing while nothing completed: every def request in a thread
     waiting for a connection while the requests that hold one wait for a thread is the deadlock
-    of a sync dependency on a pool smaller than the threadpool (README, Real I/O)."""
+    of a sync dependency on a pool smaller than the threadpool (docs/real-io.md)."""
     busy, queued = inside["threadpool_busy_max"], inside["threadpool_waiting_max"]  # sampler.aggregate's
     pool_busy, pool_waiting = inside["db_pool_busy_max"], inside["db_pool_waiting_max"]
     if not (busy or pool_busy):

@@ -1,13 +1,14 @@
 """Every key a scenario may set, declared once: its type, default, range or choices and check, which
 cells read it, whether the target reads it, its summary column and its help. The validator names
 the key and the allowed values from it; Cell, ServerConfig and its environment, SummaryRow's and
-CellStats' parameter fields, README's table of knobs and .env.example come from it.
+CellStats' parameter fields, docs/knobs.md's table of knobs and .env.example come from it.
 
 Also here: coerce(), which types and checks one value.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import re
@@ -36,8 +37,8 @@ class Key:
     # way a change restarts the target (it is part of the cell's ServerConfig); "": Locust's side
     target: str = ""
     column: str | None = None  # its summary.csv column (None: its name; "": not a column)
-    allowed: str = ""  # README's "allowed", where choices, lo, hi and words do not say it
-    shown: str = ""  # README's "default", where the default is no setting (rate: none)
+    allowed: str = ""  # docs/knobs.md's "allowed", where choices, lo, hi and words do not say it
+    shown: str = ""  # docs/knobs.md's "default", where the default is no setting (rate: none)
 
 
 def _check_cpuset(value: str) -> None:
@@ -99,24 +100,24 @@ _CPUS = "CPUs of this host, `auto` or `all`"
 # The one declaration of every knob. Its order is the order of Cell's fields and of the parameter
 # columns of summary.csv and summary_stats.csv (bench/scenario/cells.py, bench/results/): a key
 # added here is a scenario key, a column, a target setting (target="env": BENCH_<KEY>) and a row
-# of README's table and .env.example (`make knobs`), with nothing else to copy.
+# of docs/knobs.md's table and .env.example (`make knobs`), with nothing else to copy.
 KEYS: dict[str, Key] = {
     "server": Key(str, "uvicorn", "ASGI server: Uvicorn; Gunicorn with uvicorn-worker's `UvicornWorker`; Granian "
-                  "(`--interface asgi`, Rust); Hypercorn ([Servers](#servers))", choices=serve.SERVERS, target="env"),
+                  "(`--interface asgi`, Rust); Hypercorn ([Servers](servers.md))", choices=serve.SERVERS, target="env"),
     "workers": Key(int, 1, "server worker processes (`cores` = CPUs in `target_cpuset`)", lo=1, hi=1024,
                    words=("cores",), target="env"),
     "style": Key(str, "async", "the built-in app: its `def` or its `async def` endpoint; your own app ([Your own "
-                 "app](#your-own-app)): `as_written` (its default), or `on_loop`, its sync path operations run on "
+                 "app](own-app.md)): `as_written` (its default), or `on_loop`, its sync path operations run on "
                  "the event loop as if declared `async def`", choices=("def", "async", *APP_STYLES)),
     "workload": Key(str, "noop", "what the endpoint does (`blocking_sleep` is `time.sleep` in both styles: in "
                     "async it blocks the event loop; `db`, `db_blocking` and `http` talk to a real PostgreSQL and "
-                    "an upstream service: [Real I/O](#real-io))",
+                    "an upstream service: [Real I/O](real-io.md))",
                     choices=("noop", "cpu", "sleep", "blocking_sleep", *DB_WORKLOADS, *UPSTREAM_WORKLOADS)),
     "endpoint": Key(str, "", "your own app: one of its `[[endpoints]]` by name (default: every one, each a cell)",
                     allowed="a name in `[[endpoints]]`", shown="every one"),
     "users": Key(int, 10, "concurrent Locust users (closed loop, like `ab -c`)", lo=1, hi=100_000),
     "load_model": Key(str, "closed", "`open`: requests leave at `rate` whatever the target does, latency counted "
-                      "from each due time ([Closed vs open loop](#closed-vs-open-loop))", choices=("closed", "open")),
+                      "from each due time ([Closed vs open loop](load-models.md))", choices=("closed", "open")),
     "rate": Key(float, 0.0, "open loop only: requests/s offered, split evenly over the Locust processes", lo=0,
                 hi=10_000_000, allowed="> 0", shown="—"),
     "arrivals": Key(str, "constant", "open loop only: even spacing, or the exponential gaps of many independent "
@@ -149,7 +150,7 @@ KEYS: dict[str, Key] = {
     "threadpool_tokens": Key(int, 40, "anyio's thread limiter per worker process, where `def` endpoints run "
                              "(anyio's default: 40)", lo=1, hi=100_000, target="env"),
     "target_cpuset": Key(str, "auto", "CPUs the target is pinned to (`auto`: a third of the host, at least one, or "
-                         "what `loadgen_cpuset` leaves; `all`: every CPU; see [On a cloud VM](#on-a-cloud-vm))",
+                         "what `loadgen_cpuset` leaves; `all`: every CPU; see [On a cloud VM](cloud-vm.md))",
                          check=_check_cpuset, allowed=_CPUS, target="cpus"),
     "worker_pinning": Key(str, "set", "`set`: every worker floats over `target_cpuset`; `core`: worker *i* is pinned "
                           "to the *i*-th CPU of it (from inside the worker, under every server)",
@@ -184,7 +185,7 @@ KEYS: dict[str, Key] = {
                                     "`threadpool_tokens`)", lo=1, hi=1024, allowed="1", scope=_GRANIAN, target="env"),
     "profile": Key(str, "off", "`cpu`: py-spy samples every worker of the target during the measured window; "
                    "`profile.folded`, `profile.svg` and the CPU shares per part (hop, loop, server, framework, app) "
-                   "in `summary.csv` ([Why](#why-the-cpu-profile))", choices=("off", "cpu")),
+                   "in `summary.csv` ([Why](profiling.md))", choices=("off", "cpu")),
     "profile_rate": Key(int, 20, "`profile = \"cpu\"`: samples per second per worker (at 20, requests of a "
                         "millisecond or more cost no measurable more; a `def` no-op under 100 users lost 14 % of "
                         "its requests/s: docs/profiling.md)", lo=1, hi=1000, scope=("profile", ("cpu",))),
@@ -232,7 +233,7 @@ def by_hand_env() -> dict[str, str]:
 
 
 def allowed_text(key: str) -> str:
-    """README's "allowed" column, from the key's choices, range and words."""
+    """docs/knobs.md's "allowed" column, from the key's choices, range and words."""
     k = KEYS[key]
     if k.allowed:
         return k.allowed
@@ -249,7 +250,7 @@ def _num(value: float | None) -> str:
 
 
 def default_text(key: str) -> str:
-    """README's "default" column."""
+    """docs/knobs.md's "default" column."""
     k = KEYS[key]
     if k.shown:
         return k.shown
@@ -275,11 +276,17 @@ def differs(cells: list[Any], key: str) -> bool:
     return len({getattr(c, key) for c in cells if reads(c, key)}) > 1
 
 
+def did_you_mean(word: str, known: Any) -> str:
+    """The closest known name as ": did you mean 'users'?" (a typo, a missing s), else nothing."""
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f": did you mean {close[0]!r}?" if close else ""
+
+
 def coerce(key: str, value: Any) -> Any:
     """One value of one key, typed and checked; TOML values and --set strings alike."""
     spec = KEYS.get(key)
     if spec is None:
-        raise BadInput(f"unknown key {key!r} (known: {', '.join(KEYS)})")
+        raise BadInput(f"unknown key {key!r}{did_you_mean(key, KEYS)} (known: {', '.join(KEYS)})")
     if value in spec.words:
         return value  # resolved per cell, against that cell's CPU sets and users (resolve_cell)
     try:

@@ -1,5 +1,5 @@
 """The Docker Compose backend for real: images, pinned containers, distributed Locust, and the
-README's by-hand `docker compose up` from a folder where nothing exists yet.
+docs/docker.md's by-hand `docker compose up` from a folder where nothing exists yet.
 
 Skipped where no engine answers or the images cannot be built (a host that cannot pull the base
 image, say), with that reason; required in CI (CI set): there they fail instead, since .ci/run
@@ -61,8 +61,8 @@ def world_writable(root: Path) -> list[Path]:
 
 def test_smoke_through_compose_pinned_where_asked_in_folders_of_the_container_user(tmp_path: Path) -> None:
     # a relative --out, as `make bench` passes it: Compose must get absolute bind-mount paths
-    proc, run_dir = bench("smoke", "--out", "results", "--set", "port=18601", "duration=2", "warmup=1",
-                          "target_cpuset=1", "loadgen_cpuset=0", cwd=tmp_path)
+    proc, run_dir = bench("smoke", "--out", "results", "--set", "port=18601", "--set", "duration=2",
+                          "--set", "warmup=1", "--set", "target_cpuset=1", "--set", "loadgen_cpuset=0", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = RunDir(run_dir).rows()
     assert len(rows) == 4
@@ -84,9 +84,10 @@ def test_smoke_through_compose_pinned_where_asked_in_folders_of_the_container_us
 def test_distributed_locust_two_workers_against_gunicorn(tmp_path: Path) -> None:
     # gunicorn with two workers on the read-only root: nothing of it may need to write there
     # and each worker pinned to its own CPU from inside the container (worker_pinning = core)
-    proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=18602", "duration=3", "warmup=1.5",
-                          "workload=noop", "style=async", "loadgen_workers=2", "server=gunicorn", "workers=2",
-                          "worker_pinning=core", "target_cpuset=0-1", "loadgen_cpuset=0-1")
+    proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=18602", "--set", "duration=3",
+                          "--set", "warmup=1.5", "--set", "workload=noop", "--set", "style=async",
+                          "--set", "loadgen_workers=2", "--set", "server=gunicorn", "--set", "workers=2",
+                          "--set", "worker_pinning=core", "--set", "target_cpuset=0-1", "--set", "loadgen_cpuset=0-1")
     assert proc.returncode == 0, proc.stderr
     [row] = RunDir(run_dir).rows()
     assert row.status == "ok" and row.requests > 0 and row.loadgen_workers == 2 and row.server == "gunicorn"
@@ -101,10 +102,11 @@ def test_distributed_locust_two_workers_against_gunicorn(tmp_path: Path) -> None
 def test_granian_and_hypercorn_in_the_target_image_each_worker_pinned(tmp_path: Path) -> None:
     # both on the read-only root with two workers (Hypercorn's spawned workers and Granian's Rust
     # runtime alike), each worker on its own CPU from inside the container, named in /info
-    proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=18606", "duration=3", "warmup=1",
-                          "workload=noop", "style=def", "server=granian,hypercorn", "workers=2",
-                          "worker_pinning=core", "target_cpuset=0-1", "loadgen_cpuset=0-1", "loadgen_processes=1",
-                          "profile=cpu", "profile_rate=50")
+    proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=18606", "--set", "duration=3",
+                          "--set", "warmup=1", "--set", "workload=noop", "--set", "style=def",
+                          "--set", "server=granian,hypercorn", "--set", "workers=2", "--set", "worker_pinning=core",
+                          "--set", "target_cpuset=0-1", "--set", "loadgen_cpuset=0-1", "--set", "loadgen_processes=1",
+                          "--set", "profile=cpu", "--set", "profile_rate=50")
     assert proc.returncode == 0, proc.stderr
     rows = RunDir(run_dir).rows()
     assert sorted(r.server for r in rows) == ["granian", "hypercorn"]
@@ -122,8 +124,8 @@ def test_granian_and_hypercorn_in_the_target_image_each_worker_pinned(tmp_path: 
 
 def test_broken_target_fails_its_cell_with_the_container_log_and_the_run_goes_on(tmp_path: Path) -> None:
     # port 81 needs a privilege the unprivileged, capability-less container lacks
-    proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=81,18603", "duration=2", "warmup=0",
-                          "workload=noop", "style=async")
+    proc, run_dir = bench("smoke", "--out", str(tmp_path), "--set", "port=81,18603", "--set", "duration=2",
+                          "--set", "warmup=0", "--set", "workload=noop", "--set", "style=async")
     assert proc.returncode == 1, proc.stderr
     rows = {r.cell_id.split("-")[-1]: r for r in RunDir(run_dir).rows()}
     assert rows["port81"].status == "failed" and "permission denied" in rows["port81"].error.lower()
@@ -156,9 +158,9 @@ def test_real_io_through_the_db_and_upstream_services(tmp_path: Path) -> None:
 
 
 def test_compose_up_by_hand_from_a_fresh_folder(tmp_path: Path) -> None:
-    # the README's command, with nothing made beforehand: Docker creates the missing bind folders
+    # docs/docker.md's command, with nothing made beforehand: Docker creates the missing bind folders
     # as root, which the unprivileged Locust could not write into before the `volumes` service
-    # gave them to it. compose.yaml and .env.example (as .env, the target's settings: the README's
+    # gave them to it. compose.yaml and .env.example (as .env, the target's settings: docs/docker.md's
     # `cp .env.example .env`) alone in a fresh folder: ./results/compose is relative to it.
     shutil.copy(ROOT / "compose.yaml", tmp_path / "compose.yaml")
     shutil.copy(ROOT / ".env.example", tmp_path / ".env")

@@ -30,7 +30,8 @@ def preset(tmp_path: Path) -> str:
 
 def gate_run(tmp_path: Path, name: str, *args: str) -> tuple[int, Path]:
     proc = bench("run", preset(tmp_path), "--backend", "local", "--out", str(tmp_path / name), "--no-report",
-                 "--set", "workload=sleep", "duration=1", "warmup=0.5", f"port={free_port()}", *args)
+                 "--set", "workload=sleep", "--set", "duration=1", "--set", "warmup=0.5", "--set", f"port={free_port()}",
+                 *args)
     assert proc.returncode in (0, 1), proc.stderr
     return proc.returncode, run_dir_of(proc)
 

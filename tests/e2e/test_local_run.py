@@ -108,8 +108,8 @@ def test_interrupt_keeps_rows_and_resume_finishes(tmp_path: Path) -> None:
 def test_target_url_loads_a_running_target_and_a_taken_port_is_refused(tmp_path: Path) -> None:
     port = free_port()
     serve = subprocess.Popen([sys.executable, "-m", "bench", "serve", "smoke", "--set", f"port={port}",
-                              "threadpool_tokens=9"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, start_new_session=True, preexec_fn=ctrl_c_on)
+                              "--set", "threadpool_tokens=9"], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True, preexec_fn=ctrl_c_on)
     try:
         line = serve.stdout.readline() if serve.stdout else ""
         assert "serving uvicorn" in line, line

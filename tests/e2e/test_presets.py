@@ -28,8 +28,9 @@ SLEEP = 100
 def saturation_rows(tmp_path_factory: pytest.TempPathFactory) -> list[SummaryRow]:
     out = tmp_path_factory.mktemp("presets")
     proc = subprocess.run([sys.executable, "-m", "bench", "run", "threadpool-saturation", "--backend", "local",
-                           "--out", str(out), "--no-report", "--set", f"sleep_ms={SLEEP}", "duration=1",
-                           "warmup=0.5", f"port={free_port()}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+                           "--out", str(out), "--no-report", "--set", f"sleep_ms={SLEEP}", "--set", "duration=1",
+                           "--set", "warmup=0.5", "--set", f"port={free_port()}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return RunDir(Path(proc.stdout.strip().splitlines()[-1])).rows()
 

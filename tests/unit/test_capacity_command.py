@@ -59,7 +59,7 @@ def test_capacity_searches_each_cell_and_writes_every_step(tmp_path, fake, capsy
     assert env["command"] == "capacity" and env["capacity"]["slo_p99_ms"] == 1000.0
     # the report opens with the answer, then the capacity table and its plot
     report = (run_dir / "report.md").read_text()
-    assert report.index("## What this run says") < report.index("## Capacity at the objective") < report.index(
+    assert report.index("## The answer") < report.index("## Capacity at the objective") < report.index(
         "## Per-cell results")
     assert "sleep, capacity within p99 1000 ms: async / def 1.00x. def 125 req/s; at 200 req/s" in report
     assert (run_dir / "report" / "capacity.png").stat().st_size > 10_000

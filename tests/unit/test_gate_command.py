@@ -118,7 +118,7 @@ def test_a_setting_changed_for_the_whole_run_is_the_change_under_test(tmp_path, 
 
 
 def test_another_cpu_layout_or_machine_is_reported_not_judged(tmp_path, fake) -> None:
-    code, _base, cur = two_runs(tmp_path, fake, "--set", "target_cpuset=1", "loadgen_cpuset=0", slower=2.0)
+    code, _base, cur = two_runs(tmp_path, fake, "--set", "target_cpuset=1", "--set", "loadgen_cpuset=0", slower=2.0)
     assert code == 0
     cells = checks_json(cur)["cells"]
     assert {c["verdict"] for c in cells} == {"not judged"}
@@ -137,7 +137,7 @@ def test_another_cpu_layout_or_machine_is_reported_not_judged(tmp_path, fake) ->
 def test_cells_on_one_side_only_are_listed(tmp_path, fake) -> None:
     scen = scen_file(tmp_path, TWO)
     code, base = run(tmp_path / "a", scen)
-    code, cur = run(tmp_path / "b", scen, "--baseline", str(base), "--set", "style=def", "workload=sleep,noop")
+    code, cur = run(tmp_path / "b", scen, "--baseline", str(base), "--set", "style=def", "--set", "workload=sleep,noop")
     cells = {c["cell_id"].split("-u")[0]: c for c in checks_json(cur)["cells"]}
     assert code == 0
     assert cells["def-sleep"]["verdict"] == "pass"

@@ -54,7 +54,7 @@ def test_bad_scenario_is_refused_before_anything_starts(tmp_path: Path, text: st
 @pytest.mark.parametrize(("args", "message"), [
     (["plan", "smoke", "--set", "spawn_rate=inf"], "spawn_rate: inf is not a finite number"),
     (["plan", "smoke", "--set", "warmup=nan"], "warmup: nan is not a finite number"),
-    (["plan", "smoke", "--set", "port=65000", "loadgen_workers=1"], "beyond 65535"),
+    (["plan", "smoke", "--set", "port=65000", "--set", "loadgen_workers=1"], "beyond 65535"),
     (["compare", "a", "b", "--threshold", "nan"], "argument --threshold: 'nan': expected a finite percentage"),
     (["compare", "a", "b", "--threshold", "-5"], "expected a finite percentage >= 0"),
     (["run", "smoke", "--retry-failed"], "--retry-failed goes with --resume RUN_DIR"),
@@ -111,13 +111,15 @@ def test_bind_beyond_loopback_warns_in_one_line_and_ipv6_is_an_address() -> None
 
 
 def test_plan_wall_time_does_not_wrap_at_24_hours() -> None:
-    proc = bench_cli("plan", "smoke", "--set", "duration=86400", "warmup=0", "workload=noop", "style=async")
+    proc = bench_cli("plan", "smoke", "--set", "duration=86400", "--set", "warmup=0", "--set", "workload=noop",
+                     "--set", "style=async")
     assert proc.returncode == 0, proc.stderr
     assert "estimated wall time: 24:00:" in proc.stdout, proc.stdout
 
 
 def test_durations_in_locust_format() -> None:
-    proc = bench_cli("plan", "smoke", "--set", "duration=1m30s", "warmup=5s", "workload=noop", "style=async")
+    proc = bench_cli("plan", "smoke", "--set", "duration=1m30s", "--set", "warmup=5s", "--set", "workload=noop",
+                     "--set", "style=async")
     assert proc.returncode == 0, proc.stderr
     assert "~" in proc.stdout and "estimated wall time: 0:01:" in proc.stdout, proc.stdout
 

@@ -159,7 +159,7 @@ def test_the_drain_does_not_wait_for_an_idle_target(tmp_path, fake) -> None:
 
 def test_the_runner_waits_for_every_worker_to_say_where_it_runs(tmp_path, fake) -> None:
     fake.late_workers_s = 0.5  # the first worker answers /healthz before the second one is up
-    code, row = one_row(tmp_path, "--set", "workers=2", "worker_pinning=core", "target_cpuset=0-1")
+    code, row = one_row(tmp_path, "--set", "workers=2", "--set", "worker_pinning=core", "--set", "target_cpuset=0-1")
     assert code == 0 and row.status == "ok" and row.target_affinity == "0/1"
 
 
@@ -177,7 +177,7 @@ def test_a_worker_that_never_says_where_it_runs_fails_the_cell(tmp_path, fake, m
 ])
 def test_workers_placed_otherwise_fail_the_cell(tmp_path, fake, asked, placed, error) -> None:
     fake.misplace = placed  # the target places its workers as `placed` says, whatever the cell asks
-    code, row = one_row(tmp_path, "--set", "workers=2", f"worker_pinning={asked}", "target_cpuset=0-1")
+    code, row = one_row(tmp_path, "--set", "workers=2", "--set", f"worker_pinning={asked}", "--set", "target_cpuset=0-1")
     assert code == 1 and row.error == error
 
 

@@ -1,0 +1,115 @@
+"""The answer first (bench/judge/answer.py): one row per question, a ratio only where the run can
+say it (repeats, Locust not the limit, outside the noise), caveats said once, suggestions grouped."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench.judge.answer import FLOOR, HEADER, NOISE, ONE_REPEAT, Comparison, answer, compare, verdict_text
+from bench.results.stats import summarize
+from tests.rows import make_row
+
+
+def rows_of(style: str, workload: str, users: int, rps: list[float], p99: list[float], **kw) -> list:
+    cell = kw.pop("cell_id", f"{style}-{workload}-u{users}")
+    base = dict(status="ok", style=style, workload=workload, users=users, workers=1, threadpool_tokens=40,
+                target_cpuset="0", mean_ms=50.0, p50_ms=10.0, target_cpu_pct=20.0, loop_lag_p99_ms=1.0,
+                cpu_ms_per_request=0.5)
+    return [make_row(**{**base, **kw, "cell_id": cell, "repeat": i + 1, "rps": r, "p99_ms": p})
+            for i, (r, p) in enumerate(zip(rps, p99, strict=True))]
+
+
+def said(rows: list, merged: list[str] | None = None):
+    return answer(summarize(rows), rows, merged)
+
+
+def test_compare_is_the_ratio_with_a_log_scale_interval_that_never_crosses_zero() -> None:
+    c = compare(200.0, 20.0, 100.0, 10.0, 3)
+    rel = math.hypot(0.1, 0.1)
+    assert c.factor == 2.0 and c.low == pytest.approx(2 * math.exp(-rel)) and c.high == pytest.approx(2 * math.exp(rel))
+    assert c.significant
+    wide = compare(200.0, 400.0, 100.0, 10.0, 3)  # a half-width twice the mean
+    assert wide.low > 0 and not wide.significant
+    assert compare(0.0, 0.0, 100.0, 1.0, 3) == Comparison(0.0, 0.0, 0.0, 0)
+    assert compare(100.0, 1.0, 0.0, 0.0, 3).factor == 0.0
+    assert not compare(110.0, 0.0, 100.0, 0.0, 1).significant, "one repeat establishes nothing"
+    assert compare(110.0, 0.0, 100.0, 0.0, 2).significant
+    assert not compare(100.0, 0.0, 100.0, 0.0, 3).significant, "1x is never a difference"
+
+
+def test_verdict_text_names_the_winner_its_factor_and_interval_or_why_not() -> None:
+    assert verdict_text(Comparison(1.5, 1.2, 1.8, 3), "def", "async", lower=False) == "async 1.50x (1.20-1.80)"
+    # under 1: the first style wins, by the inverse, its interval inverted too
+    assert verdict_text(Comparison(0.5, 0.4, 0.625, 3), "def", "async", lower=True) == "def 2.00x lower (1.60-2.50)"
+    assert verdict_text(Comparison(1.05, 0.9, 1.2, 3), "def", "async", lower=False) == f"{NOISE} (async/def 1.05x)"
+    assert verdict_text(Comparison(1.25, 0.9, 1.7, 3), "def", "async", lower=True) == f"{NOISE} (async/def 0.80x)"
+    assert verdict_text(Comparison(2.0, 2.0, 2.0, 1), "def", "async", lower=False) == f"{ONE_REPEAT} (async 2.00x?)"
+    assert verdict_text(Comparison(0.0, 0.0, 0.0, 0), "def", "async", lower=False) == "no figures"
+    assert verdict_text(Comparison(12.0, 11.0, 13.0, 3), "def", "async", lower=False) == "async 12x (11-13)"
+
+
+def test_a_clear_win_gives_its_ratio_interval_limit_and_the_sharpest_sentence() -> None:
+    rows = (rows_of("def", "cpu", 100, [250, 240, 260], [550, 540, 560], target_cpu_pct=99.0)
+            + rows_of("async", "cpu", 100, [251, 249, 250], [6100, 6000, 6200], target_cpu_pct=99.0))
+    a = said(rows)
+    (line,) = a.lines
+    assert line.question == "cpu, 100 users"
+    assert line.throughput.startswith(NOISE)
+    assert line.p99.startswith("def 11") and " lower (" in line.p99
+    assert line.bound == "both: target's CPU" and line.change == "more target cores"
+    assert a.table() == (list(HEADER), [line.cells()])
+    assert any(n.startswith("Sharpest difference: cpu, 100 users: def's p99 550 ms against async's 6,100 ms")
+               for n in a.notes), a.notes
+    assert any("3 interleaved repeats" in n for n in a.notes)
+    assert sum("give the target more cores" in n for n in a.notes) == 1
+
+
+def test_a_saturated_locust_makes_the_row_a_floor_and_is_said_once() -> None:
+    rows = []
+    for users in (10, 100):
+        rows += rows_of("def", "noop", users, [3000, 3100], [9, 9], loadgen_saturated=True)
+        rows += rows_of("async", "noop", users, [4000, 4100], [5, 5], loadgen_saturated=True)
+    a = said(rows)
+    assert [line.throughput for line in a.lines] == [FLOOR, FLOOR]
+    assert [line.p99 for line in a.lines] == [FLOOR, FLOOR]
+    assert [line.change for line in a.lines] == ["more CPUs for Locust"] * 2
+    assert sum("Locust was the limit in 4 of 4 cells" in n for n in a.notes) == 1
+    grouped = [n for n in a.notes if "give Locust more CPUs" in n]
+    assert grouped == [grouped[0]] and "noop, 10 users; noop, 100 users" in grouped[0]
+
+
+def test_one_repeat_is_said_once_and_no_row_claims_a_winner() -> None:
+    rows = rows_of("def", "sleep", 10, [98.0], [120.0]) + rows_of("async", "sleep", 10, [99.0], [105.0])
+    a = said(rows)
+    (line,) = a.lines
+    assert line.throughput.startswith(ONE_REPEAT) and line.p99.startswith(ONE_REPEAT)
+    assert sum(n.startswith("One repeat") for n in a.notes) == 1
+    assert any(n.startswith("Largest (not established) difference") for n in a.notes)
+
+
+def test_merged_axes_and_failed_cells_join_the_notes() -> None:
+    rows = (rows_of("def", "sleep", 10, [98.0, 99.0], [120.0, 121.0])
+            + rows_of("async", "sleep", 10, [99.0, 98.0], [105.0, 104.0])
+            + [make_row(cell_id="def-cpu-u10", style="def", workload="cpu", status="failed", error="boom")])
+    a = said(rows, ["workers = [1, \"cores\"] both mean 1 on this host."])
+    assert "workers = [1, \"cores\"] both mean 1 on this host." in a.notes
+    assert any(n.startswith("1 cell(s) failed every repeat") and "def-cpu-u10" in n for n in a.notes)
+    assert len(a.lines) == 1, "a question with one side failed has no row"
+
+
+def test_the_question_names_only_what_varies_and_the_text_table_lines_up() -> None:
+    rows = []
+    for workers, cpus in ((1, "0"), (2, "0-1")):
+        rows += rows_of("def", "sleep", 10, [98.0, 99.0], [120.0, 121.0], workers=workers, target_cpuset=cpus,
+                        cell_id=f"def-w{workers}")
+        rows += rows_of("async", "sleep", 10, [99.0, 98.0], [105.0, 104.0], workers=workers, target_cpuset=cpus,
+                        cell_id=f"async-w{workers}")
+    a = said(rows)
+    assert [line.question for line in a.lines] == ["sleep, 10 users, workers 1, target_cpuset 0",
+                                                   "sleep, 10 users, workers 2, target_cpuset 0-1"]
+    text = a.text().splitlines()
+    assert text[0].split() [:1] == ["question"] and set(text[1]) <= {"-", " "}
+    column = text[0].index("throughput")
+    assert all(line[column - 2:column] == "  " for line in text[2:4]), "columns line up"
