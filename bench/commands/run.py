@@ -285,16 +285,18 @@ def _finish(run: RunDir, name: str, checks: dict[str, Any], no_report: bool, ci:
         from bench.report.pages import write_report
 
         write_report(run, rows, cell_stats, failed_checks)
-    print("\nsummary:", file=sys.stderr)
-    for row in rows:
+    # each ok run was printed as it ran: the summary repeats only the failed ones, and the answer ends it
+    failed = [r for r in rows if r.status != "ok"]
+    print(f"\nsummary: {len(rows) - len(failed)} of {len(rows)} runs ok", file=sys.stderr)
+    for row in failed:
         print(f"  {describe(row)}", file=sys.stderr)
     saturated = [r for r in rows if r.loadgen_saturated and r.status == "ok"]
     if saturated:
         from bench.run.headroom import advice
 
         print(f"  {len(saturated)} row(s) flagged: Locust was the bottleneck there, so those figures "
-              "understate the target:", file=sys.stderr)
-        for row in saturated:
+              "understate the target (per cell, its last repeat):", file=sys.stderr)
+        for row in {r.cell_id: r for r in saturated}.values():
             print(f"    {advice(row)}", file=sys.stderr)
     for message in failed_checks or []:
         print(f"  check failed: {message}", file=sys.stderr)

@@ -170,7 +170,7 @@ def _sharpest(question: str, d: CellStats, a: CellStats, first: str, second: str
     established, factor, c, name = max(found, key=lambda f: (f[0], f[1]))
     (win, ws), (lose, ls_) = ((a, second), (d, first)) if c.factor > 1 else ((d, first), (a, second))
     fig, unit = ("p99_ms_mean", "ms") if name == "p99" else ("rps_mean", "req/s")
-    return established, factor, (f"{question}: {ws}'s {name} {getattr(win, fig):,.0f} {unit} against "
+    return established, factor, (f"{question}: {ws}'s {name} {getattr(win, fig):,.0f} against "
                                  f"{ls_}'s {getattr(lose, fig):,.0f} {unit}")
 
 

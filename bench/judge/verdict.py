@@ -1,4 +1,7 @@
-""""What this run says": the report's opening lines, generated from the rows (never written by hand).
+"""Each comparison in full, and what bound each cell: generated from the rows (never written by hand).
+
+The report opens with bench/judge/answer.py's table, which names each cell's limit from here; the
+lines below follow the plots and tables.
 
 Per group of cells that differ only in style, def against async as ratios (requests/s, CPU per
 request) with their intervals; the capacity within the objective where a search measured it; and

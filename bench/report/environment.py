@@ -39,6 +39,13 @@ def env_table(env: dict[str, Any]) -> Table:
     return ["key", "value"], rows
 
 
+def measured(env: dict[str, Any], cells: int, repeats: int, window_s: float) -> str:
+    """The line under the report's title: what was measured, where, how long."""
+    cpu = f"{env.get('cpu_model') or 'an unknown CPU'}, {env.get('cores', '?')} cores"
+    return (f"{cells} cells x {repeats} repeat{'s' if repeats != 1 else ''} of {window_s:g} s measured each, "
+            f"on {cpu}, {env.get('backend') or 'the'} backend.")
+
+
 def facts_table(env: dict[str, Any], servers: list[str]) -> Table:
     """The few facts that change results, for the first glance."""
     packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}

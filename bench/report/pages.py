@@ -20,7 +20,7 @@ from bench.judge import checks as checks_mod
 from bench.judge import verdict
 from bench.judge.answer import Answer, answer
 from bench.report import profiles
-from bench.report.environment import env_table, facts_table
+from bench.report.environment import env_table, facts_table, measured
 from bench.report.plots import FIGURES, capacity_figure
 from bench.results.row import SummaryRow
 from bench.results.rundir import RunDir, atomic_write, writing
@@ -39,12 +39,13 @@ class Report:
     checks: list[str] | None  # None: the scenario defines no checks
     plots: list[tuple[str, str]] = field(default_factory=list)  # (name, caption)
     links: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # cell -> (text, href)
-    says: list[str] = field(default_factory=list)  # "What this run says" (bench/judge/verdict.py)
+    says: list[str] = field(default_factory=list)  # each comparison in full (bench/judge/verdict.py)
     capacity: Table = ([], [])  # bench capacity's result per searched cell
     profile: Table = ([], [])  # where the target's CPU went, per profiled cell (bench/report/profiles.py)
     flames: dict[str, str] = field(default_factory=dict)  # cell -> its flame graph, relative
     answer: Answer = field(default_factory=lambda: Answer((), ()))  # the first screen
     facts: Table = ([], [])  # the environment's facts that change results; env holds the rest
+    measured: str = ""  # under the title: what was measured, where, how long
 
 
 CAPACITY_HEADER = ["search", "objective p99 ms", "capacity req/s", "p50 ms there", "p99 ms there",
@@ -175,7 +176,8 @@ def _answer_md(rep: Report) -> list[str]:
 
 def render_markdown(rep: Report) -> str:
     """The answer first, then the plots, then the tables behind them; the environment last."""
-    out = [f"# {rep.title}", "", "## The answer", "", *_answer_md(rep), ""]
+    out = [f"# {rep.title}", "", *([rep.measured, ""] if rep.measured else []), "## The answer", "",
+           *_answer_md(rep), ""]
     if rep.checks is not None:
         out += ["## Checks", "", *([f"- FAIL: {m}" for m in rep.checks] or ["All checks passed."]), ""]
     others = [(n, c) for n, c in rep.plots if n != "capacity"]
@@ -253,7 +255,8 @@ def render_html(rep: Report, images: dict[str, bytes]) -> str:
     the answer first, then the plots, then the tables behind them."""
     esc = html.escape
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(rep.title)}</title>"
-             f"<style>{CSS}</style></head><body><h1>{esc(rep.title)}</h1>",
+             f"<style>{CSS}</style></head><body><h1>{esc(rep.title)}</h1>"
+             + (f"<p>{esc(rep.measured)}</p>" if rep.measured else ""),
              "<h2>The answer</h2>" + _answer_html(rep)]
     if rep.checks is not None:
         items = "".join(f"<li class='fail'>FAIL: {esc(m)}</li>" for m in rep.checks)
@@ -348,7 +351,10 @@ def write_report(run: RunDir, rows: list[SummaryRow], stats: list[CellStats],
     merged = env.get("merged_axes") if isinstance(env.get("merged_axes"), list) else []
     said = answer(stats, rows, merged) if not capacity else Answer((), ())
     servers = sorted({s.server for s in stats})
-    rep = Report(title=title, env=env_table(env), facts=facts_table(env, servers), answer=said,
+    ok = [r for r in rows if r.status == "ok"]
+    what = measured(env, len(stats), max((r.repeat for r in ok), default=0),
+                    max((r.duration_s for r in ok), default=0.0)) if ok else ""
+    rep = Report(title=title, env=env_table(env), facts=facts_table(env, servers), answer=said, measured=what,
                  stats=stats_table(stats),
                  inside=inside_table(rows), failed=failed_list(rows),
                  checks=checks, plots=plots, links=locust_links(run, rows),

@@ -3,193 +3,247 @@
 Figures are made with matplotlib's object API (Figure, not pyplot), so no global state or GUI
 backend is involved and the module works headless without calling matplotlib.use("Agg").
 
-Every figure marks cells whose load generator saturated (hatched bars / X markers, explained in
-the legend): their rps is what Locust could send, a floor on what the server can do.
+The report shows each PNG at most 1200 px wide, saved at dpi 100: a figure is at most 12 inches
+wide, so its text is shown at its true size (9 pt and up), and a larger matrix makes it taller,
+never wider. Labels name only what varies across the cells and what a cell reads (plot_labels).
+Each figure has one scale kind on its value axis, so panels side by side read alike.
+
+A saturated Locust is marked where it changes what the figure says: its rps is a floor, and its
+latency was measured under less load than asked. The CPU a request costs does not depend on who
+set the pace, so the CPU figure does not mark it.
 Cells with no ok repeat (n = 0) have no figure to plot; the report lists them with their error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable
 from typing import Any
 
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import NullFormatter, ScalarFormatter
+from matplotlib.ticker import NullFormatter
 
-from bench.results.stats import PARAMS, CellStats
-from bench.scenario.keys import differs, reads
+from bench.report import plot_labels as pl
+from bench.report.plot_labels import SMALL, Split, label, unique, varying
+from bench.results.stats import CellStats
 
+__all__ = ["FIGURES", "capacity_figure", "cpu_figure", "label", "latency_figure", "rps_figure", "varying"]
+
+PAGE_IN = 12.0  # pages.CSS: the body is at most 1200 px wide, and savefig uses dpi 100
+BAR_IN = 0.2  # one bar's thickness: room for a 9 pt number beside it
 STYLE_COLORS = {"def": "tab:blue", "async": "tab:orange"}
 OTHER_COLORS = ("tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
 SATURATED_HATCH = "///"
+WHITE_BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8}
 SATURATED_NOTE = "load generator saturated: rps is a floor"
-SHORT = {"users": "u", "threadpool_tokens": "tp", "workers": "w", "cpu_iterations": "it", "sleep_ms": "ms"}
+LIGHTER_NOTE = "Locust saturated: the server got less load than shown"
+SPREAD = 10.0  # values further apart than this share a log axis: else the small ones are flat
 
 
 def style_color(style: str, styles: list[str]) -> str:
     return STYLE_COLORS.get(style) or OTHER_COLORS[styles.index(style) % len(OTHER_COLORS)]
 
 
-def varying(stats: list[CellStats], exclude: tuple[str, ...]) -> list[str]:
-    """Parameters that differ between cells (so they must appear in labels), in PARAMS order."""
-    return [p for p in PARAMS if p not in exclude and differs(stats, p)]
+def _bars(ok: list[CellStats], metric: str, title: str, unit: str, floor: bool) -> Figure:
+    """Horizontal bars, the styles side by side per row: a row per workload and load (and any other
+    knob that varies), a panel per deployment. Rows stack downwards, so their labels never collide
+    however many there are; the figure grows in height, not width."""
+    styles = unique(s.style for s in ok)
+    split = Split(ok, pl.DEPLOYMENT, None)
+    panels = unique(split.panel_of(s) for s in ok)
+    rows = {p: unique(split.along_of(s) for s in ok if split.panel_of(s) == p) for p in panels}
+    cols = 1 if len(panels) == 1 else 2
+    lines = max(pl.wrap(name, pl.ROW_CHARS).count("\n") + 1 for names in rows.values() for name in names)
+    row_in = max(BAR_IN * len(styles) + 0.12, 0.18 * lines + 0.1)  # the bars, or the label's lines
+    heights = [max(len(rows[p]) for p in panels[r:r + cols]) * row_in + 0.8
+               for r in range(0, len(panels), cols)]
+    fig = Figure(figsize=(PAGE_IN if cols > 1 else 10.0, sum(heights) + 0.8), layout="constrained")
+    grid = fig.add_gridspec(len(heights), cols, height_ratios=heights)
+    axes = [fig.add_subplot(grid[i // cols, i % cols]) for i in range(len(panels))]
+    means = [getattr(s, f"{metric}_mean") for s in ok]
+    tops = [m + getattr(s, f"{metric}_ci95") for s, m in zip(ok, means, strict=True)]
+    positive = [m for m in means if m > 0]
+    log = bool(positive) and max(positive) > SPREAD * min(positive)
+    # one value axis for the figure: the same scale and limits in every panel
+    lo = 10 ** math.floor(math.log10(min(positive) / 1.5)) if log else 0.0
+    hi = max([*tops, 1e-9]) * (2.0 if log else 1.1)
+    width = 0.8 / len(styles)
+    for ax, panel in zip(axes, panels, strict=True):
+        names = rows[panel]
+        for s in (s for s in ok if split.panel_of(s) == panel):
+            i = styles.index(s.style)
+            y = names.index(split.along_of(s)) + (i - (len(styles) - 1) / 2) * width
+            mean, half = getattr(s, f"{metric}_mean"), getattr(s, f"{metric}_ci95")
+            hatched = floor and s.any_saturated
+            # on a log axis a bar starts at the axis' left end (there is no zero)
+            ax.barh(y, max(mean - lo, 0.0), width, left=lo, xerr=half or None, capsize=2,
+                    color=style_color(s.style, styles), hatch=SATURATED_HATCH if hatched else None,
+                    edgecolor="red" if hatched else "black", linewidth=0.6)
+            _value(ax, y, mean, half, lo, hi, log)
+        # a row with nothing to name (only the style varies) is the one subject's
+        ax.set_yticks(range(len(names)), [pl.wrap(name or ok[0].subject, pl.ROW_CHARS) for name in names])
+        ax.set_ylim(len(names) - 0.5, -0.5)  # the first cell on top, like the tables
+        if log:
+            ax.set_xscale("log")
+            pl.log_ticks(ax.xaxis, lo, hi)
+        ax.set_xlim(lo, hi)
+        ax.set_title(pl.wrap(panel, pl.title_chars(fig, cols)))
+    pl.xlabel_below(axes, cols, unit + (" (log scale)" if log else ""))
+    handles: list[Any] = [Patch(facecolor=style_color(st, styles), edgecolor="black", label=st)
+                          for st in styles]
+    if floor and any(s.any_saturated for s in ok):
+        handles.append(Patch(facecolor="white", edgecolor="red", hatch=SATURATED_HATCH, label=SATURATED_NOTE))
+    pl.legend_below(fig, handles)
+    fig.suptitle(title)
+    return fig
 
 
-def label(s: CellStats, params: list[str]) -> str:
-    # a knob this cell does not read (at its neutral value) names nothing about it
-    return " ".join(f"{SHORT.get(p, p + '=')}{getattr(s, p)}" for p in params if reads(s, p))
+def _value(ax: Any, y: float, mean: float, half: float, lo: float, hi: float, log: bool) -> None:
+    """The bar's number: past its whisker where there is room, else inside the bar's end (on a
+    white box, readable on any colour). The figure itself: bars on a log axis do not read as ratios."""
+    def at(v: float) -> float:
+        v = max(v, lo if log else 0.0)
+        return math.log(v / lo) / math.log(hi / lo) if log else (v - lo) / (hi - lo)
+
+    if at(mean + half) < 0.6:
+        ax.annotate(pl.number(mean), (mean + half, y), xytext=(3, 0), textcoords="offset points",
+                    va="center", ha="left", fontsize=SMALL)
+    else:
+        inside = mean - half if at(mean - half) > 0.3 else mean
+        ax.annotate(pl.number(mean), (inside, y), xytext=(-3, 0), textcoords="offset points", va="center",
+                    ha="right", fontsize=SMALL, bbox=WHITE_BOX)
 
 
-def _unique(values: Iterable[Any]) -> list[Any]:
-    return list(dict.fromkeys(values))
+def rps_figure(stats: list[CellStats]) -> Figure | None:
+    """(a) requests/s, def vs async side by side per workload and load; one panel per deployment."""
+    ok = [s for s in stats if s.n > 0]
+    if not ok:
+        return None
+    styles = unique(s.style for s in ok)
+    return _bars(ok, "rps", f"Throughput: {' vs '.join(styles)}", "requests/s (mean, 95 % CI)", floor=True)
 
 
-def _grid(n: int, width: float, height: float) -> tuple[Figure, list[Any]]:
+def cpu_figure(stats: list[CellStats]) -> Figure | None:
+    """(c) the target's CPU milliseconds per request, laid out like the throughput figure."""
+    ok = [s for s in stats if s.n > 0]
+    if not ok:
+        return None
+    fig = _bars(ok, "cpu_ms_per_request", "Server CPU time per request",
+                "target CPU ms per request (mean, 95 % CI)", floor=False)
+    if not any(s.cpu_ms_per_request_mean for s in ok):
+        fig.axes[0].text(0.5, 0.5, "no CPU figures recorded", transform=fig.axes[0].transAxes, ha="center")
+    return fig
+
+
+def _grid(n: int, height: float, extra_in: float) -> tuple[Figure, list[Any]]:
+    """Up to three panels a row, each ~3.7 in wide: within the page however many there are."""
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    fig = Figure(figsize=(min(PAGE_IN, 3.8 * cols + 0.8), height * rows + extra_in), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
     for ax in axes[n:]:
         ax.set_visible(False)
     return fig, axes[:n]
 
 
-def rps_figure(stats: list[CellStats]) -> Figure | None:
-    """(a) requests/s, def vs async side by side per workload; one panel per server x workers."""
-    ok = [s for s in stats if s.n > 0]
-    if not ok:
-        return None
-    styles = _unique([s.style for s in ok])
-    many_servers = len({s.server for s in ok}) > 1
-    panels = _unique([(s.server, s.workers) for s in ok])
-    extra = varying(ok, ("style", "server", "workers", "workload", "endpoint"))
-    fig, axes = _grid(len(panels), 5.5, 4.0)
-    width = 0.8 / len(styles)
-    for ax, (server, workers) in zip(axes, panels, strict=True):
-        cells = [s for s in ok if (s.server, s.workers) == (server, workers)]
-        groups = _unique([(s.subject, label(s, extra)) for s in cells])
-        for i, style in enumerate(styles):
-            for g, group in enumerate(groups):
-                for s in (c for c in cells if c.style == style and (c.subject, label(c, extra)) == group):
-                    bars = ax.bar(g + (i - (len(styles) - 1) / 2) * width, s.rps_mean, width,
-                                  yerr=s.rps_ci95, capsize=3, color=style_color(style, styles),
-                                  hatch=SATURATED_HATCH if s.any_saturated else None,
-                                  edgecolor="red" if s.any_saturated else "black", linewidth=0.6)
-                    # the figure itself: bar lengths on a log axis do not read as ratios
-                    ax.bar_label(bars, labels=[f"{s.rps_mean:.0f}"], fontsize="small", padding=2)
-        ax.set_xticks(range(len(groups)), [f"{w}\n{extra_label}".strip() for w, extra_label in groups])
-        ax.set_title(f"{server}, {workers} worker{'s' if workers != 1 else ''}" if many_servers
-                     else f"{workers} worker{'s' if workers != 1 else ''}")
-        subject = "endpoint" if ok[0].endpoint else "workload"
-        ax.set_xlabel(subject + (" and " + ", ".join(extra) if extra else ""))
-        rates = [s.rps_mean for s in cells if s.rps_mean > 0]
-        if rates and max(rates) > 10 * min(rates):
-            # a no-op beside a CPU loop: on a linear axis the slower workload's bars would be flat
-            ax.set_yscale("log")
-            ax.set_ylabel("requests/s (mean, 95 % CI; log scale)")
-            ax.set_ylim(top=max(rates) * 2)  # room for the labels
-        else:
-            ax.set_ylabel("requests/s (mean, 95 % CI)")
-            ax.set_ylim(0, max([*rates, 1.0]) * 1.15)
-        ax.set_xlim(-0.8, len(groups) - 0.2)  # one group must not stretch into a wall of colour
-    handles = [Patch(facecolor=style_color(st, styles), edgecolor="black", label=st) for st in styles]
-    if any(s.any_saturated for s in ok):
-        handles.append(Patch(facecolor="white", edgecolor="red", hatch=SATURATED_HATCH, label=SATURATED_NOTE))
-    # below the panels, where it can hide no bar
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize="small")
-    fig.suptitle(f"Throughput: {' vs '.join(styles)}")
-    return fig
+def _series_colors(keys: list[tuple[str, str]], styles: list[str]) -> dict[tuple[str, str], Any]:
+    """Each style keeps its colour; its further lines (other knob values) are lighter shades of it."""
+    extras = sorted(unique(extra for _, extra in keys), key=bool)  # a line with no knob: the full colour
+    shade = 0.55 / max(1, len(extras) - 1)
+    return {(st, ex): tuple(c + (1 - c) * shade * extras.index(ex) for c in to_rgb(style_color(st, styles)))
+            for st, ex in keys}
 
 
 def latency_figure(stats: list[CellStats]) -> Figure | None:
-    """(b) p50 and p99 against users, one line per style: where def's threadpool queue starts."""
+    """(b) p50 and p99 against the load, one line per style: where def's threadpool queue starts.
+    One panel per workload and deployment; the lines of a panel are its styles (and other knobs)."""
     ok = [s for s in stats if s.n > 0]
     if not ok:
         return None
-    styles = _unique([s.style for s in ok])
-    workloads = _unique([s.subject for s in ok])
+    styles = unique(s.style for s in ok)
     # an open loop's load is its rate (its users are just one per Locust process)
     load = "rate" if all(s.load_model == "open" for s in ok) else "users"
-    extra = varying(ok, ("style", "workload", "endpoint", "users", "rate", "max_inflight"))
-    fig, axes = _grid(len(workloads), 5.5, 4.0)
-    for ax, workload in zip(axes, workloads, strict=True):
-        cells = [s for s in ok if s.subject == workload]
-        keys = _unique([(s.style, label(s, extra)) for s in cells])
-        seen: set[str] = set()
-        for k, (style, extra_label) in enumerate(keys):
-            line = sorted((s for s in cells if (s.style, label(s, extra)) == (style, extra_label)),
+    split = Split(ok, ("subject", *pl.DEPLOYMENT), pl.LOADS)
+    panels = unique(split.panel_of(s) for s in ok)
+    keys = unique((s.style, split.series_of(s)) for s in ok)
+    colors = _series_colors(keys, styles)
+    values = [v for s in ok for v in (s.p50_ms_mean, s.p99_ms_mean) if v > 0]
+    # one scale kind for every panel: a queue's latency dwarfs a no-op's, so log where any does
+    log = bool(values) and max(values) > 100 * min(values)
+    fig, axes = _grid(len(panels), 3.0, 0.9)
+    knees: dict[int, Any] = {}
+    for ax, panel in zip(axes, panels, strict=True):
+        cells = [s for s in ok if split.panel_of(s) == panel]
+        for key in keys:
+            line = sorted((s for s in cells if (s.style, split.series_of(s)) == key),
                           key=lambda s: getattr(s, load))
-            users = [getattr(s, load) for s in line]
-            # a style's first line has the style's colour everywhere; further lines of it get others
-            color = OTHER_COLORS[k % len(OTHER_COLORS)] if style in seen else style_color(style, styles)
-            seen.add(style)
-            name = f"{style} {extra_label}".strip()
-            ax.errorbar(users, [s.p99_ms_mean for s in line], yerr=[s.p99_ms_ci95 for s in line],
-                        color=color, marker="o", capsize=3, label=f"{name} p99")
-            ax.errorbar(users, [s.p50_ms_mean for s in line], yerr=[s.p50_ms_ci95 for s in line],
-                        color=color, marker=".", linestyle="--", capsize=3, label=f"{name} p50")
+            x = [getattr(s, load) for s in line]
+            ax.errorbar(x, [s.p99_ms_mean for s in line], yerr=[s.p99_ms_ci95 for s in line],
+                        color=colors[key], marker="o", capsize=3)
+            ax.errorbar(x, [s.p50_ms_mean for s in line], yerr=[s.p50_ms_ci95 for s in line],
+                        color=colors[key], marker=".", linestyle="--", capsize=3)
         sat = [s for s in cells if s.any_saturated]
-        if sat:
-            ax.scatter([getattr(s, load) for s in sat], [s.p99_ms_mean for s in sat], marker="X", s=90,
-                       facecolor="none", edgecolor="red", zorder=5, label=SATURATED_NOTE)
+        ax.scatter([getattr(s, load) for s in sat], [s.p99_ms_mean for s in sat], marker="X", s=90,
+                   facecolor="none", edgecolor="red", zorder=5)
         if load == "users":
-            _mark_threadpool(ax, cells)
-        values = [v for s in cells for v in (s.p50_ms_mean, s.p99_ms_mean) if v > 0]
-        if values and max(values) / min(values) > 100:  # a queue's latency dwarfs noop's otherwise
+            _mark_threadpool(ax, cells, knees)
+        if len({getattr(s, load) for s in cells}) == 1:
+            ax.set_xticks([getattr(cells[0], load)])  # one load: no scale of made-up ones around it
+        if log:
             ax.set_yscale("log")
+            pl.log_ticks(ax.yaxis, *ax.get_ylim())
         else:
             ax.set_ylim(bottom=0)  # a wide interval must not suggest negative latency
-        ax.set_title(f"Latency vs {'offered rate' if load == 'rate' else 'users'}: {workload}")
-        ax.set_xlabel("offered requests/s (open loop)" if load == "rate" else "concurrent users")
-        ax.set_ylabel("latency (ms, mean of repeats, 95 % CI)")
-        ax.legend(fontsize="x-small")
+        ax.set_title(pl.wrap(panel, pl.title_chars(fig, 3)))
+    pl.xlabel_below(axes, 3, "offered requests/s (open loop)" if load == "rate" else "concurrent users")
+    fig.supylabel("latency, ms (mean of repeats, 95 % CI" + ("; log scale)" if log else ")"))
+    handles: list[Any] = [Line2D([], [], color=colors[k], marker="o",
+                                 label=pl.wrap(", ".join(filter(None, k)), pl.LEGEND_CHARS)) for k in keys]
+    handles += [Line2D([], [], color="black", marker="o", label="p99"),
+                Line2D([], [], color="black", marker=".", linestyle="--", label="p50")]
+    handles += [Line2D([], [], color="gray", linestyle=style, label=f"def threadpool full above {size} users")
+                for size, style in knees.items()]
+    if any(s.any_saturated for s in ok):
+        handles.append(Line2D([], [], color="red", marker="X", markerfacecolor="none", linestyle="none",
+                              markersize=9, label=LIGHTER_NOTE))
+    pl.legend_below(fig, handles)
     fig.suptitle("Latency p50 (dashed) and p99 (solid) against load")
     return fig
 
 
-def _mark_threadpool(ax: Any, cells: list[CellStats]) -> None:
+KNEE_STYLES = (":", "-.", (0, (1, 4)), (0, (5, 3)))
+
+
+def _mark_threadpool(ax: Any, cells: list[CellStats], knees: dict[int, Any]) -> None:
     """A def endpoint runs in anyio's threadpool: beyond tokens x workers users, requests queue."""
     users = [s.users for s in cells]
-    sizes = _unique([s.threadpool_tokens * s.workers for s in cells if s.style == "def"])
-    for size in sizes:
+    for size in unique(s.threadpool_tokens * s.workers for s in cells if s.style == "def"):
         if min(users) <= size <= max(users):
-            ax.axvline(size, color="gray", linestyle=":", linewidth=1,
-                       label=f"threadpool size {size} (tokens x workers)")
-
-
-def cpu_figure(stats: list[CellStats]) -> Figure | None:
-    """(c) the target's CPU milliseconds per request, one bar per cell."""
-    ok = [s for s in stats if s.n > 0]
-    if not ok:
-        return None
-    styles = _unique([s.style for s in ok])
-    fig = Figure(figsize=(8, 1.2 + 0.35 * len(ok)), layout="constrained")
-    ax = fig.subplots()
-    y = list(range(len(ok)))[::-1]  # first cell on top, like the tables
-    for pos, s in zip(y, ok, strict=True):
-        ax.barh(pos, s.cpu_ms_per_request_mean, color=style_color(s.style, styles),
-                hatch=SATURATED_HATCH if s.any_saturated else None,
-                edgecolor="red" if s.any_saturated else "black", linewidth=0.6)
-    ax.set_yticks(y, [s.cell_id for s in ok], fontsize="small")
-    ax.set_xlabel("target CPU time per request (ms)")
-    ax.set_title("Server CPU cost per request")
-    if not any(s.cpu_ms_per_request_mean for s in ok):
-        ax.text(0.5, 0.5, "no CPU figures recorded", transform=ax.transAxes, ha="center")
-    handles = [Patch(facecolor=style_color(st, styles), edgecolor="black", label=st) for st in styles]
-    if any(s.any_saturated for s in ok):
-        handles.append(Patch(facecolor="white", edgecolor="red", hatch=SATURATED_HATCH, label=SATURATED_NOTE))
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize="small")
-    return fig
+            style = knees.setdefault(size, KNEE_STYLES[len(knees) % len(KNEE_STYLES)])
+            ax.axvline(size, color="gray", linestyle=style, linewidth=1)
 
 
 # name -> (caption, builder): the report's plots, in the order they appear
 FIGURES: dict[str, tuple[str, Callable[[list[CellStats]], Figure | None]]] = {
     "rps": ("Requests per second, def vs async, per workload and worker count (whiskers: 95 % CI)",
             rps_figure),
-    "latency": ("Latency p50/p99 against concurrent users per workload: the threadpool knee", latency_figure),
-    "cpu": ("Target CPU milliseconds per request, per cell", cpu_figure),
+    "latency": ("Latency p50/p99 against the load (concurrent users, or an open loop's offered rate) per "
+                "workload: the threadpool knee", latency_figure),
+    "cpu": ("Target CPU milliseconds per request, def vs async, per workload and worker count", cpu_figure),
 }
+# capacity.csv's knobs of a search (bench/commands/capacity.py RESULT_COLUMNS): its panel's title
+SEARCH_KNOBS = ("workload", "server", "workers", "threadpool_tokens", "sleep_ms", "cpu_iterations",
+                "arrivals")
+
+
+def _typed(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def capacity_figure(steps: list[dict[str, str]], results: list[dict[str, str]]) -> Figure | None:
@@ -200,38 +254,52 @@ def capacity_figure(steps: list[dict[str, str]], results: list[dict[str, str]]) 
         return None
     style_of = {r["search_id"]: r["style"] for r in results}
     panel_of = {sid: sid.split("-", 1)[-1] for sid in style_of}
-    panels = _unique(panel_of[s["search_id"]] for s in ran if s["search_id"] in panel_of)
+    panels = unique(panel_of[s["search_id"]] for s in ran if s["search_id"] in panel_of)
     if not panels:
         return None
-    styles = _unique(style_of.values())
-    fig, axes = _grid(len(panels), 5.5, 4.0)
+    styles = unique(style_of.values())
+    shown = [k for k in SEARCH_KNOBS if len({r.get(k) for r in results}) > 1]  # what varies names a panel
+    fig, axes = _grid(len(panels), 3.2, 0.9)
     for ax, panel in zip(axes, panels, strict=True):
-        for r in (r for r in results if panel_of[r["search_id"]] == panel):
+        searches = [r for r in results if panel_of[r["search_id"]] == panel]
+        caps = []
+        for r in searches:
             points = sorted((float(s["rate"]), float(s["p50_ms"]), float(s["p99_ms"])) for s in ran
                             if s["search_id"] == r["search_id"])
             if not points:
                 continue
             color = style_color(r["style"], styles)
             rates = [p[0] for p in points]
-            ax.plot(rates, [p[2] for p in points], color=color, marker="o", label=f"{r['style']} p99")
-            ax.plot(rates, [p[1] for p in points], color=color, marker=".", linestyle="--",
-                    label=f"{r['style']} p50")
+            ax.plot(rates, [p[2] for p in points], color=color, marker="o")
+            ax.plot(rates, [p[1] for p in points], color=color, marker=".", linestyle="--")
             cap = float(r["capacity_rps"])
             if cap > 0:
-                ax.axvline(cap, color=color, linestyle=":", linewidth=1,
-                           label=f"{r['style']} capacity {cap:.0f} req/s")
-        slo = float(next(r["slo_p99_ms"] for r in results if panel_of[r["search_id"]] == panel))
-        ax.axhline(slo, color="red", linewidth=1, label=f"objective: p99 {slo:g} ms")
+                ax.axvline(cap, color=color, linestyle=":", linewidth=1)
+                caps.append(f"{r['style']} {cap:.0f}")
+        ax.axhline(float(searches[0]["slo_p99_ms"]), color="red", linewidth=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(ScalarFormatter())  # plain numbers: 100, 1000 rather than 10^2
+        pl.log_ticks(ax.yaxis, *ax.get_ylim())
         ramp = sorted({float(s["rate"]) for s in ran if s["phase"] in ("up", "down")
                        and panel_of.get(s["search_id"]) == panel})
-        ax.set_xticks(ramp, [f"{rate:g}" for rate in ramp])  # the ramp's rates, labelled as such
+        ramp = ramp[::-(-len(ramp) // 6)]  # the ramp's rates, labelled as such: six at most
+        ax.set_xticks(ramp, [f"{rate:g}" for rate in ramp])
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_title(panel.replace("-cap-", ", ").replace("-", " "))
-        ax.set_xlabel("offered requests/s (open loop, log scale)")
-        ax.set_ylabel("latency from the due time (ms, log scale)")
-        ax.legend(fontsize="x-small")
+        name = ", ".join(pl.value_text(k, _typed(searches[0][k])) for k in shown if k in searches[0])
+        ax.set_title("\n".join(filter(None, [name or (panel if len(panels) > 1 else ""),
+                                             "capacity, req/s: " + ", ".join(caps) if caps else ""])),
+                     fontsize=10)
+    pl.xlabel_below(axes, 3, "offered requests/s (open loop, log scale)")
+    fig.supylabel("latency from the due time, ms (log scale)")
+    slos = {r["slo_p99_ms"] for r in results}
+    handles: list[Any] = [Line2D([], [], color=style_color(st, styles), marker="o", label=st)
+                          for st in styles]
+    handles += [Line2D([], [], color="black", marker="o", label="p99"),
+                Line2D([], [], color="black", marker=".", linestyle="--", label="p50"),
+                Line2D([], [], color="gray", linestyle=":",
+                       label="capacity (highest rate within the objective)"),
+                Line2D([], [], color="red", label=f"objective: p99 {float(slos.pop()):g} ms" if len(slos) == 1
+                       else "objective: p99")]
+    pl.legend_below(fig, handles)
     fig.suptitle("Latency against offered rate (open loop)")
     return fig

@@ -60,7 +60,7 @@ def test_a_clear_win_gives_its_ratio_interval_limit_and_the_sharpest_sentence() 
     assert line.p99.startswith("def 11") and " lower (" in line.p99
     assert line.bound == "both: target's CPU" and line.change == "more target cores"
     assert a.table() == (list(HEADER), [line.cells()])
-    assert any(n.startswith("Sharpest difference: cpu, 100 users: def's p99 550 ms against async's 6,100 ms")
+    assert any(n.startswith("Sharpest difference: cpu, 100 users: def's p99 550 against async's 6,100 ms")
                for n in a.notes), a.notes
     assert any("3 interleaved repeats" in n for n in a.notes)
     assert sum("give the target more cores" in n for n in a.notes) == 1

@@ -107,3 +107,28 @@ def test_key_csv_has_the_figures_people_open_first_in_their_order(tmp_path) -> N
     run = RunDir(tmp_path)
     run.write_stats(summarize(rows))
     assert run.key_path.read_text().splitlines()[1] == ",".join(ok)
+
+
+def test_plan_counts_repeats_honestly_and_says_what_merged(monkeypatch, capsys) -> None:
+    import argparse
+
+    from bench.commands.plan import cmd_plan, repeats_text
+
+    host(monkeypatch, 2)
+    assert cmd_plan(argparse.Namespace(scenario="default", set=["repeats=1"])) == 0
+    first, second = capsys.readouterr().out.splitlines()[:2]
+    assert first == "scenario default: 12 cells, 1 repeat each: 12 runs"
+    assert second.startswith('  note: workers = [1, "cores"] both mean 1 on this host')
+    assert cmd_plan(argparse.Namespace(scenario="default", set=[])) == 0
+    assert capsys.readouterr().out.startswith("scenario default: 12 cells, 3 interleaved repeats each: 36 runs\n")
+    cells = scenario_mod.from_dict({"matrix": [{"users": [10], "repeats": [1]}, {"users": [20], "repeats": [3]}]},
+                                   {}).cells()
+    assert repeats_text(cells) == "1-3 interleaved repeats"
+    assert repeats_text(cells[:1]) == "1 repeat each"
+
+
+def test_the_line_under_the_title_says_what_was_measured_where() -> None:
+    from bench.report.environment import measured
+
+    assert measured(ENV, 12, 3, 4.0) == "12 cells x 3 repeats of 4 s measured each, on AMD EPYC, 2 cores, local backend."
+    assert measured({}, 1, 1, 2.5) == "1 cells x 1 repeat of 2.5 s measured each, on an unknown CPU, ? cores, the backend."

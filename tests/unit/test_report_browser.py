@@ -15,7 +15,7 @@ import pytest
 
 from bench.report.pages import write_report
 from bench.results.stats import summarize
-from tests.rows import make_run, make_row
+from tests.rows import make_row, make_run
 
 BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser")
 WINDOW = (1366, 768)  # the most common laptop screen
