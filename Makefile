@@ -15,7 +15,7 @@ SET_ARGS := $(foreach s,$(SET),--set $(s))
 # make runs a line that names $(MAKE) even under `make -n`, and the rest of that line with it
 IMAGES := $(if $(filter docker,$(BACKEND)),images)
 # `bench run` of one scenario, as bench and smoke give it
-RUN = $(BIN)/python -m bench run $(1) --backend $(BACKEND) --out $(OUT) $(SET_ARGS)
+BENCH_RUN = $(BIN)/python -m bench run $(1) --backend $(BACKEND) --out $(OUT) $(SET_ARGS)
 # a command `make test` runs before the Docker tests (CI: wait for the images it builds in the
 # background meanwhile, while the unit and the other end-to-end tests run)
 BEFORE_DOCKER ?=
@@ -44,7 +44,7 @@ $(VENV)/.installed: requirements-dev.txt app/requirements.txt loadgen/requiremen
 	touch $@
 
 bench: venv $(IMAGES) ## run SCENARIO (default: default) on BACKEND (auto|local|docker); SET="k=v k2=a,b"
-	$(call RUN,$(SCENARIO))
+	$(call BENCH_RUN,$(SCENARIO))
 
 GATE_OUT ?= results/ci
 GATE_SCENARIO ?= ci
@@ -59,7 +59,7 @@ capacity: venv $(IMAGES) ## per cell of SCENARIO (default: capacity), the highes
 	$(BIN)/python -m bench capacity $(if $(filter default,$(SCENARIO)),capacity,$(SCENARIO)) --backend $(BACKEND) --out $(OUT) $(if $(SLO),--slo-p99 $(SLO)) $(SET_ARGS)
 
 smoke: venv $(IMAGES) ## the smoke scenario (under 2 minutes)
-	$(call RUN,smoke)
+	$(call BENCH_RUN,smoke)
 
 plan: venv ## print the cells of SCENARIO and the estimated wall time
 	$(BIN)/python -m bench plan $(SCENARIO) $(SET_ARGS)

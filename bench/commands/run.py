@@ -301,7 +301,7 @@ def _finish(run: RunDir, name: str, checks: dict[str, Any], no_report: bool, ci:
     for message in failed_checks or []:
         print(f"  check failed: {message}", file=sys.stderr)
     said = answer(cell_stats, rows, env.get("merged_axes"))
-    if said.lines:
+    if said.lines or said.notes:
         print("\nthe answer:\n" + said.text(), file=sys.stderr)
     verdicts = tuple(checks_mod.verdicts(rows, checks or {}))
     floors = tuple(s.cell_id for s in cell_stats if s.any_saturated)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bench.judge.verdict import NOT_PAIRED, PAIRS, Limit, limit_of, reads
+from bench.judge.verdict import NOT_PAIRED, PAIRS, Limit, limit_of, ratio
 from bench.results.row import SummaryRow
 from bench.results.stats import PARAMS, CellStats
-from bench.scenario.keys import differs
+from bench.results.varying import reads, varying
 
 HEADER = ("question", "throughput (req/s)", "p99 latency", "what bound it", "change first")
 BOUND = {"the load generator": "Locust", "the load itself": "the load (nothing saturated)"}
@@ -47,31 +47,37 @@ class Comparison:
 
 
 def compare(better: float, better_half: float, worse: float, worse_half: float, n: int) -> Comparison:
-    """better / worse with its 95 % interval: the relative half-widths add in quadrature on the log
-    scale (first order, independent errors), so a wide interval never crosses zero."""
-    if better <= 0 or worse <= 0:
-        return Comparison(0.0, 0.0, 0.0, 0)
-    factor = better / worse
-    rel = math.hypot(better_half / better, worse_half / worse)
-    return Comparison(factor, factor * math.exp(-rel), factor * math.exp(rel), n)
+    """better / worse with its 95 % interval (verdict.ratio: the one formula of the report)."""
+    factor, low, high = ratio(better, better_half, worse, worse_half)
+    return Comparison(factor, low, high, n if factor else 0)
 
 
 def verdict_text(c: Comparison, first: str, second: str, lower: bool) -> str:
-    """"async 1.24x (1.10-1.39)", "def 11x lower (8.2-15)", "within noise (0.93-1.08x)"."""
+    """"async 1.24x (1.10-1.39)", "def 11x lower (8.2-15)"; where the run cannot say which wins,
+    why, and no ratio (the comparisons in full give it)."""
     if not c.factor:
         return "no figures"
-    winner, factor, low, high = ((second, c.factor, c.low, c.high) if c.factor >= 1
-                                 else (first, 1 / c.factor, 1 / c.high, 1 / c.low))
-    said = f"{winner} {_x(factor)}" + (" lower" if lower else "")
     if c.n < 2:
-        return f"{ONE_REPEAT} ({said}?)"
+        return ONE_REPEAT
     if not c.significant:
-        return f"{NOISE} ({second}/{first} {_x(c.factor if not lower else 1 / c.factor)})"
-    return f"{said} ({_num(low)}-{_num(high)})"
+        return NOISE
+    winner, factor, low, high = ((second, c.factor, c.low, c.high) if c.factor > 1
+                                 else (first, 1 / c.factor, 1 / c.high, 1 / c.low))
+    return f"{winner} {_x(factor)}" + (" lower" if lower else "") + f" ({_end(low, -1)}-{_end(high, 1)})"
 
 
 def _num(x: float) -> str:
     return f"{x:.2f}" if x < 10 else f"{x:.0f}"
+
+
+def _end(x: float, away: int) -> str:
+    """An interval's end, rounded away from the ratio (down for the low end) so that a significant
+    win never shows a range that holds 1.00."""
+    digits = 2 if x < 10 else 0
+    scaled = x * 10**digits
+    rounded = (math.floor(scaled) if away < 0 else math.ceil(scaled)) / 10**digits
+    text = f"{rounded:.{digits}f}"
+    return f"{x:.3f}" if text == "1.00" else text
 
 
 def _x(x: float) -> str:
@@ -102,7 +108,10 @@ class Answer:
         return list(HEADER), [line.cells() for line in self.lines]
 
     def text(self) -> str:
-        """Fixed-width, for the terminal at the end of `bench run`."""
+        """Fixed-width, for the terminal at the end of `bench run`; the notes alone when no question
+        has both sides (one style, no ok cell)."""
+        if not self.lines:
+            return "\n".join(self.notes)
         header, rows = self.table()
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
@@ -111,6 +120,8 @@ class Answer:
         return "\n".join([*out, "", *self.notes])
 
     def markdown(self) -> list[str]:
+        if not self.lines:
+            return list(self.notes)
         header, rows = self.table()
         cell = lambda t: t.replace("|", "\\|")  # noqa: E731
         out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -118,10 +129,10 @@ class Answer:
         return [*out, "", *self.notes]
 
 
-def _question(s: CellStats, varying: list[str]) -> str:
+def _question(s: CellStats, knobs: list[str]) -> str:
     what = f"endpoint {s.endpoint}" if s.endpoint else s.workload
     load = f"{s.rate:g} req/s offered" if s.load_model == "open" else f"{s.users} users"
-    extra = [f"{p} {getattr(s, p)}" for p in varying if p not in ("users", "rate") and reads(s, p)]
+    extra = [f"{p} {getattr(s, p)}" for p in knobs if reads(s, p)]
     return ", ".join([str(what), load, *extra])
 
 
@@ -152,12 +163,25 @@ def line_for(d: CellStats, a: CellStats, first: str, second: str, question: str,
     if d.any_saturated or a.any_saturated:
         lim = ld if d.any_saturated else la
         return Line(question, FLOOR, FLOOR, bound, _change(lim), lim.suggestion)
-    # the side to build on: the one that wins p99, else throughput, else def's (nothing to choose)
-    wins = [c for c in (p99, rps) if c.significant]
-    lim = (la if wins[0].factor > 1 else ld) if wins else ld
     sharp = _sharpest(question, d, a, first, second, rps, p99)
+    change, lim = _first_change(rps, p99, (first, ld), (second, la))
     return Line(question, verdict_text(rps, first, second, lower=False),
-                verdict_text(p99, first, second, lower=True), bound, _change(lim), lim.suggestion, sharp)
+                verdict_text(p99, first, second, lower=True), bound, change, lim.suggestion, sharp)
+
+
+def _first_change(rps: Comparison, p99: Comparison, first: tuple[str, Limit],
+                  second: tuple[str, Limit]) -> tuple[str, Limit]:
+    """The one thing to change: the style that wins (p99 first, then throughput), then what bound
+    it, or what the other style would need; with no winner, what bound each."""
+    wins = [c for c in (p99, rps) if c.significant]
+    if not wins:
+        if first[1].name == second[1].name:
+            return _change(first[1]), first[1]
+        return f"{first[0]}: {_change(first[1])}; {second[0]}: {_change(second[1])}", first[1]
+    (winner, lw), (loser, ll) = (second, first) if wins[0].factor > 1 else (first, second)
+    if lw.name == ll.name:
+        return f"{winner}, then {_change(lw)}", lw
+    return f"{winner} (or {loser} with {_change(ll)})", lw
 
 
 def _sharpest(question: str, d: CellStats, a: CellStats, first: str, second: str, rps: Comparison,
@@ -170,8 +194,13 @@ def _sharpest(question: str, d: CellStats, a: CellStats, first: str, second: str
     established, factor, c, name = max(found, key=lambda f: (f[0], f[1]))
     (win, ws), (lose, ls_) = ((a, second), (d, first)) if c.factor > 1 else ((d, first), (a, second))
     fig, unit = ("p99_ms_mean", "ms") if name == "p99" else ("rps_mean", "req/s")
-    return established, factor, (f"{question}: {ws}'s {name} {getattr(win, fig):,.0f} against "
-                                 f"{ls_}'s {getattr(lose, fig):,.0f} {unit}")
+    return established, factor, (f"{question}: {ws}'s {name} {_fig(getattr(win, fig))} against "
+                                 f"{ls_}'s {_fig(getattr(lose, fig))} {unit}")
+
+
+def _fig(x: float) -> str:
+    """A figure to three significant digits or more: 6,107, 549, 12.3, 0.842."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.3g}"
 
 
 def answer(stats: list[CellStats], rows: list[SummaryRow], merged: list[str] | None = None) -> Answer:
@@ -181,8 +210,7 @@ def answer(stats: list[CellStats], rows: list[SummaryRow], merged: list[str] | N
         if row.status == "ok":
             by_cell.setdefault(row.cell_id, []).append(row)
     ok = [s for s in stats if s.n > 0]
-    skip = (*NOT_PAIRED, "workload", "endpoint", "backend")
-    varying = [p for p in PARAMS if p not in skip and differs(ok, p)]
+    knobs = varying(ok, (*NOT_PAIRED, "workload", "endpoint", "users", "rate"))
     groups: dict[tuple[object, ...], list[CellStats]] = {}
     for s in ok:
         groups.setdefault(tuple(getattr(s, p) for p in PARAMS if p not in NOT_PAIRED), []).append(s)
@@ -192,7 +220,7 @@ def answer(stats: list[CellStats], rows: list[SummaryRow], merged: list[str] | N
         for first, second in PAIRS:
             if first in styles and second in styles:
                 lines.append(line_for(styles[first], styles[second], first, second,
-                                      _question(group[0], varying), by_cell))
+                                      _question(group[0], knobs), by_cell))
     return Answer(tuple(lines), tuple(notes(lines, stats, merged or [])))
 
 

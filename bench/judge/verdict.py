@@ -108,12 +108,14 @@ def limit_of(rows: list[SummaryRow]) -> Limit:
 
 def ratio(a: float, a_half: float, b: float, b_half: float) -> tuple[float, float, float]:
     """a / b and its 95 % interval from the two means' half-widths (first order, independent
-    errors: the relative half-widths add in quadrature)."""
+    errors: the relative half-widths add in quadrature, on the log scale, so that a wide interval
+    never crosses zero and a ratio and its inverse have the same interval, inverted). The report's
+    answer (bench/judge/answer.py) and its comparisons in full both use this one."""
     if a <= 0 or b <= 0:
         return 0.0, 0.0, 0.0
     r = a / b
     rel = math.hypot(a_half / a, b_half / b)
-    return r, r * (1 - rel), r * (1 + rel)
+    return r, r * math.exp(-rel), r * math.exp(rel)
 
 
 def _ratio_text(name: str, a: float, a_half: float, b: float, b_half: float, n: int) -> str:
@@ -139,9 +141,6 @@ def reads(s: CellStats, param: str) -> bool:
     if param in SCOPED:  # a knob its cell does not read is neutral there (scenario._scoped_values)
         return getattr(s, param) not in ("", 0)
     return True
-
-
-_reads = reads  # the name plots.py may know it by
 
 
 def lines(stats: list[CellStats], rows: list[SummaryRow],

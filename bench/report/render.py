@@ -64,9 +64,12 @@ def _md_table(table: Table) -> list[str]:
 
 
 def _answer_md(rep: Report) -> list[str]:
-    if not rep.answer.lines:
-        return [f"- {_md_cell(line)}" for line in rep.says] or ["No ok cell to draw a conclusion from."]
-    return rep.answer.markdown()
+    """The table and its notes; where no question has both styles (a run of one), each cell's
+    line in full instead of the table, the notes (merged axes, failed cells) still under it."""
+    if rep.answer.lines:
+        return rep.answer.markdown()
+    said = [f"- {_md_cell(line)}" for line in rep.says] or ["No ok cell to draw a conclusion from."]
+    return said + (["", *rep.answer.notes] if rep.answer.notes else [])
 
 
 def render_markdown(rep: Report) -> str:
@@ -137,12 +140,12 @@ def _figure(name: str, caption: str, images: dict[str, bytes]) -> str:
 
 def _answer_html(rep: Report) -> str:
     esc = html.escape
+    notes = "".join(f"<li>{esc(n)}</li>" for n in rep.answer.notes)
+    notes = f"<ul class='notes'>{notes}</ul>" if notes else ""
     if not rep.answer.lines:
         says = "".join(f"<li>{esc(line)}</li>" for line in rep.says)
-        return f"<ul>{says}</ul>" if says else "<p>No ok cell to draw a conclusion from.</p>"
-    notes = "".join(f"<li>{esc(n)}</li>" for n in rep.answer.notes)
-    return (_html_table(*_escaped(rep.answer.table())).replace("<table>", "<table id='answer'>", 1)
-            + (f"<ul class='notes'>{notes}</ul>" if notes else ""))
+        return (f"<ul>{says}</ul>" if says else "<p>No ok cell to draw a conclusion from.</p>") + notes
+    return _html_table(*_escaped(rep.answer.table())).replace("<table>", "<table id='answer'>", 1) + notes
 
 
 def render_html(rep: Report, images: dict[str, bytes]) -> str:

@@ -50,10 +50,18 @@ def _sentence(key: str, same: list[Any], resolved: tuple[Any, ...], scen: Scenar
     text = (f"{key} = [{shown}] {alike} mean {' / '.join(resolved)} on this host, so their cells merged "
             f"({planned} planned, {len(scen.cells())} run): the {key} question was not tested here")
     if key == "workers" and "cores" in same:
-        host = smallest_host(2)
-        text += (f"; a host with {host} or more CPUs gives the target 2 or more (or set target_cpuset "
-                 "to 2 CPUs or more)")
+        if {str(v) for v in raw_values(scen, "target_cpuset")} == {"auto"}:
+            text += (f"; a host with {smallest_host(2)} or more CPUs gives the target 2 or more (or set "
+                     "target_cpuset to 2 CPUs or more)")
+        else:
+            text += "; a target_cpuset of 2 CPUs or more would test it"
     return text + "."
+
+
+def raw_values(scen: Scenario, key: str) -> list[Any]:
+    """The key's values as the scenario gives them: every block's axis, else the default."""
+    found = [v for block in scen.matrix for v in block.get(key, [])]
+    return found or [scen.defaults.get(key, "auto")]
 
 
 def smallest_host(target_cpus: int) -> int:

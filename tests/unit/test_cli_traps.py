@@ -79,6 +79,9 @@ def test_smoke_runs_the_smoke_scenario_and_bench_the_one_asked() -> None:
     assert "-m bench run smoke --backend local --out results --set users=3 --set workers=2" in dry(
         "smoke", "BACKEND=local", "SCENARIO=ci", "SET=users=3 workers=2")
     assert "-m bench run ci --backend auto --out r " in dry("bench", "SCENARIO=ci", "OUT=r")
+    # RUN is the report's run folder, never the bench run command (a macro of that name once was)
+    assert dry("report", "RUN=results/x").strip().endswith("-m bench report results/x")
+    assert "-m bench run default" in dry("bench", "RUN=results/x")
 
 
 # --- a closed pipe ends quietly -------------------------------------------------------------

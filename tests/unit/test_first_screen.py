@@ -45,9 +45,12 @@ def test_an_axis_of_values_that_differ_merges_nothing(monkeypatch) -> None:
     host(monkeypatch, 2)
     scen = scenario_mod.from_dict({"matrix": {"users": [10, 20], "workers": [1, 2]}}, {})
     assert merged_axes(scen) == []
-    three = scenario_mod.from_dict({"matrix": {"workers": [1, "cores", 1.0]}}, {})
+    three = scenario_mod.from_dict({"matrix": {"workers": [1, "cores", 2]}}, {})
     (sentence,) = merged_axes(three)
-    assert sentence.startswith("workers = [1, \"cores\", 1] all mean 1") or "all mean 1" in sentence
+    assert sentence.startswith('workers = [1, "cores"] both mean 1 on this host') and "(3 planned, 2 run)" in sentence
+    pinned = scenario_mod.from_dict({"defaults": {"target_cpuset": "0"}, "matrix": {"workers": [1, "cores"]}}, {})
+    (sentence,) = merged_axes(pinned)
+    assert sentence.endswith("; a target_cpuset of 2 CPUs or more would test it."), "no bigger host helps a pinned set"
 
 
 ENV = {"cpu_model": "AMD EPYC", "cores": 2, "host_cpus": "0-1", "kernel": "6.1", "backend": "local",
@@ -132,3 +135,16 @@ def test_the_line_under_the_title_says_what_was_measured_where() -> None:
 
     assert measured(ENV, 12, 3, 4.0) == "12 cells x 3 repeats of 4 s measured each, on AMD EPYC, 2 cores, local backend."
     assert measured({}, 1, 1, 2.5) == "1 cells x 1 repeat of 2.5 s measured each, on an unknown CPU, ? cores, the backend."
+
+
+def test_a_floor_the_baseline_left_unjudged_is_said_once_as_a_floor() -> None:
+    from bench.judge import gate
+
+    def judged(cell: str, verdict: str) -> gate.Judgement:
+        return gate.Judgement(cell, cell, verdict, "", "", 3, 3, ())
+
+    o = Outcome("r", "ci", (), (judged("a", gate.NOT_JUDGED), judged("b", gate.NOT_JUDGED), judged("c", gate.PASS)),
+                baseline="base/summary_stats.csv", floors=("a",))
+    assert o.not_judged == ["1 cell(s) where Locust was the limit (their req/s are floors)",
+                            "1 cell(s) the baseline could not judge"]
+    assert Outcome("r", "ci", (), (judged("c", gate.PASS),), baseline="b").not_judged == []

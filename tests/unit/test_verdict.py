@@ -4,6 +4,7 @@ def/async ratios with their intervals, and nothing said that the rows do not sho
 from __future__ import annotations
 
 import dataclasses
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -74,9 +75,12 @@ def test_little_law_names_the_load_when_nothing_saturated() -> None:
     assert opened.name == "the offered rate" and "250 of 250 req/s served" in opened.evidence
 
 
-def test_ratio_interval_adds_relative_errors_in_quadrature() -> None:
+def test_ratio_interval_adds_relative_errors_in_quadrature_on_the_log_scale() -> None:
     r, lo, hi = ratio(200.0, 6.0, 100.0, 4.0)  # 3 % and 4 %: 5 % together
-    assert r == 2.0 and lo == pytest.approx(1.9) and hi == pytest.approx(2.1)
+    assert r == 2.0 and lo == pytest.approx(2 * math.exp(-0.05)) and hi == pytest.approx(2 * math.exp(0.05))
+    r, lo, hi = ratio(100.0, 4.0, 200.0, 6.0)  # the inverse: the same interval, inverted
+    assert lo == pytest.approx(1 / (2 * math.exp(0.05))) and hi == pytest.approx(1 / (2 * math.exp(-0.05)))
+    assert ratio(100.0, 300.0, 100.0, 0.0)[1] > 0, "a half-width three times the mean still gives a floor above 0"
     assert ratio(0.0, 0.0, 1.0, 0.0) == (0.0, 0.0, 0.0)
 
 
