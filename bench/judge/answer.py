@@ -63,19 +63,20 @@ def verdict_text(c: Comparison, first: str, second: str, lower: bool) -> str:
         return NOISE
     winner, factor, low, high = ((second, c.factor, c.low, c.high) if c.factor > 1
                                  else (first, 1 / c.factor, 1 / c.high, 1 / c.low))
-    return f"{winner} {_x(factor)}" + (" lower" if lower else "") + f" ({_end(low, -1)}-{_end(high, 1)})"
+    interval = f"({_end(low, down=True)}-{_end(high, down=False)})"
+    return f"{winner} {_x(factor)}" + (" lower" if lower else "") + f" {interval}"
 
 
 def _num(x: float) -> str:
     return f"{x:.2f}" if x < 10 else f"{x:.0f}"
 
 
-def _end(x: float, away: int) -> str:
+def _end(x: float, down: bool) -> str:
     """An interval's end, rounded away from the ratio (down for the low end) so that a significant
     win never shows a range that holds 1.00."""
     digits = 2 if x < 10 else 0
     scaled = x * 10**digits
-    rounded = (math.floor(scaled) if away < 0 else math.ceil(scaled)) / 10**digits
+    rounded = (math.floor(scaled) if down else math.ceil(scaled)) / 10**digits
     text = f"{rounded:.{digits}f}"
     return f"{x:.3f}" if text == "1.00" else text
 

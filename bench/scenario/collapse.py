@@ -59,9 +59,10 @@ def _sentence(key: str, same: list[Any], resolved: tuple[Any, ...], scen: Scenar
 
 
 def raw_values(scen: Scenario, key: str) -> list[Any]:
-    """The key's values as the scenario gives them: every block's axis, else the default."""
+    """The key's values as the scenario gives them: every block's axis, else the default (the
+    scenario's defaults hold every key)."""
     found = [v for block in scen.matrix for v in block.get(key, [])]
-    return found or [scen.defaults.get(key, "auto")]
+    return found or [scen.defaults[key]]
 
 
 def smallest_host(target_cpus: int) -> int:

@@ -147,6 +147,10 @@ def test_a_teams_app_pairs_as_written_with_on_loop_and_names_the_endpoint() -> N
     (line,) = said(rows).lines
     assert line.question == "endpoint orders, 10 users"
     assert line.throughput.startswith("on_loop 2.0") and line.p99.startswith("on_loop 2.")
+    assert line.change == "on_loop, then nothing saturated: more load"
+    rows = (rows_of("as_written", "noop", 10, [100, 101, 99], [30, 31, 32], endpoint="orders")
+            + rows_of("on_loop", "noop", 10, [100, 101, 99], [20, 21, 22], endpoint="orders"))
+    assert said(rows).lines[0].change.startswith("on_loop"), "a win under 2x names its winner too"
 
 
 def test_an_open_loop_question_names_its_offered_rate() -> None:
@@ -171,3 +175,118 @@ def test_the_sharpest_sentence_keeps_three_digits_of_a_small_figure() -> None:
             + rows_of("async", "noop", 10, [3000, 3010, 2990], [0.41, 0.42, 0.43]))
     notes = said(rows).notes
     assert any("async's p99 0.42 against def's 0.85 ms" in n for n in notes), notes
+
+
+def test_two_repeats_are_enough_for_an_interval_and_ten_keeps_its_format() -> None:
+    assert verdict_text(Comparison(1.5, 1.2, 1.8, 2), "def", "async", lower=False) == "async 1.50x (1.20-1.80)"
+    assert verdict_text(Comparison(10.0, 10.0, 10.0, 3), "def", "async", lower=False) == "async 10x (10-10)"
+    assert verdict_text(Comparison(9.999, 9.991, 9.999, 3), "def", "async", lower=False) == "async 10.00x (9.99-10.00)"
+
+
+def test_the_terminal_and_markdown_tables_exactly() -> None:
+    from bench.judge.answer import Answer, Line
+
+    a = Answer((Line("q|1", "a", "bb", "c", "d"), Line("q2", "aaa", "b", "c", "d")), ("A note.",))
+    assert a.text() == ("question  throughput (req/s)  p99 latency  what bound it  change first\n"
+                        "--------  ------------------  -----------  -------------  ------------\n"
+                        "q|1       a                   bb           c              d\n"
+                        "q2        aaa                 b            c              d\n"
+                        "\n"
+                        "A note.")
+    assert a.markdown() == ["| question | throughput (req/s) | p99 latency | what bound it | change first |",
+                            "|---|---|---|---|---|",
+                            "| q\\|1 | a | bb | c | d |",
+                            "| q2 | aaa | b | c | d |",
+                            "", "A note."]
+
+
+def test_a_knob_a_cell_does_not_read_stays_out_of_its_question() -> None:
+    rows = []
+    for ms in (50, 100):
+        for style in ("def", "async"):
+            rows += rows_of(style, "sleep", 10, [98.0, 99.0], [120.0, 121.0], sleep_ms=ms, cell_id=f"{style}-s{ms}")
+    rows += rows_of("def", "noop", 10, [98.0, 99.0], [120.0, 121.0], sleep_ms=50, cell_id="def-noop")
+    rows += rows_of("async", "noop", 10, [98.0, 99.0], [120.0, 121.0], sleep_ms=50, cell_id="async-noop")
+    questions = [line.question for line in said(rows).lines]
+    assert questions == ["sleep, 10 users, sleep_ms 50", "sleep, 10 users, sleep_ms 100", "noop, 10 users"]
+
+
+def test_the_short_change_of_each_limit() -> None:
+    from bench.judge.answer import _change
+    from bench.judge.verdict import Limit
+
+    assert _change(Limit("the target's CPU", "", 'add workers (workers = "cores")')) == "more workers"
+    assert _change(Limit("the target's CPU", "", "give the target more cores")) == "more target cores"
+    assert _change(Limit("the event loop", "", "add workers: one event loop each")) == "more workers"
+    assert _change(Limit("the event loop", "", "move blocking calls out of async def")) == "unblock the event loop"
+    assert _change(Limit("the threadpool", "", "raise it")) == "more threadpool tokens"
+    assert _change(Limit("something new", "", "do this")) == "do this"
+
+
+def test_def_saturated_alone_still_asks_for_locust_and_throughput_never_says_lower() -> None:
+    rows = (rows_of("def", "noop", 10, [3000, 3100], [9, 9], loadgen_saturated=True)
+            + rows_of("async", "noop", 10, [4000, 4100], [5, 5], target_cpu_pct=99.0))
+    assert said(rows).lines[0].change == "more CPUs for Locust"
+    rows = (rows_of("def", "cpu", 10, [300, 302, 301], [50, 51, 52])
+            + rows_of("async", "cpu", 10, [200, 201, 202], [50, 51, 52]))
+    (line,) = said(rows).lines
+    assert line.throughput.startswith("def 1.50x (") and "lower" not in line.throughput and line.p99 == NOISE
+
+
+def test_the_sharpest_sentence_of_a_throughput_win_and_an_established_one_before_a_larger_guess() -> None:
+    rows = (rows_of("def", "sleep", 100, [400, 401, 399], [285, 290, 295], cell_id="d1")
+            + rows_of("async", "sleep", 100, [600, 601, 599], [285, 290, 295], cell_id="a1")
+            # a larger difference, but inside the noise: it is not what the run established
+            + rows_of("def", "cpu", 100, [100, 500, 300], [50, 51, 52], cell_id="d2")
+            + rows_of("async", "cpu", 100, [900, 100, 1700], [50, 51, 52], cell_id="a2"))
+    notes = said(rows).notes
+    assert notes[0] == "Sharpest difference: sleep, 100 users: async's req/s 600 against def's 400 req/s (1.50x)."
+    rows = (rows_of("def", "cpu", 10, [300, 301, 302], [50, 51, 52]) + rows_of("async", "cpu", 10, [200, 201, 202],
+                                                                              [50, 51, 52], target_cpu_pct=99.0))
+    a = said(rows)
+    assert a.notes[0] == "Sharpest difference: cpu, 10 users: def's req/s 301 against async's 201 req/s (1.50x)."
+    assert a.lines[0].change == "def (or async with more target cores)"
+
+
+def test_a_pair_without_figures_has_no_sharpest_sentence() -> None:
+    rows = rows_of("def", "sleep", 10, [0.0, 0.0], [0.0, 0.0]) + rows_of("async", "sleep", 10, [0.0, 0.0], [0.0, 0.0])
+    a = said(rows)
+    assert a.lines[0].throughput == "no figures" and not any("difference" in n for n in a.notes)
+
+
+def test_figures_keep_three_digits_at_every_size() -> None:
+    from bench.judge.answer import _fig
+
+    assert [_fig(x) for x in (6107.4, 100.0, 99.94, 10.0, 9.994, 0.8421)] == ["6,107", "100", "99.9", "10.0", "9.99",
+                                                                               "0.842"]
+
+
+def test_two_endpoints_are_two_questions_named_by_endpoint_alone() -> None:
+    rows = []
+    for ep in ("orders", "users"):
+        rows += rows_of("as_written", "noop", 10, [100, 101], [50, 51], endpoint=ep, cell_id=f"w-{ep}")
+        rows += rows_of("on_loop", "noop", 10, [100, 101], [50, 51], endpoint=ep, cell_id=f"l-{ep}")
+    assert [line.question for line in said(rows).lines] == ["endpoint orders, 10 users", "endpoint users, 10 users"]
+
+
+def test_each_caveat_said_once_word_for_word() -> None:
+    one = said(rows_of("def", "sleep", 10, [98.0], [120.0]) + rows_of("async", "sleep", 10, [99.0], [105.0]))
+    assert ("One repeat: no ratio has an interval, so no difference here is established; run with --set repeats=3 "
+            "(or more) before trusting one.") in one.notes
+    rows = (rows_of("def", "sleep", 10, [98.0, 99.0], [120.0, 121.0])
+            + rows_of("async", "sleep", 10, [99.0, 98.0, 97.0], [105.0, 104.0, 103.0], loadgen_saturated=True)
+            + [make_row(cell_id=c, style="def", workload="cpu", status="failed", error="boom") for c in ("f1", "f2")])
+    notes = said(rows).notes
+    assert ("2-3 interleaved repeats per cell; a ratio's range is its 95 % interval, and \"within noise\" means that "
+            "interval holds 1x.") in notes
+    assert ("Locust was the limit in 1 of 4 cells: their req/s are floors and their latencies partly Locust's, so "
+            "those rows compare nothing.") in notes
+    assert "2 cell(s) failed every repeat and are left out: f1, f2." in notes
+
+
+def test_within_a_row_an_established_difference_wins_over_a_larger_guess() -> None:
+    rows = (rows_of("def", "cpu", 10, [100, 500, 300], [60, 61, 62])
+            + rows_of("async", "cpu", 10, [900, 100, 1700], [50, 51, 52]))
+    (line,) = said(rows).lines
+    assert line.throughput == NOISE and line.sharpest[0] is True
+    assert line.sharpest[2] == "cpu, 10 users: async's p99 51.0 against def's 61.0 ms"

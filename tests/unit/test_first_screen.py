@@ -45,19 +45,35 @@ def test_an_axis_of_values_that_differ_merges_nothing(monkeypatch) -> None:
     host(monkeypatch, 2)
     scen = scenario_mod.from_dict({"matrix": {"users": [10, 20], "workers": [1, 2]}}, {})
     assert merged_axes(scen) == []
+    three = scenario_mod.from_dict({"matrix": {"users": [10, 10.0, 20]}}, {})
+    (sentence,) = merged_axes(three)
+    assert sentence.startswith("users = [10, 10] both mean 10 on this host") and "a host with" not in sentence
+    three = scenario_mod.from_dict({"matrix": {"threadpool_tokens": [40, 40, 40, 41]}}, {})
+    (sentence,) = merged_axes(three)
+    assert sentence == ("threadpool_tokens = [40, 40, 40] all mean 40 on this host, so their cells merged (4 planned, "
+                        "2 run): the threadpool_tokens question was not tested here.")
     three = scenario_mod.from_dict({"matrix": {"workers": [1, "cores", 2]}}, {})
     (sentence,) = merged_axes(three)
     assert sentence.startswith('workers = [1, "cores"] both mean 1 on this host') and "(3 planned, 2 run)" in sentence
     pinned = scenario_mod.from_dict({"defaults": {"target_cpuset": "0"}, "matrix": {"workers": [1, "cores"]}}, {})
     (sentence,) = merged_axes(pinned)
-    assert sentence.endswith("; a target_cpuset of 2 CPUs or more would test it."), "no bigger host helps a pinned set"
+    assert sentence.startswith('workers = [1, "cores"] both mean 1') and sentence.endswith(
+        "(2 planned, 1 run): the workers question was not tested here; a target_cpuset of 2 CPUs or more would "
+        "test it."), "no bigger host helps a pinned set"
+    axis = scenario_mod.from_dict({"matrix": {"workers": [1, "cores"], "target_cpuset": ["0"]}}, {})
+    (sentence,) = merged_axes(axis)
+    assert sentence.endswith("a target_cpuset of 2 CPUs or more would test it.")
+    auto = scenario_mod.from_dict({"matrix": {"workers": [1, "cores"], "target_cpuset": ["auto"]}}, {})
+    (sentence,) = merged_axes(auto)
+    assert sentence.endswith("; a host with 6 or more CPUs gives the target 2 or more (or set target_cpuset to 2 "
+                             "CPUs or more).")
 
 
 ENV = {"cpu_model": "AMD EPYC", "cores": 2, "host_cpus": "0-1", "kernel": "6.1", "backend": "local",
        "target_python_build": "CPython 3.11.2", "python_build": "CPython 3.11.7",
        "packages_pinned": {"fastapi": "0.115.0", "uvicorn": "0.30.0", "granian": "1.0"},
        "packages": {"fastapi": "0.115.0", "uvicorn": "0.31.0", "granian": "1.0", "starlette": "0.38",
-                    "locust": "2.47"}}
+                    "locust": "2.47", "uvloop": "0.21"}}
 
 
 def test_each_package_is_listed_once_and_a_pin_only_where_it_differs() -> None:
@@ -76,7 +92,7 @@ def test_the_facts_name_the_cpu_kernel_target_python_and_the_servers_in_use() ->
     facts = dict(rows)
     assert facts["CPU"] == "AMD EPYC, 2 cores (host CPUs 0-1)"
     assert facts["target's Python"] == "CPython 3.11.2" and facts["kernel"] == "6.1"
-    assert facts["versions"] == "fastapi 0.115.0, starlette 0.38, uvicorn 0.31.0"
+    assert facts["versions"] == "fastapi 0.115.0, starlette 0.38, uvicorn 0.31.0, uvloop 0.21"
     assert "granian" not in facts["versions"], "a server no cell ran is no fact of this run"
     _, rows = facts_table({**ENV, "target_python_build": ""}, ["granian"])
     assert dict(rows)["target's Python"] == "CPython 3.11.7" and "granian 1.0" in dict(rows)["versions"]
@@ -148,3 +164,19 @@ def test_a_floor_the_baseline_left_unjudged_is_said_once_as_a_floor() -> None:
     assert o.not_judged == ["1 cell(s) where Locust was the limit (their req/s are floors)",
                             "1 cell(s) the baseline could not judge"]
     assert Outcome("r", "ci", (), (judged("c", gate.PASS),), baseline="b").not_judged == []
+
+
+def test_facts_and_the_full_list_of_an_env_that_lacks_everything() -> None:
+    assert facts_table({}, []) == (["fact", "value"], [["CPU", "unknown CPU, ? cores (host CPUs ?)"]])
+    env = {"python_build": "CPython 3.12", "backend": "docker", "kernel": "6.1", "cores": 16,
+           "packages": {"mine": "1.0", "fastapi": "0.1"}, "scenario": {"matrix": [{"users": [10]}], "name": "x"}}
+    header, rows = facts_table(env, ["mine"])
+    assert header == ["fact", "value"] and rows == [
+        ["CPU", "unknown CPU, 16 cores (host CPUs ?)"], ["kernel", "6.1"], ["target's Python", "CPython 3.12"],
+        ["backend", "docker"], ["versions", "fastapi 0.1, mine 1.0"]]  # a server unknown here: its own name
+    header, rows = env_table({**env, "packages_pinned": {"fastapi": "0.1"}, "packages": "not read"})
+    assert header == ["key", "value"]
+    assert ["scenario.matrix", '[{"users": [10]}]'] in rows and ["scenario.name", "x"] in rows
+    assert ["packages_pinned.fastapi", "0.1"] in rows, "without an installed map, no pin is dropped"
+    _, rows = env_table({"scenario": {"defaults": {"b": 1, "a": 2}}})
+    assert rows == [["scenario.defaults", '{"a": 2, "b": 1}']], "sorted keys: two runs' files compare line by line"
