@@ -168,9 +168,9 @@ def words(fig: Figure) -> str:
     return "\n".join(t.get_text() for t in texts(fig))
 
 
-def check_legible(fig: Figure) -> None:
+def check_legible(fig: Figure, renderer: Any = None) -> None:
     assert fig.get_figwidth() * DPI <= PAGE_PX, f"{fig.get_figwidth() * DPI:.0f} px wide: the page shrinks it"
-    renderer = drawn(fig)
+    renderer = renderer or drawn(fig)
     width, height = fig.get_figwidth() * DPI, fig.get_figheight() * DPI
     boxes = []
     for t in texts(fig):
@@ -201,18 +201,27 @@ def stats() -> dict[str, list[CellStats]]:
     return {name: stats_of(name) for name in MATRICES}
 
 
+_BUILT: dict[tuple[str, str], tuple[Figure, Any]] = {}
+
+
+def built(stats: dict[str, list[CellStats]], matrix: str, figure: str) -> tuple[Figure, Any]:
+    """Each figure of each matrix built and laid out once per test process (a 144-cell figure takes
+    seconds to lay out, and the tests below only read it): the figure and its renderer."""
+    if (matrix, figure) not in _BUILT:
+        fig = BUILDERS[figure](stats[matrix])
+        assert fig is not None
+        _BUILT[matrix, figure] = fig, drawn(fig)
+    return _BUILT[matrix, figure]
+
+
 @pytest.mark.parametrize(("matrix", "figure"), CASES)
 def test_every_text_fits_the_page_at_its_size_and_overlaps_no_other(stats, matrix, figure) -> None:
-    fig = BUILDERS[figure](stats[matrix])
-    assert fig is not None
-    check_legible(fig)
+    check_legible(*built(stats, matrix, figure))
 
 
 @pytest.mark.parametrize(("matrix", "figure"), CASES)
 def test_labels_name_only_what_varies_and_what_the_cells_read(stats, matrix, figure) -> None:
-    fig = BUILDERS[figure](stats[matrix])
-    assert fig is not None
-    drawn(fig)
+    fig, _ = built(stats, matrix, figure)
     text = words(fig)
     assert not CONSTANT_WORDS[matrix].search(text), CONSTANT_WORDS[matrix].search(text)
     if matrix in CLOSED:
@@ -224,8 +233,7 @@ def test_labels_name_only_what_varies_and_what_the_cells_read(stats, matrix, fig
 
 @pytest.mark.parametrize(("matrix", "figure"), CASES)
 def test_one_scale_kind_per_figure(stats, matrix, figure) -> None:
-    fig = BUILDERS[figure](stats[matrix])
-    assert fig is not None
+    fig, _ = built(stats, matrix, figure)
     axes = main_axes(fig)
     assert len({ax.get_xscale() for ax in axes}) == 1 and len({ax.get_yscale() for ax in axes}) == 1, (
         [(ax.get_title(), ax.get_xscale(), ax.get_yscale()) for ax in axes])
@@ -234,8 +242,7 @@ def test_one_scale_kind_per_figure(stats, matrix, figure) -> None:
 @pytest.mark.parametrize("matrix", ["default", "large"])
 def test_the_saturation_marker_says_what_it_means_for_each_figure(stats, matrix) -> None:
     assert any(s.any_saturated for s in stats[matrix])
-    rps, latency, cpu = (BUILDERS[f](stats[matrix]) for f in ("rps", "latency", "cpu"))
-    assert rps is not None and latency is not None and cpu is not None
+    rps, latency, cpu = (built(stats, matrix, f)[0] for f in ("rps", "latency", "cpu"))
     assert FLOOR in words(rps)
     # a saturated Locust sent less than asked: its cells' latency is at a lighter load
     assert FLOOR not in words(latency) and "Locust" in words(latency)
