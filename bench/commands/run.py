@@ -304,16 +304,16 @@ def _finish(run: RunDir, name: str, checks: dict[str, Any], no_report: bool, ci:
     if said.lines or said.notes:
         print("\nthe answer:\n" + said.text(), file=sys.stderr)
     verdicts = tuple(checks_mod.verdicts(rows, checks or {}))
-    floors = tuple(s.cell_id for s in cell_stats if s.any_saturated)
+    said_md, floors = tuple(said.markdown()), tuple(s.cell_id for s in cell_stats if s.any_saturated)
     if ci.baseline is None:
-        outcome = Outcome(run.name, name, verdicts, answer=tuple(said.markdown()), floors=floors)
+        outcome = Outcome(run.name, name, verdicts, answer=said_md, floors=floors)
     else:
         current = (str(env.get("cpu_model") or ""), env["target_python_build"])
         outcome = Outcome(run.name, name, verdicts,
                           tuple(gate.judge(ci.baseline, cell_stats, *current, threshold=ci.threshold)),
                           str(ci.baseline.source), ci.threshold,
                           gate.machine_differs(ci.baseline, *current) or gate.unchecked(ci.baseline),
-                          answer=tuple(said.markdown()), floors=floors)
+                          answer=said_md, floors=floors)
     for line in outcome.lines():  # nothing without a baseline
         print(line, file=sys.stderr)
     for path in publish(outcome, run, ci.junit):

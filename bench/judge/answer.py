@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bench.judge.verdict import NOT_PAIRED, PAIRS, Limit, limit_of, ratio
+from bench.judge.verdict import NOT_PAIRED, PAIRS, Limit, limit_of, ok_rows, ratio, style_groups
 from bench.results.row import SummaryRow
-from bench.results.stats import PARAMS, CellStats
+from bench.results.stats import CellStats
 from bench.results.varying import reads, varying
 
 HEADER = ("question", "throughput (req/s)", "p99 latency", "what bound it", "change first")
@@ -206,22 +206,14 @@ def _fig(x: float) -> str:
 
 def answer(stats: list[CellStats], rows: list[SummaryRow], merged: list[str] | None = None) -> Answer:
     """The table and its sentences, from the run's per-cell figures and rows."""
-    by_cell: dict[str, list[SummaryRow]] = {}
-    for row in rows:
-        if row.status == "ok":
-            by_cell.setdefault(row.cell_id, []).append(row)
-    ok = [s for s in stats if s.n > 0]
-    knobs = varying(ok, (*NOT_PAIRED, "workload", "endpoint", "users", "rate"))
-    groups: dict[tuple[object, ...], list[CellStats]] = {}
-    for s in ok:
-        groups.setdefault(tuple(getattr(s, p) for p in PARAMS if p not in NOT_PAIRED), []).append(s)
+    by_cell = ok_rows(rows)
+    knobs = varying([s for s in stats if s.n > 0], (*NOT_PAIRED, "workload", "endpoint", "users", "rate"))
     lines = []
-    for group in groups.values():
-        styles = {s.style: s for s in group}
+    for styles in style_groups(stats):
+        question = _question(next(iter(styles.values())), knobs)
         for first, second in PAIRS:
             if first in styles and second in styles:
-                lines.append(line_for(styles[first], styles[second], first, second,
-                                      _question(group[0], knobs), by_cell))
+                lines.append(line_for(styles[first], styles[second], first, second, question, by_cell))
     return Answer(tuple(lines), tuple(notes(lines, stats, merged or [])))
 
 

@@ -143,25 +143,37 @@ def reads(s: CellStats, param: str) -> bool:
     return True
 
 
-def lines(stats: list[CellStats], rows: list[SummaryRow],
-          capacity: list[dict[str, str]] | None = None,
-          steps: list[dict[str, str]] | None = None) -> list[str]:
-    """The section's lines: one per def/async comparison (or per searched endpoint), in run order."""
+def ok_rows(rows: list[SummaryRow]) -> dict[str, list[SummaryRow]]:
+    """Each cell's ok repeats, by cell id."""
     by_cell: dict[str, list[SummaryRow]] = {}
     for row in rows:
         if row.status == "ok":
             by_cell.setdefault(row.cell_id, []).append(row)
+    return by_cell
+
+
+def style_groups(stats: list[CellStats]) -> list[dict[str, CellStats]]:
+    """The ok cells that differ only in style (and port), each group by style, in run order."""
+    groups: dict[tuple[object, ...], dict[str, CellStats]] = {}
+    for s in stats:
+        if s.n > 0:
+            groups.setdefault(tuple(getattr(s, p) for p in PARAMS if p not in NOT_PAIRED), {})[s.style] = s
+    return list(groups.values())
+
+
+def lines(stats: list[CellStats], rows: list[SummaryRow],
+          capacity: list[dict[str, str]] | None = None,
+          steps: list[dict[str, str]] | None = None) -> list[str]:
+    """The section's lines: one per def/async comparison (or per searched endpoint), in run order."""
+    by_cell = ok_rows(rows)
     if capacity:
         return [_capacity_line(group, steps or [], by_cell) for group in _capacity_pairs(capacity)]
     ok = [s for s in stats if s.n > 0]
     varying = [p for p in PARAMS
                if p not in (*NOT_PAIRED, "workload", "endpoint", "backend") and differs(ok, p)]
-    groups: dict[tuple[object, ...], list[CellStats]] = {}
-    for s in ok:
-        groups.setdefault(tuple(getattr(s, p) for p in PARAMS if p not in NOT_PAIRED), []).append(s)
     out = []
-    for group in groups.values():
-        styles = {s.style: s for s in group}
+    for styles in style_groups(stats):
+        group = list(styles.values())
         text = _label(group[0], varying) + ": "
         for first, second in PAIRS:
             if first not in styles or second not in styles:

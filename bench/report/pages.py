@@ -66,12 +66,8 @@ def inside_table(rows: list[SummaryRow]) -> Table:
     header = ["cell", "threads busy", "requests waiting for a thread", "connections in use",
               "requests waiting for a connection", "loop lag p99 ms", "target CPU %",
               "target RSS MB", "target threads", "Locust CPU %", "Locust headroom x", "Locust loop lag ms"]
-    by_cell: dict[str, list[SummaryRow]] = {}
-    for r in rows:
-        if r.status == "ok":
-            by_cell.setdefault(r.cell_id, []).append(r)
     out = []
-    for cell, rs in by_cell.items():
+    for cell, rs in verdict.ok_rows(rows).items():
         worst = [max(getattr(r, f) for r in rs) for f in ("threadpool_busy_max", "threadpool_waiting_max",
                                                            "db_pool_busy_max", "db_pool_waiting_max")]
         out.append([cell, *map(str, worst), f"{max(r.loop_lag_p99_ms for r in rs):.1f}",
